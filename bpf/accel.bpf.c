@@ -1,0 +1,344 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * accel: local socket acceleration.
+ *
+ * accel_sockops runs when a TCP connection of a process in an enabled cgroup
+ * becomes established. If both ends are local it puts the socket in
+ * accel_socks, keyed by its 4-tuple and network namespace. accel_msg runs on
+ * every sendmsg of such a socket and moves the data straight into the peer's
+ * receive queue (BPF_F_INGRESS), skipping TCP/IP and loopback. It always
+ * returns SK_PASS: a peer that is not in the map gets the data through the
+ * normal stack.
+ *
+ * A socket is never simply deleted from accel_socks: deleting it would drop
+ * bytes already redirected to it but not yet read. accel_release (an
+ * iterator) marks sockets draining, which stops redirects from and to them,
+ * and removes each one only once its queue of redirected data is empty.
+ */
+#include "sonic_bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, SONIC_ACCEL_MAX_SOCKS);
+	__type(key, struct sonic_accel_key);
+	__type(value, __u64);
+} accel_socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sonic_accel_sock);
+} accel_sk SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_STORAGE);
+	__type(key, struct bpf_cgroup_storage_key);
+	__type(value, struct sonic_accel_cgroup);
+} accel_cg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, SONIC_ACCEL_MAX_FILTERED_CGROUPS);
+	__type(key, __u64);
+	__type(value, struct sonic_accel_ports);
+} accel_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SONIC_ACCEL_MAX_LOCAL_ADDRS);
+	__type(key, struct sonic_accel_local_key);
+	__type(value, __u8);
+} accel_local SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sonic_accel_stats);
+} accel_stats SEC(".maps");
+
+/* Keys whose sockets the MARK pass wants marked too (the peers). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SONIC_ACCEL_MAX_SOCKS);
+	__type(key, struct sonic_accel_key);
+	__type(value, __u8);
+} accel_drain SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sonic_accel_iter);
+} accel_iter SEC(".maps");
+
+SONIC_META_MAP(accel);
+
+static __always_inline struct sonic_accel_stats *stats(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&accel_stats, &zero);
+}
+
+static __always_inline void count(struct sonic_accel_stats *s, __u32 idx,
+				  __u64 n)
+{
+	if (s && idx < SONIC_ACCEL_NR_COUNTERS)
+		__sync_fetch_and_add(&s->counter[idx], n);
+}
+
+static __always_inline int is_loopback(const __u32 a[4])
+{
+	if (a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == bpf_htonl(1))
+		return 1; /* ::1 */
+	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0xffff) &&
+	       (a[3] & bpf_htonl(0xff000000)) == bpf_htonl(0x7f000000);
+}
+
+static __always_inline int is_local(__u64 netns, const __u32 a[4])
+{
+	struct sonic_accel_local_key k = { .netns = netns };
+
+	if (is_loopback(a))
+		return 1;
+	k.addr[0] = a[0];
+	k.addr[1] = a[1];
+	k.addr[2] = a[2];
+	k.addr[3] = a[3];
+	return bpf_map_lookup_elem(&accel_local, &k) != NULL;
+}
+
+/* The key of the socket a sockops program runs for; 0 if not inet. */
+static __always_inline int key_of_sockops(struct bpf_sock_ops *ops,
+					  struct sonic_accel_key *k)
+{
+	__u32 family = CTX_U32(ops, family);
+
+	if (family == AF_INET) {
+		k->local_ip[2] = bpf_htonl(0xffff);
+		k->local_ip[3] = CTX_U32(ops, local_ip4);
+		k->remote_ip[2] = bpf_htonl(0xffff);
+		k->remote_ip[3] = CTX_U32(ops, remote_ip4);
+	} else if (family == AF_INET6) {
+		k->local_ip[0] = CTX_U32(ops, local_ip6[0]);
+		k->local_ip[1] = CTX_U32(ops, local_ip6[1]);
+		k->local_ip[2] = CTX_U32(ops, local_ip6[2]);
+		k->local_ip[3] = CTX_U32(ops, local_ip6[3]);
+		k->remote_ip[0] = CTX_U32(ops, remote_ip6[0]);
+		k->remote_ip[1] = CTX_U32(ops, remote_ip6[1]);
+		k->remote_ip[2] = CTX_U32(ops, remote_ip6[2]);
+		k->remote_ip[3] = CTX_U32(ops, remote_ip6[3]);
+	} else {
+		return 0;
+	}
+	k->local_port = CTX_U32(ops, local_port);
+	k->remote_port = bpf_ntohl(CTX_U32(ops, remote_port));
+	k->netns = bpf_get_netns_cookie(ops);
+	return 1;
+}
+
+/* The key under which the peer of the sending socket is stored. */
+static __always_inline void peer_key_of_msg(struct sk_msg_md *msg,
+					    struct sonic_accel_key *k)
+{
+	if (CTX_U32(msg, family) == AF_INET) {
+		k->remote_ip[2] = bpf_htonl(0xffff);
+		k->remote_ip[3] = CTX_U32(msg, local_ip4);
+		k->local_ip[2] = bpf_htonl(0xffff);
+		k->local_ip[3] = CTX_U32(msg, remote_ip4);
+	} else {
+		k->remote_ip[0] = CTX_U32(msg, local_ip6[0]);
+		k->remote_ip[1] = CTX_U32(msg, local_ip6[1]);
+		k->remote_ip[2] = CTX_U32(msg, local_ip6[2]);
+		k->remote_ip[3] = CTX_U32(msg, local_ip6[3]);
+		k->local_ip[0] = CTX_U32(msg, remote_ip6[0]);
+		k->local_ip[1] = CTX_U32(msg, remote_ip6[1]);
+		k->local_ip[2] = CTX_U32(msg, remote_ip6[2]);
+		k->local_ip[3] = CTX_U32(msg, remote_ip6[3]);
+	}
+	k->remote_port = CTX_U32(msg, local_port);
+	k->local_port = bpf_ntohl(CTX_U32(msg, remote_port));
+	k->netns = bpf_get_netns_cookie(msg);
+}
+
+static __always_inline void mirror(const struct sonic_accel_key *k,
+				   struct sonic_accel_key *peer)
+{
+	peer->netns = k->netns;
+	peer->local_ip[0] = k->remote_ip[0];
+	peer->local_ip[1] = k->remote_ip[1];
+	peer->local_ip[2] = k->remote_ip[2];
+	peer->local_ip[3] = k->remote_ip[3];
+	peer->remote_ip[0] = k->local_ip[0];
+	peer->remote_ip[1] = k->local_ip[1];
+	peer->remote_ip[2] = k->local_ip[2];
+	peer->remote_ip[3] = k->local_ip[3];
+	peer->local_port = k->remote_port;
+	peer->remote_port = k->local_port;
+	peer->reserved = 0;
+}
+
+SEC("sockops")
+int accel_sockops(struct bpf_sock_ops *ops)
+{
+	struct sonic_accel_key key = {};
+	struct sonic_accel_cgroup *cg;
+	struct sonic_accel_sock *st;
+	struct sonic_accel_stats *s;
+	struct bpf_sock *sk;
+	__u32 op = CTX_U32(ops, op);
+	__u16 server_port;
+
+	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
+	    op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		return 1;
+	cg = bpf_get_local_storage(&accel_cg, 0);
+	if (!cg->cgroup_id)
+		return 1; /* attachment made, not configured yet */
+	if (!key_of_sockops(ops, &key))
+		return 1;
+	s = stats();
+	if (!is_local(key.netns, key.remote_ip)) {
+		count(s, SONIC_ACCEL_SKIPPED_REMOTE, 1);
+		return 1;
+	}
+	sk = ops->sk;
+	if (!sk)
+		return 1;
+	st = bpf_sk_storage_get(&accel_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st || st->flags)
+		return 1; /* an enabled descendant cgroup already decided */
+	st->cgroup_id = cg->cgroup_id;
+
+	if (cg->flags & SONIC_ACCEL_CG_PORT_FILTER) {
+		__u64 cgid = cg->cgroup_id;
+		struct sonic_accel_ports *ports;
+
+		server_port = op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB ?
+				      key.remote_port :
+				      key.local_port;
+		ports = bpf_map_lookup_elem(&accel_ports, &cgid);
+		if (!ports || !(ports->bits[(server_port >> 6) & 1023] &
+				(1ULL << (server_port & 63)))) {
+			st->flags = SONIC_ACCEL_SOCK_SKIPPED;
+			count(s, SONIC_ACCEL_SKIPPED_PORT, 1);
+			return 1;
+		}
+	}
+	if (bpf_sock_hash_update(ops, &accel_socks, &key, BPF_NOEXIST)) {
+		st->flags = SONIC_ACCEL_SOCK_SKIPPED;
+		count(s, SONIC_ACCEL_INSERT_FAILED, 1);
+		return 1;
+	}
+	st->flags = SONIC_ACCEL_SOCK_ACCELERATED;
+	count(s, SONIC_ACCEL_INSERTED, 1);
+	return 1;
+}
+
+SEC("sk_msg")
+int accel_msg(struct sk_msg_md *msg)
+{
+	struct sonic_accel_key key = {};
+	struct sonic_accel_stats *s = stats();
+	struct sonic_accel_sock *st;
+	struct bpf_sock *sk = msg->sk;
+	__u32 size = CTX_U32(msg, size);
+
+	if (!sk)
+		return SK_PASS;
+	st = bpf_sk_storage_get(&accel_sk, sk, 0, 0);
+	if (!st || (st->flags & SONIC_ACCEL_SOCK_DRAINING)) {
+		count(s, SONIC_ACCEL_PASSED_DRAINING, 1);
+		return SK_PASS;
+	}
+	peer_key_of_msg(msg, &key);
+	if (bpf_msg_redirect_hash(msg, &accel_socks, &key, BPF_F_INGRESS) ==
+	    SK_PASS) {
+		count(s, SONIC_ACCEL_REDIRECTS, 1);
+		count(s, SONIC_ACCEL_REDIRECT_BYTES, size);
+	} else {
+		count(s, SONIC_ACCEL_MISSES, 1);
+		count(s, SONIC_ACCEL_MISS_BYTES, size);
+	}
+	return SK_PASS;
+}
+
+/* True when no redirected data waits on the socket's psock. */
+static __always_inline int ingress_empty(struct sock *sk, __u64 *bytes)
+{
+	unsigned long ud = (unsigned long)BPF_CORE_READ(sk, sk_user_data);
+	struct sk_psock___sonic *psock;
+	struct list_head___sonic *first;
+
+	psock = (void *)(ud & SONIC_SK_USER_DATA_PTRMASK);
+	if (!psock)
+		return 1;
+	first = BPF_CORE_READ(psock, ingress_msg.next);
+	if (bpf_core_field_exists(psock->msg_tot_len))
+		*bytes = BPF_CORE_READ(psock, msg_tot_len);
+	return first == &psock->ingress_msg;
+}
+
+SEC("iter/sockmap")
+int accel_release(struct bpf_iter__sockmap *ctx)
+{
+	struct sonic_accel_key key, peer;
+	struct sonic_accel_sock *st;
+	struct sonic_accel_iter *it;
+	struct sock *sk = ctx->sk;
+	__u32 zero = 0;
+	__u64 bytes = 0;
+	__u8 one = 1;
+
+	it = bpf_map_lookup_elem(&accel_iter, &zero);
+	if (!it || !sk || !ctx->key)
+		return 0;
+	if (bpf_probe_read_kernel(&key, sizeof(key), ctx->key))
+		return 0;
+	it->visited++;
+	st = bpf_sk_storage_get(&accel_sk, sk, 0, 0);
+
+	switch (it->op) {
+	case SONIC_ACCEL_ITER_MARK:
+		if (!st || (it->cgroup_id && st->cgroup_id != it->cgroup_id))
+			break;
+		st->flags |= SONIC_ACCEL_SOCK_DRAINING;
+		mirror(&key, &peer);
+		bpf_map_update_elem(&accel_drain, &peer, &one, BPF_ANY);
+		it->marked++;
+		break;
+	case SONIC_ACCEL_ITER_MARK_PEERS:
+		if (st && bpf_map_lookup_elem(&accel_drain, &key) &&
+		    !(st->flags & SONIC_ACCEL_SOCK_DRAINING)) {
+			st->flags |= SONIC_ACCEL_SOCK_DRAINING;
+			it->marked++;
+		}
+		break;
+	case SONIC_ACCEL_ITER_RELEASE:
+		if (!st || !(st->flags & SONIC_ACCEL_SOCK_DRAINING))
+			break;
+		if (ingress_empty(sk, &bytes)) {
+			if (!bpf_map_delete_elem(&accel_socks, &key)) {
+				it->released++;
+				count(stats(), SONIC_ACCEL_RELEASED, 1);
+			}
+		} else {
+			it->pending++;
+			it->pending_bytes += bytes;
+		}
+		break;
+	case SONIC_ACCEL_ITER_COUNT:
+		if (st && (st->flags & SONIC_ACCEL_SOCK_DRAINING)) {
+			it->pending++;
+			if (!ingress_empty(sk, &bytes))
+				it->pending_bytes += bytes;
+		}
+		break;
+	}
+	return 0;
+}

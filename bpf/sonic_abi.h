@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Every struct and enum that crosses the kernel/userspace boundary through a
+ * sonic map. Included by the BPF programs and by core/bpf, where each struct's
+ * size and layout is static_assert'ed (core/bpf/abi_check.cpp), so the two
+ * sides cannot drift apart silently.
+ */
+#ifndef SONIC_ABI_H
+#define SONIC_ABI_H
+
+#include <linux/types.h>
+
+/* Bumped whenever a pinned map's key or value layout changes. */
+#define SONIC_ABI_VERSION 1
+
+/* Written last when a family is loaded: its presence marks a complete load. */
+struct sonic_meta {
+	__u32 abi_version;
+	__u32 reserved;
+	__u8 object_hash[32]; /* SHA-256 of the embedded BPF object */
+};
+
+/* ---- accel: local socket acceleration (sockops + sk_msg) ---------------- */
+
+#define SONIC_ACCEL_MAX_SOCKS 65536
+#define SONIC_ACCEL_MAX_FILTERED_CGROUPS 256
+#define SONIC_ACCEL_MAX_LOCAL_ADDRS 1024
+
+/*
+ * SOCKHASH key of an accelerated socket, seen from that socket. Addresses are
+ * always in IPv6 form, IPv4 as ::ffff:a.b.c.d, so an AF_INET client and the
+ * AF_INET6 socket a dual-stack listener accepted for it produce mirror keys.
+ * The network namespace cookie keeps identical tuples in different namespaces
+ * apart.
+ */
+struct sonic_accel_key {
+	__u64 netns;
+	__u32 local_ip[4];  /* network byte order */
+	__u32 remote_ip[4]; /* network byte order */
+	__u16 local_port;   /* host byte order */
+	__u16 remote_port;  /* host byte order */
+	__u32 reserved;     /* always zero */
+};
+
+/* Per-socket state (BPF_MAP_TYPE_SK_STORAGE). */
+struct sonic_accel_sock {
+	__u64 cgroup_id; /* the enabled cgroup whose program decided */
+	__u32 flags;     /* enum sonic_accel_sock_flags */
+	__u32 reserved;
+};
+
+enum sonic_accel_sock_flags {
+	SONIC_ACCEL_SOCK_ACCELERATED = 1 << 0, /* inserted in the SOCKHASH */
+	SONIC_ACCEL_SOCK_SKIPPED = 1 << 1,     /* decided against (policy) */
+	SONIC_ACCEL_SOCK_DRAINING = 1 << 2,    /* no more redirects from or to it */
+};
+
+/* Per-attachment state (BPF_MAP_TYPE_CGROUP_STORAGE), written by sonic
+ * right after the sockops link is made. cgroup_id 0 = not configured yet. */
+struct sonic_accel_cgroup {
+	__u64 cgroup_id;
+	__u32 flags; /* enum sonic_accel_cgroup_flags */
+	__u32 reserved;
+};
+
+enum sonic_accel_cgroup_flags {
+	SONIC_ACCEL_CG_PORT_FILTER = 1 << 0, /* only ports set in accel_ports */
+};
+
+/* Port filter of one cgroup (keyed by cgroup id): a connection is accelerated
+ * when the bit of its server port is set. One bit per port, so any list of
+ * ports and ranges fits. */
+struct sonic_accel_ports {
+	__u64 bits[65536 / 64];
+};
+
+/* A non-loopback address owned by a network namespace (IPv6 form). */
+struct sonic_accel_local_key {
+	__u64 netns;
+	__u32 addr[4];
+};
+
+enum sonic_accel_counter {
+	SONIC_ACCEL_INSERTED,        /* sockets put in the SOCKHASH */
+	SONIC_ACCEL_INSERT_FAILED,   /* SOCKHASH full or socket refused */
+	SONIC_ACCEL_SKIPPED_REMOTE,  /* peer not a local address */
+	SONIC_ACCEL_SKIPPED_PORT,    /* port filter did not match */
+	SONIC_ACCEL_REDIRECTS,       /* messages moved socket to socket */
+	SONIC_ACCEL_REDIRECT_BYTES,
+	SONIC_ACCEL_MISSES,          /* peer not in the map: normal stack */
+	SONIC_ACCEL_MISS_BYTES,
+	SONIC_ACCEL_PASSED_DRAINING, /* messages of draining sockets */
+	SONIC_ACCEL_RELEASED,        /* sockets handed back to the normal stack */
+	SONIC_ACCEL_NR_COUNTERS,
+};
+
+/* One per-CPU slot holds every counter, so a program run does one lookup. */
+struct sonic_accel_stats {
+	__u64 counter[SONIC_ACCEL_NR_COUNTERS];
+};
+
+/* Parameters and results of one run of the accel_release iterator. */
+struct sonic_accel_iter {
+	__u32 op;        /* enum sonic_accel_iter_op */
+	__u32 reserved;
+	__u64 cgroup_id; /* 0: every socket */
+	__u64 visited;
+	__u64 marked;
+	__u64 released;
+	__u64 pending;       /* draining sockets whose reader has not caught up */
+	__u64 pending_bytes; /* bytes queued on them, where the kernel says */
+};
+
+enum sonic_accel_iter_op {
+	SONIC_ACCEL_ITER_MARK = 1,       /* mark sockets of cgroup_id draining */
+	SONIC_ACCEL_ITER_MARK_PEERS = 2, /* mark the peers of marked sockets */
+	SONIC_ACCEL_ITER_RELEASE = 3,    /* remove drained sockets from the map */
+	SONIC_ACCEL_ITER_COUNT = 4,      /* only count (visited, pending) */
+};
+
+#endif /* SONIC_ABI_H */

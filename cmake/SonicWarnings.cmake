@@ -1,0 +1,10 @@
+# Compiler flags shared by every C++ target of sonic.
+add_library(sonic_flags INTERFACE)
+target_compile_options(sonic_flags INTERFACE -Wall -Wextra -Wshadow -Wnon-virtual-dtor -Wformat=2)
+if(SONIC_WERROR)
+  target_compile_options(sonic_flags INTERFACE -Werror)
+endif()
+if(SONIC_SANITIZE)
+  target_compile_options(sonic_flags INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer)
+  target_link_options(sonic_flags INTERFACE -fsanitize=address,undefined)
+endif()

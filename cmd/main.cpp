@@ -1,0 +1,11 @@
+// sonic: parse, call core, render. Every object lives in its own file.
+#include "cli.hpp"
+
+int main(int argc, char **argv)
+{
+	sonic::cmd::Cli cli;
+	sonic::cmd::add_prog(cli);
+	sonic::cmd::add_accel(cli);
+	sonic::cmd::add_stats(cli);
+	return cli.run(argc, argv);
+}

@@ -1,0 +1,110 @@
+// sonic prog { load | unload | show }
+#include "cli.hpp"
+
+#include "bpf/accel.hpp"
+#include "bpf/family.hpp"
+#include "bpf/progs.hpp"
+#include "out/error.hpp"
+#include "sys/caps.hpp"
+
+#include <filesystem>
+
+namespace sonic::cmd {
+
+namespace {
+
+const std::initializer_list<sys::Cap> kBpfCaps = {sys::Cap::Bpf, sys::Cap::NetAdmin, sys::Cap::Perfmon};
+
+int load(Cli &cli)
+{
+	sys::require_caps("prog load", kBpfCaps);
+	bpf::Bpffs fs = cli.bpffs();
+	fs.ensure();
+	Fd lock = fs.lock();
+	out::Value families = out::Value::array();
+	bool changed = false;
+	for (const bpf::Family &f : bpf::builtin_families()) {
+		bpf::LoadResult r = bpf::load_family(fs, f);
+		changed |= r.changed;
+		families.push_back({{"name", std::string(f.name)}, {"changed", r.changed}, {"programs", r.programs}, {"maps", r.maps}});
+	}
+	cli.print({{"changed", changed}, {"bpffs", fs.root()}, {"families", families}});
+	return 0;
+}
+
+int unload(Cli &cli, bool force, double timeout)
+{
+	auto wait = seconds_arg(timeout, "--timeout");
+	sys::require_caps("prog unload", kBpfCaps);
+	bpf::Bpffs fs = cli.bpffs();
+	if (!std::filesystem::exists(fs.root())) {
+		cli.print({{"changed", false}, {"bpffs", fs.root()}, {"removed", out::Value::array()}});
+		return 0;
+	}
+	Fd lock = fs.lock();
+	out::Value v = {{"changed", false}, {"bpffs", fs.root()}};
+	const bpf::Family &accel = bpf::builtin_family("accel");
+	if (bpf::family_loaded(fs, accel)) {
+		bpf::ReleaseReport rel = bpf::accel_release_all(fs, wait);
+		v["released_sockets"] = rel.released;
+		if (rel.pending > 0 && !force)
+			throw env_error("prog unload",
+					std::to_string(rel.pending) + " accelerated socket(s) hold " +
+						std::to_string(rel.pending_bytes) +
+						" redirected byte(s) their application has not read; removing the map would "
+						"drop them",
+					fs.root())
+				.with_hint("acceleration is stopped: retry once those applications have read, or pass --force "
+					   "to discard the data");
+		v["discarded_sockets"] = rel.pending;
+	}
+	out::Value removed = out::Value::array();
+	for (const bpf::Family &f : bpf::builtin_families())
+		for (const std::string &path : bpf::unpin_family(fs, f))
+			removed.push_back(path);
+	lock.reset();
+	bool dirs = fs.remove_empty_dirs();
+	v["changed"] = !removed.empty() || dirs;
+	v["removed"] = removed;
+	cli.print(v);
+	return 0;
+}
+
+int show(Cli &cli)
+{
+	sys::require_caps("prog show", {sys::Cap::Bpf});
+	bpf::Bpffs fs = cli.bpffs();
+	out::Value programs = out::Value::array();
+	for (const bpf::ProgramInfo &p : bpf::list_programs(fs)) {
+		out::Value row = {{"id", p.id}, {"type", p.type}, {"name", p.name}, {"tag", p.tag}, {"attached", p.attached}};
+		row["run_count"] = p.run_count ? out::Value(*p.run_count) : out::Value();
+		row["run_time_ns"] = p.run_time_ns ? out::Value(*p.run_time_ns) : out::Value();
+		row["pinned"] = p.pinned;
+		programs.push_back(row);
+	}
+	cli.print({{"bpffs", fs.root()}, {"bpf_stats_enabled", bpf::bpf_stats_enabled()}, {"programs", programs}});
+	return 0;
+}
+
+} // namespace
+
+void add_prog(Cli &cli)
+{
+	CLI::App *prog = cli.object("prog", "sonic's BPF programs: load, unload, show");
+	cli.verb(prog, "load", "Load and pin every sonic BPF program and map (repeating it changes nothing)",
+		 [&cli] { return load(cli); });
+
+	auto force = std::make_shared<bool>(false);
+	auto timeout = std::make_shared<double>(5.0);
+	CLI::App *unload_cmd = cli.verb(prog, "unload",
+					"Stop acceleration and remove the links, programs and maps sonic pinned",
+					[&cli, force, timeout] { return unload(cli, *force, *timeout); });
+	unload_cmd->add_flag("--force", *force, "Remove the maps even if accelerated sockets hold unread data");
+	unload_cmd->add_option("--timeout", *timeout, "Seconds to wait for readers to drain accelerated sockets")
+		->capture_default_str();
+
+	cli.verb(prog, "show", "List sonic's programs: id, type, name, attach points, run counts",
+		 [&cli] { return show(cli); });
+}
+
+} // namespace sonic::cmd

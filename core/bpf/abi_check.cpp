@@ -1,0 +1,20 @@
+// The C++ side of the ABI contract in bpf/sonic_abi.h: layouts the BPF
+// programs rely on, checked at compile time.
+#include "sonic_abi.h"
+
+#include <cstddef>
+
+static_assert(sizeof(struct sonic_meta) == 40);
+static_assert(sizeof(struct sonic_accel_key) == 48);
+static_assert(offsetof(struct sonic_accel_key, local_ip) == 8);
+static_assert(offsetof(struct sonic_accel_key, remote_ip) == 24);
+static_assert(offsetof(struct sonic_accel_key, local_port) == 40);
+static_assert(offsetof(struct sonic_accel_key, remote_port) == 42);
+static_assert(sizeof(struct sonic_accel_sock) == 16);
+static_assert(sizeof(struct sonic_accel_cgroup) == 16);
+static_assert(sizeof(struct sonic_accel_ports) == 8192);
+static_assert(sizeof(struct sonic_accel_local_key) == 24);
+static_assert(sizeof(struct sonic_accel_stats) == 8 * SONIC_ACCEL_NR_COUNTERS);
+static_assert(sizeof(struct sonic_accel_stats) % 8 == 0, "per-CPU values are 8-byte aligned");
+static_assert(sizeof(struct sonic_accel_iter) == 56);
+static_assert(SONIC_ACCEL_NR_COUNTERS == 10, "update kCounterNames in core/bpf/accel.cpp");

@@ -1,0 +1,459 @@
+#include "bpf/accel.hpp"
+
+#include "bpf/family.hpp"
+#include "bpf/fd.hpp"
+#include "bpf/libbpf.hpp"
+#include "net/local.hpp"
+#include "out/error.hpp"
+#include "out/log.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <set>
+#include <thread>
+#include <unistd.h>
+
+namespace sonic::bpf {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr const char *kMsgLink = "accel_msg";
+constexpr const char *kCgroupLinkPrefix = "accel_sockops_cg";
+// Long enough for a sendmsg that saw a socket before it was marked draining
+// to finish its redirect.
+constexpr std::chrono::milliseconds kGrace{20};
+constexpr std::chrono::milliseconds kPoll{20};
+
+const char *const kCounterNames[SONIC_ACCEL_NR_COUNTERS] = {
+	"inserted",   "insert_failed", "skipped_remote", "skipped_port",	"redirects",
+	"redirect_bytes", "misses",	"miss_bytes",	  "passed_draining", "released",
+};
+
+std::string cgroup_link_name(uint64_t id) { return kCgroupLinkPrefix + std::to_string(id); }
+
+// Pinned objects of a loaded accel family.
+struct AccelObjects {
+	Fd sockops, msg, release;
+	Fd socks, sk, cg, ports, local, stats, drain, iter;
+
+	explicit AccelObjects(const Bpffs &fs)
+	{
+		const std::string op = "open accel objects";
+		sockops = open_pinned_or_throw(fs.prog_path("accel_sockops"), op);
+		msg = open_pinned_or_throw(fs.prog_path("accel_msg"), op);
+		release = open_pinned_or_throw(fs.prog_path("accel_release"), op);
+		socks = open_pinned_or_throw(fs.map_path("accel_socks"), op);
+		sk = open_pinned_or_throw(fs.map_path("accel_sk"), op);
+		cg = open_pinned_or_throw(fs.map_path("accel_cg"), op);
+		ports = open_pinned_or_throw(fs.map_path("accel_ports"), op);
+		local = open_pinned_or_throw(fs.map_path("accel_local"), op);
+		stats = open_pinned_or_throw(fs.map_path("accel_stats"), op);
+		drain = open_pinned_or_throw(fs.map_path("accel_drain"), op);
+		iter = open_pinned_or_throw(fs.map_path("accel_iter"), op);
+	}
+};
+
+struct LinkInfo {
+	uint32_t id = 0;
+	uint32_t prog_id = 0;
+	uint64_t cgroup_id = 0;
+};
+
+LinkInfo link_info(int fd)
+{
+	struct bpf_link_info info{};
+	__u32 len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+		throw errno_error("read link info", errno);
+	LinkInfo li;
+	li.id = info.id;
+	li.prog_id = info.prog_id;
+	if (info.type == BPF_LINK_TYPE_CGROUP)
+		li.cgroup_id = info.cgroup.cgroup_id;
+	return li;
+}
+
+void pin_link(int fd, const std::string &path)
+{
+	if (bpf_obj_pin(fd, path.c_str()) != 0)
+		throw errno_error("pin link", errno, path);
+}
+
+// Attaches accel_msg to the SOCKHASH once, as a pinned link where the kernel
+// supports sockmap links (6.10+), else as a map attachment, which lives as
+// long as the map does.
+bool attach_msg(const Bpffs &fs, const AccelObjects &o)
+{
+	const std::string path = fs.link_path(kMsgLink);
+	if (open_pinned(path))
+		return false;
+	int fd = bpf_link_create(o.msg.get(), o.socks.get(), BPF_SK_MSG_VERDICT, nullptr);
+	if (fd >= 0) {
+		Fd link(fd);
+		pin_link(link.get(), path);
+		return true;
+	}
+	int err = errno;
+	if (err != EINVAL && err != EOPNOTSUPP && err != 524 /* ENOTSUPP */)
+		throw errno_error("attach accel_msg to accel_socks", err);
+	__u32 ids[4] = {};
+	__u32 count = 4;
+	if (bpf_prog_query(o.socks.get(), BPF_SK_MSG_VERDICT, 0, nullptr, ids, &count) == 0 && count > 0 &&
+	    ids[0] == prog_id(o.msg.get()))
+		return false;
+	if (bpf_prog_attach(o.msg.get(), o.socks.get(), BPF_SK_MSG_VERDICT, 0) != 0)
+		throw errno_error("attach accel_msg to accel_socks", errno);
+	return true;
+}
+
+bool msg_attached(const Bpffs &fs, const AccelObjects &o)
+{
+	if (open_pinned(fs.link_path(kMsgLink)))
+		return true;
+	__u32 ids[4] = {};
+	__u32 count = 4;
+	return bpf_prog_query(o.socks.get(), BPF_SK_MSG_VERDICT, 0, nullptr, ids, &count) == 0 && count > 0;
+}
+
+struct bpf_cgroup_storage_key storage_key(uint64_t cgroup_id)
+{
+	struct bpf_cgroup_storage_key key{};
+	key.cgroup_inode_id = cgroup_id;
+	key.attach_type = BPF_CGROUP_SOCK_OPS;
+	return key;
+}
+
+std::optional<struct sonic_accel_cgroup> read_cgroup_config(const AccelObjects &o, uint64_t cgroup_id)
+{
+	auto key = storage_key(cgroup_id);
+	struct sonic_accel_cgroup value{};
+	if (bpf_map_lookup_elem(o.cg.get(), &key, &value) != 0)
+		return std::nullopt;
+	return value;
+}
+
+PortFilter read_ports(const AccelObjects &o, uint64_t cgroup_id)
+{
+	auto cfg = read_cgroup_config(o, cgroup_id);
+	if (!cfg || !(cfg->flags & SONIC_ACCEL_CG_PORT_FILTER))
+		return std::nullopt;
+	struct sonic_accel_ports bitmap{};
+	if (bpf_map_lookup_elem(o.ports.get(), &cgroup_id, &bitmap) != 0)
+		return std::vector<net::PortRange>{};
+	return ports_from_bitmap(bitmap);
+}
+
+// Writes the attachment's configuration; returns whether anything changed.
+bool configure_cgroup(const AccelObjects &o, uint64_t cgroup_id, const PortFilter &ports)
+{
+	bool changed = false;
+	if (ports) {
+		struct sonic_accel_ports want = ports_bitmap(*ports);
+		struct sonic_accel_ports have{};
+		if (bpf_map_lookup_elem(o.ports.get(), &cgroup_id, &have) != 0 || std::memcmp(&want, &have, sizeof(want)) != 0) {
+			if (bpf_map_update_elem(o.ports.get(), &cgroup_id, &want, BPF_ANY) != 0)
+				throw errno_error("write port filter", errno, std::to_string(cgroup_id));
+			changed = true;
+		}
+	}
+	struct sonic_accel_cgroup want{};
+	want.cgroup_id = cgroup_id;
+	want.flags = ports ? SONIC_ACCEL_CG_PORT_FILTER : 0;
+	auto have = read_cgroup_config(o, cgroup_id);
+	if (!have || have->cgroup_id != want.cgroup_id || have->flags != want.flags) {
+		auto key = storage_key(cgroup_id);
+		if (bpf_map_update_elem(o.cg.get(), &key, &want, BPF_ANY) != 0)
+			throw errno_error("configure cgroup attachment", errno, std::to_string(cgroup_id));
+		changed = true;
+	}
+	if (!ports && bpf_map_delete_elem(o.ports.get(), &cgroup_id) == 0)
+		changed = true;
+	return changed;
+}
+
+// Makes accel_local hold exactly this namespace's non-loopback addresses.
+std::pair<bool, size_t> sync_local_addresses(const AccelObjects &o)
+{
+	const uint64_t netns = net::netns_cookie();
+	std::vector<struct sonic_accel_local_key> want;
+	for (const net::Addr16 &a : net::local_addresses()) {
+		struct sonic_accel_local_key k{};
+		k.netns = netns;
+		std::memcpy(k.addr, a.data(), sizeof(k.addr));
+		want.push_back(k);
+	}
+	auto same = [](const sonic_accel_local_key &a, const sonic_accel_local_key &b) {
+		return std::memcmp(&a, &b, sizeof(a)) == 0;
+	};
+	std::vector<struct sonic_accel_local_key> have;
+	struct sonic_accel_local_key cur{}, next{};
+	void *prev = nullptr;
+	while (bpf_map_get_next_key(o.local.get(), prev, &next) == 0) {
+		have.push_back(next);
+		cur = next;
+		prev = &cur;
+	}
+	bool changed = false;
+	for (const auto &k : have) {
+		if (k.netns != netns)
+			continue;
+		bool wanted = false;
+		for (const auto &w : want)
+			wanted = wanted || same(k, w);
+		if (!wanted && bpf_map_delete_elem(o.local.get(), &k) == 0)
+			changed = true;
+	}
+	const __u8 one = 1;
+	for (const auto &w : want) {
+		bool present = false;
+		for (const auto &k : have)
+			present = present || same(k, w);
+		if (present)
+			continue;
+		if (bpf_map_update_elem(o.local.get(), &w, &one, BPF_ANY) != 0)
+			throw errno_error("record local address", errno);
+		changed = true;
+	}
+	return {changed, want.size()};
+}
+
+uint64_t count_keys(int map_fd, size_t key_size)
+{
+	std::vector<uint8_t> cur(key_size), next(key_size);
+	uint64_t n = 0;
+	void *prev = nullptr;
+	while (bpf_map_get_next_key(map_fd, prev, next.data()) == 0) {
+		++n;
+		cur.swap(next);
+		prev = cur.data();
+	}
+	return n;
+}
+
+void clear_map(int map_fd, size_t key_size)
+{
+	std::vector<uint8_t> key(key_size);
+	while (bpf_map_get_next_key(map_fd, nullptr, key.data()) == 0)
+		if (bpf_map_delete_elem(map_fd, key.data()) != 0)
+			break;
+}
+
+// One pass of accel_release over the SOCKHASH.
+struct sonic_accel_iter run_iterator(const AccelObjects &o, uint32_t op, uint64_t cgroup_id)
+{
+	struct sonic_accel_iter it{};
+	it.op = op;
+	it.cgroup_id = cgroup_id;
+	__u32 zero = 0;
+	if (bpf_map_update_elem(o.iter.get(), &zero, &it, BPF_ANY) != 0)
+		throw errno_error("configure release iterator", errno);
+
+	union bpf_iter_link_info info{};
+	info.map.map_fd = static_cast<__u32>(o.socks.get());
+	LIBBPF_OPTS(bpf_link_create_opts, opts, .iter_info = &info, .iter_info_len = sizeof(info));
+	Fd link(bpf_link_create(o.release.get(), 0, BPF_TRACE_ITER, &opts));
+	if (!link)
+		throw errno_error("create release iterator", errno);
+	Fd iter(bpf_iter_create(link.get()));
+	if (!iter)
+		throw errno_error("start release iterator", errno);
+	char buf[256];
+	ssize_t n;
+	while ((n = read(iter.get(), buf, sizeof(buf))) > 0) {
+	}
+	if (n < 0)
+		throw errno_error("run release iterator", errno);
+	if (bpf_map_lookup_elem(o.iter.get(), &zero, &it) != 0)
+		throw errno_error("read release iterator results", errno);
+	return it;
+}
+
+// Marks the sockets of CGROUP_ID (0: all) and their peers draining, then
+// removes each from the SOCKHASH once its redirected data has been read.
+ReleaseReport release(const AccelObjects &o, uint64_t cgroup_id, std::chrono::milliseconds timeout)
+{
+	ReleaseReport r;
+	r.marked = run_iterator(o, SONIC_ACCEL_ITER_MARK, cgroup_id).marked;
+	r.marked += run_iterator(o, SONIC_ACCEL_ITER_MARK_PEERS, 0).marked;
+	clear_map(o.drain.get(), sizeof(struct sonic_accel_key));
+	std::this_thread::sleep_for(kGrace);
+	const auto deadline = Clock::now() + timeout;
+	for (;;) {
+		struct sonic_accel_iter pass = run_iterator(o, SONIC_ACCEL_ITER_RELEASE, 0);
+		r.released += pass.released;
+		r.pending = pass.pending;
+		r.pending_bytes = pass.pending_bytes;
+		if (pass.pending == 0 || Clock::now() >= deadline)
+			break;
+		std::this_thread::sleep_for(kPoll);
+	}
+	return r;
+}
+
+void detach_link(const std::string &path)
+{
+	if (unlink(path.c_str()) != 0 && errno != ENOENT)
+		throw errno_error("detach link", errno, path);
+}
+
+} // namespace
+
+std::string_view accel_counter_name(size_t index)
+{
+	return index < SONIC_ACCEL_NR_COUNTERS ? kCounterNames[index] : "unknown";
+}
+
+struct sonic_accel_ports ports_bitmap(const std::vector<net::PortRange> &ranges)
+{
+	struct sonic_accel_ports bm{};
+	for (const net::PortRange &r : ranges)
+		for (unsigned p = r.first; p <= r.last; ++p)
+			bm.bits[p / 64] |= uint64_t{1} << (p % 64);
+	return bm;
+}
+
+std::vector<net::PortRange> ports_from_bitmap(const struct sonic_accel_ports &bm)
+{
+	std::vector<net::PortRange> out;
+	for (unsigned p = 1; p < 65536; ++p) {
+		if (!(bm.bits[p / 64] & (uint64_t{1} << (p % 64))))
+			continue;
+		if (!out.empty() && out.back().last + 1u == p)
+			out.back().last = static_cast<uint16_t>(p);
+		else
+			out.push_back({static_cast<uint16_t>(p), static_cast<uint16_t>(p)});
+	}
+	return out;
+}
+
+AccelEnableResult accel_enable(const Bpffs &fs, const std::optional<std::string> &cgroup_path, const PortFilter &ports)
+{
+	AccelEnableResult r;
+	r.cgroup = sys::resolve_cgroup(cgroup_path);
+	r.ports = ports;
+	fs.ensure();
+	Fd lock = fs.lock();
+
+	r.loaded = load_family(fs, builtin_family("accel")).changed;
+	r.changed = r.loaded;
+	AccelObjects o(fs);
+	r.changed |= attach_msg(fs, o);
+	auto [addrs_changed, addrs] = sync_local_addresses(o);
+	r.changed |= addrs_changed;
+	r.local_addresses = addrs;
+
+	const std::string link_path = fs.link_path(cgroup_link_name(r.cgroup.id));
+	if (!open_pinned(link_path)) {
+		Fd cg(open(r.cgroup.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+		if (!cg)
+			throw errno_error("open cgroup", errno, r.cgroup.path);
+		Fd link(bpf_link_create(o.sockops.get(), cg.get(), BPF_CGROUP_SOCK_OPS, nullptr));
+		if (!link)
+			throw errno_error("attach accel_sockops", errno, r.cgroup.path);
+		pin_link(link.get(), link_path);
+		r.changed = true;
+	}
+	// A link without configuration is inert (cgroup_id 0), so a crash
+	// between the two steps leaves nothing half-working.
+	r.changed |= configure_cgroup(o, r.cgroup.id, ports);
+	return r;
+}
+
+AccelDisableResult accel_disable(const Bpffs &fs, const std::optional<std::string> &cgroup_path,
+				 std::chrono::milliseconds timeout)
+{
+	AccelDisableResult r;
+	r.cgroup = sys::resolve_cgroup(cgroup_path);
+	if (!fs.present() || !family_loaded(fs, builtin_family("accel")))
+		return r;
+	Fd lock = fs.lock();
+	AccelObjects o(fs);
+	const std::string link_path = fs.link_path(cgroup_link_name(r.cgroup.id));
+	if (open_pinned(link_path)) {
+		detach_link(link_path);
+		r.detached = true;
+	}
+	// Connections established while the link was going away are caught by
+	// the grace period inside release().
+	r.release = release(o, r.cgroup.id, timeout);
+	auto key = storage_key(r.cgroup.id);
+	bpf_map_delete_elem(o.cg.get(), &key);
+	bpf_map_delete_elem(o.ports.get(), &r.cgroup.id);
+	r.changed = r.detached || r.release.marked > 0 || r.release.released > 0;
+	if (r.release.pending > 0)
+		log::warn(std::to_string(r.release.pending) +
+			  " accelerated socket(s) still hold redirected data their application has not read; "
+			  "they carry on over the normal stack and `sonic accel disable` releases them later");
+	return r;
+}
+
+ReleaseReport accel_release_all(const Bpffs &fs, std::chrono::milliseconds timeout)
+{
+	AccelObjects o(fs);
+	const std::string prefix = kCgroupLinkPrefix;
+	for (const std::string &name : fs.list("link"))
+		if (name.compare(0, prefix.size(), prefix) == 0)
+			detach_link(fs.link_path(name));
+	return release(o, 0, timeout);
+}
+
+AccelStatus accel_status(const Bpffs &fs)
+{
+	AccelStatus s;
+	if (!fs.present() || !family_loaded(fs, builtin_family("accel")))
+		return s;
+	s.loaded = true;
+	Fd lock = fs.lock();
+	AccelObjects o(fs);
+	s.msg_attached = msg_attached(fs, o);
+	const std::string prefix = kCgroupLinkPrefix;
+	for (const std::string &name : fs.list("link")) {
+		if (name.compare(0, prefix.size(), prefix) != 0)
+			continue;
+		auto link = open_pinned(fs.link_path(name));
+		if (!link)
+			continue;
+		LinkInfo li = link_info(link->get());
+		AccelCgroup c;
+		c.cgroup_id = li.cgroup_id;
+		c.link_id = li.id;
+		c.path = li.cgroup_id ? sys::cgroup_path_of(li.cgroup_id) : "";
+		c.ports = read_ports(o, li.cgroup_id);
+		s.cgroups.push_back(std::move(c));
+	}
+	s.sockets = count_keys(o.socks.get(), sizeof(struct sonic_accel_key));
+	struct sonic_accel_iter counted = run_iterator(o, SONIC_ACCEL_ITER_COUNT, 0);
+	s.draining = counted.pending;
+	s.pending_bytes = counted.pending_bytes;
+	s.local_addresses = count_keys(o.local.get(), sizeof(struct sonic_accel_local_key));
+	return s;
+}
+
+AccelCounters accel_counters(const Bpffs &fs)
+{
+	if (!fs.present() || !family_loaded(fs, builtin_family("accel")))
+		throw env_error("read accel counters", "accel is not loaded", fs.root())
+			.with_hint("run `sonic accel enable` first");
+	Fd stats = open_pinned_or_throw(fs.map_path("accel_stats"), "read accel counters");
+	Fd socks = open_pinned_or_throw(fs.map_path("accel_socks"), "read accel counters");
+	int ncpus = libbpf_num_possible_cpus();
+	if (ncpus <= 0)
+		throw kernel_error("read accel counters", "cannot count possible CPUs");
+	std::vector<struct sonic_accel_stats> per_cpu(static_cast<size_t>(ncpus));
+	__u32 zero = 0;
+	if (bpf_map_lookup_elem(stats.get(), &zero, per_cpu.data()) != 0)
+		throw errno_error("read accel counters", errno, fs.map_path("accel_stats"));
+	AccelCounters c;
+	for (const auto &cpu : per_cpu)
+		for (size_t i = 0; i < SONIC_ACCEL_NR_COUNTERS; ++i)
+			c.counter[i] += cpu.counter[i];
+	c.sockets = count_keys(socks.get(), sizeof(struct sonic_accel_key));
+	return c;
+}
+
+} // namespace sonic::bpf

@@ -1,0 +1,120 @@
+#include "bpf/bpffs.hpp"
+
+#include "out/error.hpp"
+#include "out/log.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <fcntl.h>
+#include <filesystem>
+#include <linux/magic.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+
+namespace sonic::bpf {
+
+namespace fs = std::filesystem;
+
+namespace {
+constexpr const char *kSysBpf = "/sys/fs/bpf";
+
+bool on_bpffs(const std::string &path)
+{
+	struct statfs st{};
+	return statfs(path.c_str(), &st) == 0 && st.f_type == BPF_FS_MAGIC;
+}
+
+void make_dir(const std::string &path, mode_t mode)
+{
+	if (mkdir(path.c_str(), mode) != 0 && errno != EEXIST)
+		throw errno_error("create directory", errno, path);
+}
+
+void make_dirs(const std::string &path, mode_t mode)
+{
+	std::error_code ec;
+	fs::create_directories(path, ec);
+	if (ec)
+		throw errno_error("create directory", ec.value(), path);
+	chmod(path.c_str(), mode);
+}
+
+bool under(const std::string &path, const std::string &dir)
+{
+	return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
+}
+} // namespace
+
+Bpffs::Bpffs(std::string root) : root_(std::move(root))
+{
+	std::error_code ec;
+	auto abs = fs::absolute(root_, ec);
+	if (!ec)
+		root_ = abs.lexically_normal().string();
+	while (root_.size() > 1 && root_.back() == '/')
+		root_.pop_back();
+}
+
+std::string Bpffs::ensure() const
+{
+	std::string mounted;
+	std::string mountpoint = under(root_, kSysBpf) ? std::string(kSysBpf) : root_;
+	bool ready = fs::exists(mountpoint) && on_bpffs(mountpoint);
+	if (!ready) {
+		make_dirs(mountpoint, 0700);
+		if (mount("bpf", mountpoint.c_str(), "bpf", 0, "mode=0700") != 0) {
+			int err = errno;
+			Error e = errno_error("mount bpffs", err, mountpoint);
+			if (err == EPERM)
+				e = env_error("mount bpffs", "not permitted (needs CAP_SYS_ADMIN)", mountpoint);
+			throw e;
+		}
+		mounted = mountpoint;
+		log::info("mounted bpffs at " + mountpoint);
+	}
+	if (!fs::exists(root_))
+		make_dirs(root_, 0700);
+	if (!on_bpffs(root_))
+		throw env_error("prepare bpffs", "not on a bpf filesystem", root_);
+	for (const char *sub : {"/prog", "/map", "/link"})
+		make_dir(root_ + sub, 0700);
+	return mounted;
+}
+
+bool Bpffs::present() const
+{
+	return fs::is_directory(root_) && on_bpffs(root_);
+}
+
+std::vector<std::string> Bpffs::list(std::string_view dir) const
+{
+	std::vector<std::string> names;
+	std::error_code ec;
+	for (fs::directory_iterator it(root_ + "/" + std::string(dir), ec), end; !ec && it != end; it.increment(ec))
+		names.push_back(it->path().filename().string());
+	std::sort(names.begin(), names.end());
+	return names;
+}
+
+bool Bpffs::remove_empty_dirs() const
+{
+	bool removed = false;
+	for (const char *sub : {"/prog", "/map", "/link", ""})
+		if (rmdir((root_ + sub).c_str()) == 0)
+			removed = true;
+	return removed;
+}
+
+Fd Bpffs::lock() const
+{
+	Fd fd(open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	if (!fd)
+		throw errno_error("lock bpffs directory", errno, root_);
+	if (flock(fd.get(), LOCK_EX) != 0)
+		throw errno_error("lock bpffs directory", errno, root_);
+	return fd;
+}
+
+} // namespace sonic::bpf
