@@ -10,6 +10,13 @@
  * returns SK_PASS: a peer that is not in the map gets the data through the
  * normal stack.
  *
+ * Byte order across the two paths: the receiver reads redirected data before
+ * anything in its TCP receive queue, so a direction must never go from the
+ * stack to a redirect. A socket whose send missed (its peer was not in the
+ * map yet) therefore never redirects again, and a connection that carried
+ * payload before it was established (TCP Fast Open) is not inserted at all.
+ * The other way round, redirect first and stack later, keeps the order.
+ *
  * A socket is never simply deleted from accel_socks: deleting it would drop
  * bytes already redirected to it but not yet read. accel_release (an
  * iterator) marks sockets draining, which stops redirects from and to them,
@@ -197,6 +204,11 @@ int accel_sockops(struct bpf_sock_ops *ops)
 	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
 	    op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
 		return 1;
+	/* Payload already went through the stack (Fast Open data in the SYN,
+	 * acked beyond the SYN's sequence number): redirecting later data
+	 * would overtake it. */
+	if (CTX_U64(ops, bytes_received) > 0 || CTX_U64(ops, bytes_acked) > 1)
+		return 1;
 	cg = bpf_get_local_storage(&accel_cg, 0);
 	if (!cg->cgroup_id)
 		return 1; /* attachment made, not configured yet */
@@ -262,6 +274,9 @@ int accel_msg(struct sk_msg_md *msg)
 		count(s, SONIC_ACCEL_REDIRECTS, 1);
 		count(s, SONIC_ACCEL_REDIRECT_BYTES, size);
 	} else {
+		/* This message takes the stack; later ones must too, or they
+		 * would overtake it at the receiver. */
+		st->flags |= SONIC_ACCEL_SOCK_DRAINING;
 		count(s, SONIC_ACCEL_MISSES, 1);
 		count(s, SONIC_ACCEL_MISS_BYTES, size);
 	}
@@ -305,12 +320,20 @@ int accel_release(struct bpf_iter__sockmap *ctx)
 
 	switch (it->op) {
 	case SONIC_ACCEL_ITER_MARK:
-		if (!st || (it->cgroup_id && st->cgroup_id != it->cgroup_id))
+		if (!st)
 			break;
-		st->flags |= SONIC_ACCEL_SOCK_DRAINING;
-		mirror(&key, &peer);
-		bpf_map_update_elem(&accel_drain, &peer, &one, BPF_ANY);
-		it->marked++;
+		if ((!it->cgroup_id || st->cgroup_id == it->cgroup_id) &&
+		    !(st->flags & SONIC_ACCEL_SOCK_DRAINING)) {
+			st->flags |= SONIC_ACCEL_SOCK_DRAINING;
+			it->marked++;
+		}
+		/* Peers of every draining socket, including one that marked
+		 * itself on a miss: the release pass must not remove a socket
+		 * a peer may still be redirecting into. */
+		if (st->flags & SONIC_ACCEL_SOCK_DRAINING) {
+			mirror(&key, &peer);
+			bpf_map_update_elem(&accel_drain, &peer, &one, BPF_ANY);
+		}
 		break;
 	case SONIC_ACCEL_ITER_MARK_PEERS:
 		if (st && bpf_map_lookup_elem(&accel_drain, &key) &&

@@ -52,7 +52,8 @@ struct sonic_accel_sock {
 enum sonic_accel_sock_flags {
 	SONIC_ACCEL_SOCK_ACCELERATED = 1 << 0, /* inserted in the SOCKHASH */
 	SONIC_ACCEL_SOCK_SKIPPED = 1 << 1,     /* decided against (policy) */
-	SONIC_ACCEL_SOCK_DRAINING = 1 << 2,    /* no more redirects from or to it */
+	SONIC_ACCEL_SOCK_DRAINING = 1 << 2,    /* no more redirects from it; set on
+						* disable, or by its first miss */
 };
 
 /* Per-attachment state (BPF_MAP_TYPE_CGROUP_STORAGE), written by sonic
@@ -87,7 +88,8 @@ enum sonic_accel_counter {
 	SONIC_ACCEL_SKIPPED_PORT,    /* port filter did not match */
 	SONIC_ACCEL_REDIRECTS,       /* messages moved socket to socket */
 	SONIC_ACCEL_REDIRECT_BYTES,
-	SONIC_ACCEL_MISSES,          /* peer not in the map: normal stack */
+	SONIC_ACCEL_MISSES,          /* peer not in the map: normal stack, and
+				      * that socket stops redirecting */
 	SONIC_ACCEL_MISS_BYTES,
 	SONIC_ACCEL_PASSED_DRAINING, /* messages of draining sockets */
 	SONIC_ACCEL_RELEASED,        /* sockets handed back to the normal stack */

@@ -28,6 +28,16 @@
 		__v;                                                           \
 	})
 
+#define CTX_U64(ctx, field)                                                    \
+	({                                                                     \
+		__u64 __v;                                                     \
+		asm volatile("%0 = *(u64 *)(%1 + %2)"                          \
+			     : "=r"(__v)                                       \
+			     : "r"(ctx),                                       \
+			       "i"(__builtin_offsetof(typeof(*(ctx)), field))); \
+		__v;                                                           \
+	})
+
 /* Marks a complete load of a family; sonic writes and pins it last. */
 #define SONIC_META_MAP(family)                                                 \
 	struct {                                                               \

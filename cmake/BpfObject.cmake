@@ -21,7 +21,7 @@ function(bpf_object name src)
   add_custom_command(
     OUTPUT ${obj}
     COMMAND ${BPF_CLANG} -g -O2 -target bpf -mcpu=v3 -Wall -Werror
-            -I${CMAKE_CURRENT_SOURCE_DIR} ${BPF_SYS_INCLUDE}
+            -I${CMAKE_SOURCE_DIR}/bpf -I${CMAKE_CURRENT_SOURCE_DIR} ${BPF_SYS_INCLUDE}
             -MD -MF ${obj}.d
             -c ${CMAKE_CURRENT_SOURCE_DIR}/${src} -o ${obj}
     DEPFILE ${obj}.d

@@ -24,7 +24,7 @@ int enable(Cli &cli, const std::vector<std::string> &args)
 		ports = net::parse_port_list(*p);
 	sys::require_caps("accel enable", kCaps);
 	bpf::AccelEnableResult r = bpf::accel_enable(cli.bpffs(), kw.get("cgroup"), ports);
-	cli.print({{"changed", r.changed},
+	cli.report({{"changed", r.changed},
 		   {"cgroup", r.cgroup.path},
 		   {"cgroup_id", r.cgroup.id},
 		   {"ports", ports_value(r.ports)},
@@ -39,7 +39,7 @@ int disable(Cli &cli, const std::vector<std::string> &args, double timeout)
 	auto wait = seconds_arg(timeout, "--timeout");
 	sys::require_caps("accel disable", kCaps);
 	bpf::AccelDisableResult r = bpf::accel_disable(cli.bpffs(), kw.get("cgroup"), wait);
-	cli.print({{"changed", r.changed},
+	cli.report({{"changed", r.changed},
 		   {"cgroup", r.cgroup.path},
 		   {"cgroup_id", r.cgroup.id},
 		   {"detached", r.detached},

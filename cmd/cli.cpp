@@ -45,7 +45,7 @@ void print_error(const Error &e, bool json, bool debug)
 int print_version(const Cli &cli)
 {
 	out::Value features = out::Value::array();
-	for (const auto &f : bpf::builtin_families())
+	for (const auto &f : cli.families)
 		features.push_back(std::string(f.name));
 	out::Value v = {{"version", SONIC_VERSION},
 			{"libbpf", libbpf_version_string()},
@@ -127,6 +127,13 @@ out::Format Cli::format() const
 void Cli::print(const out::Value &value) const
 {
 	out::render(value, format(), std::cout);
+}
+
+void Cli::report(const out::Value &value) const
+{
+	if (g.quiet && format() == out::Format::Text)
+		return;
+	print(value);
 }
 
 // Names are matched exactly; an unknown object or verb is reported as such
@@ -256,6 +263,13 @@ std::chrono::milliseconds seconds_arg(double seconds, const std::string &option)
 	if (!(seconds >= 0) || !std::isfinite(seconds))
 		throw usage_error(option, "must be a number of seconds, 0 or more");
 	return std::chrono::milliseconds(static_cast<long long>(std::llround(seconds * 1000)));
+}
+
+void add_objects(Cli &cli)
+{
+	add_prog(cli);
+	add_accel(cli);
+	add_stats(cli);
 }
 
 } // namespace sonic::cmd

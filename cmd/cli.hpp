@@ -3,12 +3,14 @@
 #pragma once
 
 #include "bpf/bpffs.hpp"
+#include "bpf/family.hpp"
 #include "out/render.hpp"
 
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -38,8 +40,14 @@ public:
 	// Adds VERB to OBJECT; FN runs after the whole command line is parsed.
 	CLI::App *verb(CLI::App *object, const std::string &name, const std::string &summary, std::function<int()> fn);
 
+	// The BPF families `prog` loads and unloads: the ones compiled in, or a
+	// test executable's own.
+	std::span<const bpf::Family> families = bpf::builtin_families();
+
 	out::Format format() const;
 	void print(const out::Value &value) const;
+	// A mutating verb's report: like print, but -q silences the text form.
+	void report(const out::Value &value) const;
 	bpf::Bpffs bpffs() const { return bpf::Bpffs(g.bpffs); }
 
 	// Runs the command line; returns the exit status.
@@ -71,5 +79,8 @@ std::chrono::milliseconds seconds_arg(double seconds, const std::string &option)
 void add_prog(Cli &cli);
 void add_accel(Cli &cli);
 void add_stats(Cli &cli);
+
+// Every object, in the order `sonic --help` lists them.
+void add_objects(Cli &cli);
 
 } // namespace sonic::cmd

@@ -4,8 +4,6 @@
 int main(int argc, char **argv)
 {
 	sonic::cmd::Cli cli;
-	sonic::cmd::add_prog(cli);
-	sonic::cmd::add_accel(cli);
-	sonic::cmd::add_stats(cli);
+	sonic::cmd::add_objects(cli);
 	return cli.run(argc, argv);
 }

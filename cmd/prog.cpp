@@ -23,12 +23,12 @@ int load(Cli &cli)
 	Fd lock = fs.lock();
 	out::Value families = out::Value::array();
 	bool changed = false;
-	for (const bpf::Family &f : bpf::builtin_families()) {
+	for (const bpf::Family &f : cli.families) {
 		bpf::LoadResult r = bpf::load_family(fs, f);
 		changed |= r.changed;
 		families.push_back({{"name", std::string(f.name)}, {"changed", r.changed}, {"programs", r.programs}, {"maps", r.maps}});
 	}
-	cli.print({{"changed", changed}, {"bpffs", fs.root()}, {"families", families}});
+	cli.report({{"changed", changed}, {"bpffs", fs.root()}, {"families", families}});
 	return 0;
 }
 
@@ -38,13 +38,15 @@ int unload(Cli &cli, bool force, double timeout)
 	sys::require_caps("prog unload", kBpfCaps);
 	bpf::Bpffs fs = cli.bpffs();
 	if (!std::filesystem::exists(fs.root())) {
-		cli.print({{"changed", false}, {"bpffs", fs.root()}, {"removed", out::Value::array()}});
+		cli.report({{"changed", false}, {"bpffs", fs.root()}, {"removed", out::Value::array()}});
 		return 0;
 	}
 	Fd lock = fs.lock();
 	out::Value v = {{"changed", false}, {"bpffs", fs.root()}};
-	const bpf::Family &accel = bpf::builtin_family("accel");
-	if (bpf::family_loaded(fs, accel)) {
+	bool has_accel = false;
+	for (const bpf::Family &f : cli.families)
+		has_accel = has_accel || f.name == "accel";
+	if (has_accel && bpf::family_loaded(fs, bpf::builtin_family("accel"))) {
 		bpf::ReleaseReport rel = bpf::accel_release_all(fs, wait);
 		v["released_sockets"] = rel.released;
 		if (rel.pending > 0 && !force)
@@ -59,14 +61,14 @@ int unload(Cli &cli, bool force, double timeout)
 		v["discarded_sockets"] = rel.pending;
 	}
 	out::Value removed = out::Value::array();
-	for (const bpf::Family &f : bpf::builtin_families())
+	for (const bpf::Family &f : cli.families)
 		for (const std::string &path : bpf::unpin_family(fs, f))
 			removed.push_back(path);
 	lock.reset();
 	bool dirs = fs.remove_empty_dirs();
 	v["changed"] = !removed.empty() || dirs;
 	v["removed"] = removed;
-	cli.print(v);
+	cli.report(v);
 	return 0;
 }
 

@@ -28,7 +28,7 @@ int print_cb(enum libbpf_print_level level, const char *fmt, va_list args)
 	std::string text(buf.data(), static_cast<size_t>(n));
 	captured += text;
 	(void)level; // warnings reach the user through the Error they explain
-	log::debug("libbpf: " + text);
+	log::debug(text);
 	return n;
 }
 

@@ -51,10 +51,14 @@ uint64_t effective_caps()
 
 std::vector<Cap> missing_caps(uint64_t effective, std::initializer_list<Cap> needed)
 {
+	auto has = [effective](Cap c) { return (effective & (uint64_t{1} << static_cast<int>(c))) != 0; };
 	std::vector<Cap> missing;
-	for (Cap c : needed)
-		if (!(effective & (uint64_t{1} << static_cast<int>(c))))
+	for (Cap c : needed) {
+		// As in the kernel's bpf_capable() and perfmon_capable().
+		bool via_sys_admin = (c == Cap::Bpf || c == Cap::Perfmon) && has(Cap::SysAdmin);
+		if (!has(c) && !via_sys_admin)
 			missing.push_back(c);
+	}
 	return missing;
 }
 

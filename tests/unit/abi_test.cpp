@@ -1,0 +1,45 @@
+// The ABI of bpf/sonic_abi.h as the programs see it. core/bpf/abi_check.cpp
+// static_asserts the layouts; these checks document the values that cross
+// the boundary and fail loudly if a counter or struct changes shape.
+#include "bpf/accel.hpp"
+#include "sonic_abi.h"
+
+#include <catch2/catch.hpp>
+#include <cstddef>
+#include <set>
+
+TEST_CASE("map key and value sizes", "[abi]")
+{
+	CHECK(sizeof(struct sonic_accel_key) == 48);
+	CHECK(sizeof(struct sonic_accel_sock) == 16);
+	CHECK(sizeof(struct sonic_accel_cgroup) == 16);
+	CHECK(sizeof(struct sonic_accel_local_key) == 24);
+	CHECK(sizeof(struct sonic_accel_ports) == 8192);
+	CHECK(sizeof(struct sonic_accel_iter) == 56);
+	CHECK(sizeof(struct sonic_meta) == 40);
+	CHECK(sizeof(struct sonic_accel_stats) == 8 * SONIC_ACCEL_NR_COUNTERS);
+}
+
+TEST_CASE("the accel key puts addresses before ports", "[abi]")
+{
+	CHECK(offsetof(struct sonic_accel_key, netns) == 0);
+	CHECK(offsetof(struct sonic_accel_key, local_ip) == 8);
+	CHECK(offsetof(struct sonic_accel_key, remote_ip) == 24);
+	CHECK(offsetof(struct sonic_accel_key, local_port) == 40);
+	CHECK(offsetof(struct sonic_accel_key, remote_port) == 42);
+	CHECK(offsetof(struct sonic_accel_key, reserved) == 44);
+}
+
+TEST_CASE("every counter has a unique snake_case name", "[abi]")
+{
+	std::set<std::string> names;
+	for (size_t i = 0; i < SONIC_ACCEL_NR_COUNTERS; ++i) {
+		std::string n(sonic::bpf::accel_counter_name(i));
+		CHECK(n != "unknown");
+		CHECK(n.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") == std::string::npos);
+		names.insert(n);
+	}
+	CHECK(names.size() == SONIC_ACCEL_NR_COUNTERS);
+	CHECK(sonic::bpf::accel_counter_name(SONIC_ACCEL_REDIRECTS) == "redirects");
+	CHECK(sonic::bpf::accel_counter_name(SONIC_ACCEL_REDIRECT_BYTES) == "redirect_bytes");
+}
