@@ -1,0 +1,151 @@
+"""Shared helpers for sonic's integration and end-to-end tests.
+
+Every kernel object a test makes has a unique name (pid + random suffix), so
+two runs cannot collide, and every fixture removes what it made even when the
+test fails.
+"""
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+
+SONIC = os.environ.get("SONIC_BIN") or os.path.join(
+    os.environ.get("SONIC_BUILD_DIR", "build"), "sonic")
+REJECT = os.environ.get("SONIC_REJECT_BIN") or os.path.join(
+    os.environ.get("SONIC_BUILD_DIR", "build"), "sonic_reject")
+HERE = os.path.dirname(os.path.abspath(__file__))
+MOVER = os.path.join(HERE, "mover.py")
+PYTHON = "/usr/bin/python3"
+
+
+def unique(name):
+    """A name no other test run uses: sonic-test-NAME-PID-RANDOM."""
+    return "sonic-test-%s-%d-%s" % (name, os.getpid(), secrets.token_hex(3))
+
+
+def cgroup2_root():
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 2 and fields[2] == "cgroup2":
+                return fields[1]
+    raise RuntimeError("no cgroup2 mount")
+
+
+class Result:
+    def __init__(self, proc):
+        self.code = proc.returncode
+        self.out = proc.stdout
+        self.err = proc.stderr
+
+    def json(self):
+        return json.loads(self.out)
+
+    def error(self):
+        return json.loads(self.err)
+
+    def __repr__(self):
+        return "Result(code=%d, out=%r, err=%r)" % (self.code, self.out, self.err)
+
+
+class Sonic:
+    """The sonic binary bound to one bpffs root."""
+
+    def __init__(self, bpffs, binary=SONIC):
+        self.bpffs = bpffs
+        self.binary = binary
+
+    def run(self, *args, timeout=120, prefix=()):
+        argv = list(prefix) + [self.binary, "--bpffs", self.bpffs] + [str(a) for a in args]
+        return Result(subprocess.run(argv, capture_output=True, text=True, timeout=timeout))
+
+    def ok(self, *args, **kw):
+        r = self.run("-j", *args, **kw)
+        assert r.code == 0, r
+        return r.json() if r.out.strip() else None
+
+    def stats(self):
+        return self.ok("stats", "accel")["accel"]
+
+
+def spawn(argv, cgroup=None, **kw):
+    """Starts ARGV, inside CGROUP (a cgroup v2 directory) when given."""
+    def enter():
+        if cgroup:
+            with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+    return subprocess.Popen(argv, preexec_fn=enter, **kw)
+
+
+def mover(cgroup=None, **options):
+    """Runs tests/lib/mover.py with OPTIONS (--key value) and returns its
+    JSON report; the process runs inside CGROUP when given."""
+    argv = [PYTHON, MOVER]
+    for k, v in options.items():
+        argv += ["--" + k.replace("_", "-"), str(v)]
+    p = spawn(argv, cgroup, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return p
+
+
+def mover_report(p, timeout=180):
+    out, err = p.communicate(timeout=timeout)
+    assert p.returncode == 0, "mover failed (%d): %s %s" % (p.returncode, out, err)
+    return json.loads(out)
+
+
+def kill_cgroup(path):
+    try:
+        with open(os.path.join(path, "cgroup.procs")) as f:
+            pids = [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        return
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def remove_cgroup(path):
+    for _ in range(100):
+        kill_cgroup(path)
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("cannot remove cgroup " + path)
+
+
+def make_cgroup(name, parent=None):
+    path = os.path.join(parent or cgroup2_root(), unique(name))
+    os.mkdir(path)
+    return path
+
+
+def remove_bpffs_root(root, binary=SONIC):
+    """Unloads whatever sonic left under ROOT, then removes the directory."""
+    if os.path.exists(root):
+        subprocess.run([binary, "--bpffs", root, "-q", "prog", "unload", "--force", "--timeout", "1"],
+                       capture_output=True, timeout=60)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def bpffs_tree(top="/sys/fs/bpf"):
+    """Every path under TOP, for before/after comparisons."""
+    paths = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        for n in dirnames + filenames:
+            paths.append(os.path.join(dirpath, n))
+    return sorted(paths)
+
+
+def kernel_programs(prefix):
+    """Names of loaded BPF programs starting with PREFIX (via bpftool)."""
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True).stdout
+    return sorted(p.get("name", "") for p in json.loads(out or "[]") if p.get("name", "").startswith(prefix))
