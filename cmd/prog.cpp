@@ -46,19 +46,27 @@ int unload(Cli &cli, bool force, double timeout)
 	bool has_accel = false;
 	for (const bpf::Family &f : cli.families)
 		has_accel = has_accel || f.name == "accel";
-	if (has_accel && bpf::family_loaded(fs, bpf::builtin_family("accel"))) {
-		bpf::ReleaseReport rel = bpf::accel_release_all(fs, wait);
-		v["released_sockets"] = rel.released;
-		if (rel.pending > 0 && !force)
+	if (has_accel) {
+		uint64_t pending = 0, pending_bytes = 0;
+		if (bpf::family_maps_usable(fs, bpf::builtin_family("accel"))) {
+			bpf::ReleaseReport rel = bpf::accel_release_all(fs, wait);
+			v["released_sockets"] = rel.released;
+			pending = rel.pending;
+			pending_bytes = rel.pending_bytes;
+		} else {
+			// Another build's maps: its sockets cannot be drained safely.
+			pending = bpf::accel_pinned_sockets(fs);
+		}
+		if (pending > 0 && !force)
 			throw env_error("prog unload",
-					std::to_string(rel.pending) + " accelerated socket(s) hold " +
-						std::to_string(rel.pending_bytes) +
-						" redirected byte(s) their application has not read; removing the map would "
+					std::to_string(pending) + " accelerated socket(s) hold " +
+						(pending_bytes ? std::to_string(pending_bytes) + " " : "") +
+						"redirected byte(s) their application has not read; removing the map would "
 						"drop them",
 					fs.root())
 				.with_hint("acceleration is stopped: retry once those applications have read, or pass --force "
 					   "to discard the data");
-		v["discarded_sockets"] = rel.pending;
+		v["discarded_sockets"] = pending;
 	}
 	out::Value removed = out::Value::array();
 	for (const bpf::Family &f : cli.families)

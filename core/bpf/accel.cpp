@@ -369,7 +369,7 @@ AccelDisableResult accel_disable(const Bpffs &fs, const std::optional<std::strin
 {
 	AccelDisableResult r;
 	r.cgroup = sys::resolve_cgroup(cgroup_path);
-	if (!fs.present() || !family_loaded(fs, builtin_family("accel")))
+	if (!family_maps_usable(fs, builtin_family("accel")))
 		return r;
 	Fd lock = fs.lock();
 	AccelObjects o(fs);
@@ -392,6 +392,18 @@ AccelDisableResult accel_disable(const Bpffs &fs, const std::optional<std::strin
 	return r;
 }
 
+uint64_t accel_pinned_sockets(const Bpffs &fs)
+{
+	auto socks = open_pinned(fs.map_path("accel_socks"));
+	if (!socks)
+		return 0;
+	struct bpf_map_info info{};
+	__u32 len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(socks->get(), &info, &len) != 0)
+		throw errno_error("inspect accel_socks", errno, fs.map_path("accel_socks"));
+	return count_keys(socks->get(), info.key_size);
+}
+
 ReleaseReport accel_release_all(const Bpffs &fs, std::chrono::milliseconds timeout)
 {
 	AccelObjects o(fs);
@@ -405,7 +417,7 @@ ReleaseReport accel_release_all(const Bpffs &fs, std::chrono::milliseconds timeo
 AccelStatus accel_status(const Bpffs &fs)
 {
 	AccelStatus s;
-	if (!fs.present() || !family_loaded(fs, builtin_family("accel")))
+	if (!family_maps_usable(fs, builtin_family("accel")))
 		return s;
 	s.loaded = true;
 	Fd lock = fs.lock();
@@ -436,7 +448,7 @@ AccelStatus accel_status(const Bpffs &fs)
 
 AccelCounters accel_counters(const Bpffs &fs)
 {
-	if (!fs.present() || !family_loaded(fs, builtin_family("accel")))
+	if (!family_maps_usable(fs, builtin_family("accel")))
 		throw env_error("read accel counters", "accel is not loaded", fs.root())
 			.with_hint("run `sonic accel enable` first");
 	Fd stats = open_pinned_or_throw(fs.map_path("accel_stats"), "read accel counters");

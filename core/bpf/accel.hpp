@@ -80,6 +80,10 @@ AccelDisableResult accel_disable(const Bpffs &fs, const std::optional<std::strin
 AccelStatus accel_status(const Bpffs &fs);
 AccelCounters accel_counters(const Bpffs &fs);
 
+// Sockets in a pinned accel_socks of any build (its key size read from the
+// kernel), for an unload that cannot run this build's release iterator.
+uint64_t accel_pinned_sockets(const Bpffs &fs);
+
 // Detaches every cgroup and releases every socket (used before unload).
 // The caller holds the bpffs lock.
 ReleaseReport accel_release_all(const Bpffs &fs, std::chrono::milliseconds timeout);

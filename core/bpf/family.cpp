@@ -62,29 +62,27 @@ void unlink_if_present(const std::string &path)
 		throw errno_error("remove pinned object", errno, path);
 }
 
-// 1: complete load of this build; 0: nothing or a partial load; throws
-// when the pinned objects come from another build.
-bool meta_matches(const Bpffs &fs, const Family &family, const Layout &layout)
+FamilyState state_of(const Bpffs &fs, const Family &family, const Layout &layout)
 {
 	auto meta = open_pinned(fs.map_path(layout.meta));
 	if (!meta)
-		return false;
+		return FamilyState::Absent;
 	struct sonic_meta value{};
 	__u32 zero = 0;
 	if (bpf_map_lookup_elem(meta->get(), &zero, &value) != 0)
 		throw errno_error("read pinned meta map", errno, fs.map_path(layout.meta));
+	if (value.abi_version != SONIC_ABI_VERSION)
+		return FamilyState::OtherAbi;
 	auto hash = hash_bytes(family);
-	if (value.abi_version != SONIC_ABI_VERSION || std::memcmp(value.object_hash, hash.data(), hash.size()) != 0)
-		throw env_error("load " + std::string(family.name), "the pinned programs come from another sonic build",
-				fs.root())
-			.with_hint("run `sonic prog unload` first");
+	if (std::memcmp(value.object_hash, hash.data(), hash.size()) != 0)
+		return FamilyState::OtherBuild;
 	for (const std::string &p : layout.programs)
 		if (access(fs.prog_path(p).c_str(), F_OK) != 0)
-			return false;
+			return FamilyState::Absent;
 	for (const std::string &m : layout.maps)
 		if (access(fs.map_path(m).c_str(), F_OK) != 0)
-			return false;
-	return true;
+			return FamilyState::Absent;
+	return FamilyState::Loaded;
 }
 
 } // namespace
@@ -134,11 +132,22 @@ std::string object_hash(const Family &family)
 	return hex;
 }
 
-bool family_loaded(const Bpffs &fs, const Family &family)
+FamilyState family_state(const Bpffs &fs, const Family &family)
 {
 	if (!fs.present())
-		return false;
-	return meta_matches(fs, family, layout_of(family));
+		return FamilyState::Absent;
+	return state_of(fs, family, layout_of(family));
+}
+
+bool family_loaded(const Bpffs &fs, const Family &family)
+{
+	return family_state(fs, family) == FamilyState::Loaded;
+}
+
+bool family_maps_usable(const Bpffs &fs, const Family &family)
+{
+	FamilyState st = family_state(fs, family);
+	return st == FamilyState::Loaded || st == FamilyState::OtherBuild;
 }
 
 LoadResult load_family(const Bpffs &fs, const Family &family)
@@ -148,8 +157,16 @@ LoadResult load_family(const Bpffs &fs, const Family &family)
 	LoadResult result;
 	result.programs = layout.programs;
 	result.maps = layout.maps;
-	if (meta_matches(fs, family, layout))
+	switch (state_of(fs, family, layout)) {
+	case FamilyState::Loaded:
 		return result;
+	case FamilyState::OtherBuild:
+	case FamilyState::OtherAbi:
+		throw env_error("load " + name, "the pinned programs come from another sonic build", fs.root())
+			.with_hint("run `sonic prog unload` first");
+	case FamilyState::Absent:
+		break;
+	}
 
 	ObjectPtr obj = open_object(family);
 	bpf_map *map;

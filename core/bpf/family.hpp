@@ -50,8 +50,21 @@ struct LoadResult {
 // reason when the kernel rejects a program.
 LoadResult load_family(const Bpffs &fs, const Family &family);
 
+enum class FamilyState {
+	Absent,   // nothing pinned, or a load cut short
+	Loaded,   // this build's object, pinned completely
+	OtherBuild, // another build's object with the same map ABI
+	OtherAbi,   // another build's object whose maps differ
+};
+
+FamilyState family_state(const Bpffs &fs, const Family &family);
+
 // Whether this build's object is pinned completely.
 bool family_loaded(const Bpffs &fs, const Family &family);
+
+// Whether the pinned maps have this build's layout (this or another build
+// with the same ABI), so they can be read and drained.
+bool family_maps_usable(const Bpffs &fs, const Family &family);
 
 // Removes the family's links, programs and maps from bpffs. Returns the
 // paths removed.

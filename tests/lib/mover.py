@@ -78,6 +78,8 @@ def main():
     ap.add_argument("--pause", type=float, default=0.0, help="seconds each pause lasts")
     ap.add_argument("--hold", type=float, default=0.0, help="keep sockets open this long after the transfer")
     ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--port", type=int, default=0, help="listen on this port (default: any)")
+    ap.add_argument("--address", default=None, help="listen on and connect to this address")
     args = ap.parse_args()
 
     if args.family == "4":
@@ -86,11 +88,13 @@ def main():
         lfam, laddr, caddr = socket.AF_INET6, "::1", "::1"
     else:
         lfam, laddr, caddr = socket.AF_INET6, "::", "127.0.0.1"
+    if args.address:
+        laddr = caddr = args.address
     listener = socket.socket(lfam, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if lfam == socket.AF_INET6:
         listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    listener.bind((laddr, 0))
+    listener.bind((laddr, args.port))
     listener.listen(args.conns)
     port = listener.getsockname()[1]
 

@@ -1,0 +1,199 @@
+"""sonic prog load | unload | show against the real kernel (root)."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+import sonictest
+from sonictest import Sonic
+
+
+def wait_gone(prog_ids, seconds=5.0):
+    """Programs are freed after their last reference drops (RCU): poll."""
+    deadline = time.monotonic() + seconds
+    while True:
+        out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True).stdout
+        alive = {p["id"] for p in json.loads(out)} & set(prog_ids)
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def test_load_show_unload_leaves_bpffs_as_it_was(sonic, bpffs):
+    before = sonictest.bpffs_tree()
+
+    loaded = sonic.ok("prog", "load")
+    assert loaded["changed"] is True
+    accel = loaded["families"][0]
+    assert accel["name"] == "accel"
+    assert set(accel["programs"]) == {"accel_sockops", "accel_msg", "accel_release"}
+
+    again = sonic.ok("prog", "load")
+    assert again["changed"] is False
+
+    shown = sonic.ok("prog", "show")
+    progs = {p["name"]: p for p in shown["programs"]}
+    assert set(progs) == {"accel_sockops", "accel_msg", "accel_release"}
+    assert progs["accel_sockops"]["type"] == "sock_ops"
+    assert progs["accel_msg"]["type"] == "sk_msg"
+    assert progs["accel_release"]["type"] == "tracing"
+    for p in progs.values():
+        assert p["pinned"] == os.path.join(bpffs, "prog", p["name"])
+        assert len(p["tag"]) == 16
+        assert p["attached"] == []
+    ids = [p["id"] for p in progs.values()]
+
+    text = sonic.run("prog", "show")
+    assert text.code == 0 and "accel_sockops" in text.out and "sock_ops" in text.out
+
+    unloaded = sonic.ok("prog", "unload")
+    assert unloaded["changed"] is True
+    assert sonictest.bpffs_tree() == before
+    assert not wait_gone(ids), "programs still loaded after unload"
+
+
+def test_unload_and_load_are_idempotent(sonic, bpffs):
+    assert sonic.ok("prog", "unload")["changed"] is False
+    assert sonic.ok("prog", "unload")["changed"] is False
+    assert not os.path.exists(bpffs)
+    assert sonic.ok("prog", "load")["changed"] is True
+    assert sonic.ok("prog", "unload")["changed"] is True
+    assert sonic.ok("prog", "unload")["changed"] is False
+
+
+def test_show_reports_attach_points_and_run_counts(sonic, cgroup):
+    sonic.ok("accel", "enable", "cgroup", cgroup)
+    with open("/proc/sys/kernel/bpf_stats_enabled") as f:
+        saved = f.read().strip()
+    try:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write("1")
+        report = sonictest.mover_report(sonictest.mover(cgroup, conns=2, bytes=65536))
+        assert report["ok"]
+        shown = sonic.ok("prog", "show")
+        assert shown["bpf_stats_enabled"] is True
+        progs = {p["name"]: p for p in shown["programs"]}
+        assert any(a.startswith("cgroup %s (cgroup_sock_ops)" % cgroup) for a in progs["accel_sockops"]["attached"])
+        assert any(a.startswith("map accel_socks (sk_msg_verdict)") for a in progs["accel_msg"]["attached"])
+        assert progs["accel_msg"]["run_count"] > 0
+        assert progs["accel_sockops"]["run_count"] > 0
+    finally:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write(saved)
+    shown = sonic.ok("prog", "show")
+    assert (saved == "0") == (shown["programs"][0]["run_count"] is None)
+
+
+def test_sigkill_during_load_leaves_nothing_unload_cannot_remove(sonic, bpffs):
+    baseline = set(sonictest.kernel_programs("accel_"))
+    for delay in (0.0, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.15):
+        p = subprocess.Popen([sonictest.SONIC, "--bpffs", bpffs, "prog", "load"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        if delay in (0.03, 0.06):
+            # A load after a killed one finishes the job.
+            assert sonic.ok("prog", "load")["families"][0]["name"] == "accel"
+            assert sonic.ok("prog", "load")["changed"] is False
+        r = sonic.run("-j", "prog", "unload")
+        assert r.code == 0, r
+        assert not os.path.exists(bpffs), "left after unload (delay %.3f): %s" % (delay, sonictest.bpffs_tree(bpffs))
+    deadline = time.monotonic() + 5
+    while set(sonictest.kernel_programs("accel_")) - baseline and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert set(sonictest.kernel_programs("accel_")) - baseline == set()
+
+
+def test_pinned_objects_from_another_build_are_refused(sonic, bpffs):
+    sonic.ok("prog", "load")
+    meta = os.path.join(bpffs, "map", "accel_meta")
+    subprocess.run(["bpftool", "map", "update", "pinned", meta, "key", "0", "0", "0", "0",
+                    "value"] + ["0"] * 40, check=True)
+    r = sonic.run("prog", "load")
+    assert r.code == 3, r
+    assert "another sonic build" in r.err
+    assert "sonic prog unload" in r.err
+    assert sonic.ok("prog", "unload")["changed"] is True
+
+
+def test_kernel_rejection_is_exit_2_with_the_verifier_reason(bpffs):
+    reject = Sonic(bpffs, binary=sonictest.REJECT)
+    r = reject.run("prog", "load")
+    assert r.code == 2, r
+    assert r.err.startswith("Error: load reject programs: prog 'reject_sockops': BPF program load failed")
+    assert "invalid bpf_context access off=4096" in r.err
+    assert "run with -d" in r.err
+    assert "BEGIN PROG LOAD LOG" not in r.err
+
+    r = reject.run("-d", "prog", "load")
+    assert r.code == 2
+    assert "BEGIN PROG LOAD LOG" in r.err and "r0 = *(u32 *)(r1 +4096)" in r.err
+
+    r = reject.run("-j", "prog", "load")
+    assert r.code == 2
+    err = r.error()
+    assert err["exit_code"] == 2 and "invalid bpf_context access" in err["error"]
+    assert not os.path.exists(os.path.join(bpffs, "prog", "reject_sockops"))
+
+
+def test_missing_capabilities_are_named(sonic):
+    r = sonic.run("prog", "load", prefix=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+    assert r.code == 3, r
+    assert "missing capabilities CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON" in r.err
+    assert "run sonic as root" in r.err
+
+    # Root without CAP_BPF and CAP_PERFMON (and no CAP_SYS_ADMIN to stand in).
+    r = sonic.run("-j", "accel", "enable", prefix=[
+        "setpriv", "--inh-caps=-all", "--bounding-set=-bpf,-perfmon,-sys_admin"])
+    assert r.code == 3, r
+    assert r.error()["error"] == "accel enable: missing capabilities CAP_BPF, CAP_PERFMON"
+
+    r = sonic.run("stats", prefix=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+    assert r.code == 3 and "CAP_BPF" in r.err
+
+
+def in_private_mounts(script):
+    """Runs SCRIPT in a private mount namespace: what it mounts goes away
+    with it."""
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-ec", script],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_bpffs_is_mounted_when_missing():
+    name = sonictest.unique("mnt")
+    r = in_private_mounts("""
+        while mountpoint -q /sys/fs/bpf; do umount /sys/fs/bpf; done
+        {sonic} -j --bpffs /sys/fs/bpf/{name} prog load > /dev/null
+        stat -f -c %T /sys/fs/bpf
+        {sonic} -j --bpffs /sys/fs/bpf/{name} prog unload
+    """.format(sonic=sonictest.SONIC, name=name))
+    assert r.returncode == 0, r
+    lines = r.stdout.split("\n")
+    assert lines[0] == "bpf_fs"
+    assert json.loads(lines[1])["changed"] is True
+    assert "mounted bpffs at /sys/fs/bpf" in r.stderr
+
+
+def test_bpffs_root_outside_sys_fs_bpf_gets_its_own_mount(tmp_path):
+    root = str(tmp_path / "bpf")
+    r = in_private_mounts("""
+        {sonic} -q --bpffs {root} prog load
+        stat -f -c %T {root}
+        ls {root}/prog
+        {sonic} -q --bpffs {root} prog unload
+    """.format(sonic=sonictest.SONIC, root=root))
+    assert r.returncode == 0, r
+    assert r.stdout.split() == ["bpf_fs", "accel_msg", "accel_release", "accel_sockops"]
+
+
+def test_unknown_object_or_verb_is_exit_1_with_usage(sonic):
+    r = sonic.run("frobnicate")
+    assert r.code == 1 and "unknown object 'frobnicate'" in r.err and "Usage: sonic" in r.err
+    r = sonic.run("prog", "frob")
+    assert r.code == 1 and "unknown verb 'frob'" in r.err and "Usage: sonic prog" in r.err
+    r = sonic.run("-j", "accel", "frob")
+    assert r.code == 1 and r.error() == {"error": "accel: unknown verb 'frob'", "exit_code": 1}
