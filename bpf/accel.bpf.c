@@ -17,6 +17,12 @@
  * payload before it was established (TCP Fast Open) is not inserted at all.
  * The other way round, redirect first and stack later, keeps the order.
  *
+ * Flow control: a redirect bypasses TCP's window, so when the peer's queue of
+ * redirected data passes SONIC_ACCEL_QUEUE_LIMIT the direction takes the
+ * stack, whose window slows the writer. It redirects again only when the
+ * peer's application has read every byte sent through the stack, so nothing
+ * can be overtaken, and the queue is below half the limit.
+ *
  * A socket is never simply deleted from accel_socks: deleting it would drop
  * bytes already redirected to it but not yet read. accel_release (an
  * iterator) marks sockets draining, which stops redirects from and to them,
@@ -252,6 +258,46 @@ int accel_sockops(struct bpf_sock_ops *ops)
 	return 1;
 }
 
+/* A socket pointer of the kernel's struct sk_msg behind the context, as an
+ * address: sk_msg programs may not do arithmetic on their typed pointers. */
+#define MSG_SOCK_ADDR(msg, field)                                              \
+	({                                                                     \
+		__u64 __a = 0;                                                 \
+		bpf_probe_read_kernel(                                         \
+			&__a, sizeof(__a),                                     \
+			(void *)(msg) + bpf_core_field_offset(                 \
+						struct sk_msg___sonic, field)); \
+		__a;                                                           \
+	})
+
+/* Bytes of redirected data queued on a socket, by kernel address. */
+static __always_inline __u32 queued_on(__u64 sk_addr)
+{
+	struct sock *sk = (struct sock *)sk_addr;
+	struct sk_psock___sonic *psock;
+	unsigned long ud = 0;
+	__u32 bytes = 0;
+
+	bpf_probe_read_kernel(&ud, sizeof(ud), &sk->sk_user_data);
+	psock = (void *)(ud & SONIC_SK_USER_DATA_PTRMASK);
+	if (psock)
+		bpf_probe_read_kernel(&bytes, sizeof(bytes), &psock->msg_tot_len);
+	return bytes;
+}
+
+/* Whether PEER's application has read every byte SELF wrote through the
+ * stack: both counters live in the one sequence space of this direction. */
+static __always_inline int stack_drained(__u64 self_addr, __u64 peer_addr)
+{
+	struct tcp_sock___sonic *self = (void *)self_addr;
+	struct tcp_sock___sonic *peer = (void *)peer_addr;
+	__u32 write_seq = 0, copied_seq = 1;
+
+	bpf_probe_read_kernel(&write_seq, sizeof(write_seq), &self->write_seq);
+	bpf_probe_read_kernel(&copied_seq, sizeof(copied_seq), &peer->copied_seq);
+	return write_seq == copied_seq;
+}
+
 SEC("sk_msg")
 int accel_msg(struct sk_msg_md *msg)
 {
@@ -268,9 +314,26 @@ int accel_msg(struct sk_msg_md *msg)
 		count(s, SONIC_ACCEL_PASSED_DRAINING, 1);
 		return SK_PASS;
 	}
+	if (st->flags & SONIC_ACCEL_SOCK_OVERFLOW) {
+		if (queued_on(st->peer) > SONIC_ACCEL_QUEUE_LIMIT / 2 ||
+		    !stack_drained(MSG_SOCK_ADDR(msg, sk), st->peer))
+			goto overflow;
+		st->flags &= ~SONIC_ACCEL_SOCK_OVERFLOW;
+		count(s, SONIC_ACCEL_RESUMED, 1);
+	} else if (st->peer && st->unchecked >= SONIC_ACCEL_QUEUE_CHECK) {
+		st->unchecked = 0;
+		if (queued_on(st->peer) > SONIC_ACCEL_QUEUE_LIMIT) {
+			st->flags |= SONIC_ACCEL_SOCK_OVERFLOW;
+			count(s, SONIC_ACCEL_OVERFLOWS, 1);
+			goto overflow;
+		}
+	}
 	peer_key_of_msg(msg, &key);
 	if (bpf_msg_redirect_hash(msg, &accel_socks, &key, BPF_F_INGRESS) ==
 	    SK_PASS) {
+		if (!st->peer)
+			st->peer = MSG_SOCK_ADDR(msg, sk_redir);
+		st->unchecked += size;
 		count(s, SONIC_ACCEL_REDIRECTS, 1);
 		count(s, SONIC_ACCEL_REDIRECT_BYTES, size);
 	} else {
@@ -280,6 +343,11 @@ int accel_msg(struct sk_msg_md *msg)
 		count(s, SONIC_ACCEL_MISSES, 1);
 		count(s, SONIC_ACCEL_MISS_BYTES, size);
 	}
+	return SK_PASS;
+
+overflow:
+	count(s, SONIC_ACCEL_PASSED_OVERFLOW, 1);
+	count(s, SONIC_ACCEL_PASSED_OVERFLOW_BYTES, size);
 	return SK_PASS;
 }
 

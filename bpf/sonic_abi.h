@@ -11,7 +11,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a pinned map's key or value layout changes. */
-#define SONIC_ABI_VERSION 1
+#define SONIC_ABI_VERSION 2
 
 /* Written last when a family is loaded: its presence marks a complete load. */
 struct sonic_meta {
@@ -25,6 +25,19 @@ struct sonic_meta {
 #define SONIC_ACCEL_MAX_SOCKS 65536
 #define SONIC_ACCEL_MAX_FILTERED_CGROUPS 256
 #define SONIC_ACCEL_MAX_LOCAL_ADDRS 1024
+
+/*
+ * Flow control. A redirect charges the receiver only against the global TCP
+ * memory limit, so a reader slower than its writer would let the queue of
+ * redirected data grow until TCP memory runs out and every sender gets
+ * ENOMEM. Above this many queued bytes a direction takes the stack (where
+ * TCP's window slows the writer) and comes back once the stack data has been
+ * read and the queue is below half of it.
+ */
+#define SONIC_ACCEL_QUEUE_LIMIT (4u << 20)
+/* The peer's queue is read after this many redirected bytes, not on every
+ * message, so small messages pay nothing for flow control. */
+#define SONIC_ACCEL_QUEUE_CHECK (256u << 10)
 
 /*
  * SOCKHASH key of an accelerated socket, seen from that socket. Addresses are
@@ -45,8 +58,10 @@ struct sonic_accel_key {
 /* Per-socket state (BPF_MAP_TYPE_SK_STORAGE). */
 struct sonic_accel_sock {
 	__u64 cgroup_id; /* the enabled cgroup whose program decided */
+	__u64 peer;      /* kernel address of the peer socket, learned from the
+			  * first redirect; read only to size its queue */
 	__u32 flags;     /* enum sonic_accel_sock_flags */
-	__u32 reserved;
+	__u32 unchecked; /* bytes redirected since the peer's queue was read */
 };
 
 enum sonic_accel_sock_flags {
@@ -54,6 +69,7 @@ enum sonic_accel_sock_flags {
 	SONIC_ACCEL_SOCK_SKIPPED = 1 << 1,     /* decided against (policy) */
 	SONIC_ACCEL_SOCK_DRAINING = 1 << 2,    /* no more redirects from it; set on
 						* disable, or by its first miss */
+	SONIC_ACCEL_SOCK_OVERFLOW = 1 << 3,    /* peer's queue full: stack for now */
 };
 
 /* Per-attachment state (BPF_MAP_TYPE_CGROUP_STORAGE), written by sonic
@@ -93,6 +109,10 @@ enum sonic_accel_counter {
 	SONIC_ACCEL_MISS_BYTES,
 	SONIC_ACCEL_PASSED_DRAINING, /* messages of draining sockets */
 	SONIC_ACCEL_RELEASED,        /* sockets handed back to the normal stack */
+	SONIC_ACCEL_OVERFLOWS,       /* a peer's queue passed the limit */
+	SONIC_ACCEL_PASSED_OVERFLOW, /* messages sent by the stack meanwhile */
+	SONIC_ACCEL_PASSED_OVERFLOW_BYTES,
+	SONIC_ACCEL_RESUMED,         /* back to redirecting after an overflow */
 	SONIC_ACCEL_NR_COUNTERS,
 };
 

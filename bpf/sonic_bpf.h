@@ -66,6 +66,16 @@ struct sk_psock___sonic {
 	__u32 msg_tot_len;
 } __attribute__((preserve_access_index));
 
+struct sk_msg___sonic {
+	struct sock *sk_redir;
+	struct sock *sk;
+} __attribute__((preserve_access_index));
+
+struct tcp_sock___sonic {
+	__u32 copied_seq;
+	__u32 write_seq;
+} __attribute__((preserve_access_index));
+
 struct bpf_iter_meta {
 	void *seq;
 	__u64 session_id;

@@ -30,8 +30,9 @@ constexpr std::chrono::milliseconds kGrace{20};
 constexpr std::chrono::milliseconds kPoll{20};
 
 const char *const kCounterNames[SONIC_ACCEL_NR_COUNTERS] = {
-	"inserted",   "insert_failed", "skipped_remote", "skipped_port",	"redirects",
-	"redirect_bytes", "misses",	"miss_bytes",	  "passed_draining", "released",
+	"inserted",	  "insert_failed", "skipped_remote",	  "skipped_port",	"redirects",
+	"redirect_bytes", "misses",	   "miss_bytes",	  "passed_draining",	"released",
+	"overflows",	  "passed_overflow", "passed_overflow_bytes", "resumed",
 };
 
 std::string cgroup_link_name(uint64_t id) { return kCgroupLinkPrefix + std::to_string(id); }

@@ -237,3 +237,48 @@ def test_watch_stops_on_sigint(sonic, cgroup):
     out, _ = p.communicate(timeout=5)
     assert p.returncode == 0
     assert len(out.splitlines()) >= 2
+
+
+def tcp_mem_pages():
+    with open("/proc/net/sockstat") as f:
+        for line in f:
+            if line.startswith("TCP:"):
+                fields = line.split()
+                return int(fields[fields.index("mem") + 1])
+    return 0
+
+
+def peak_tcp_mem_mib(p):
+    """Peak growth of the host's TCP memory while P runs, in MiB."""
+    base = peak = tcp_mem_pages()
+    while p.poll() is None:
+        peak = max(peak, tcp_mem_pages())
+        time.sleep(0.01)
+    return (peak - base) * 4096 / MiB
+
+
+def test_a_stalled_reader_bounds_the_queue_and_loses_nothing(sonic, cgroup):
+    # Writers push 64 MiB each way; every reader sleeps 1 s after 32 MiB.
+    # Without flow control each direction would queue the rest of its data as
+    # redirected messages (8 directions: ~256 MiB, charged to TCP memory that
+    # nothing bounds); with it a direction overflows to the stack at
+    # SONIC_ACCEL_QUEUE_LIMIT (4 MiB) and TCP's window stops the writer. The
+    # request/echo rounds afterwards bring every direction back.
+    load = dict(conns=4, bytes=64 * MiB, pause_every=32 * MiB, pause=1.0, pingpong=20)
+    plain = mover(cgroup, **load)
+    plain_mib = peak_tcp_mem_mib(plain)
+    assert mover_report(plain)["ok"]
+
+    sonic.ok("accel", "enable", "cgroup", cgroup)
+    before = sonic.ok("stats", "accel")["accel"]
+    p = mover(cgroup, **load)
+    accel_mib = peak_tcp_mem_mib(p)
+    report = mover_report(p)
+    assert report["ok"], report
+    d = delta(sonic.ok("stats", "accel")["accel"], before)
+    assert d["overflows"] >= 8 and d["resumed"] >= 8, d
+    assert d["passed_overflow_bytes"] > 0 and d["redirect_bytes"] > 0, d
+    assert d["redirect_bytes"] + d["passed_overflow_bytes"] >= 2 * 4 * 64 * MiB, d
+    # The queue adds at most 4 MiB per direction to what the stack holds.
+    assert accel_mib < plain_mib + 8 * 4 + 16, "TCP memory: %.0f MiB accelerated, %.0f MiB plain" % (
+        accel_mib, plain_mib)

@@ -68,6 +68,32 @@ class End:
         t.join()
 
 
+def recv_exactly(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def pingpong(client, server, rounds):
+    """Request/echo rounds after the bulk transfer: a direction that moved to
+    the stack under load comes back to acceleration once the load is gone."""
+    try:
+        for r in range(rounds):
+            msg = os.urandom(64)
+            client.sendall(msg)
+            got = recv_exactly(server, 64)
+            server.sendall(got)
+            if recv_exactly(client, 64) != msg:
+                return "pingpong round %d: echo differs" % r
+    except Exception as e:
+        return "pingpong: %r" % e
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--conns", type=int, default=64)
@@ -76,6 +102,8 @@ def main():
     ap.add_argument("--write-size", type=int, default=1 << 16)
     ap.add_argument("--pause-every", type=int, default=0, help="readers pause after every N bytes")
     ap.add_argument("--pause", type=float, default=0.0, help="seconds each pause lasts")
+    ap.add_argument("--pingpong", type=int, default=0,
+                    help="after the transfer, this many 64-byte request/echo rounds per connection")
     ap.add_argument("--hold", type=float, default=0.0, help="keep sockets open this long after the transfer")
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--port", type=int, default=0, help="listen on this port (default: any)")
@@ -115,13 +143,19 @@ def main():
     for t in threads:
         t.join()
     seconds = time.monotonic() - start
-    time.sleep(args.hold)
 
     failures = []
     for i, (client, server) in enumerate(pairs):
         for name, e in (("client", client), ("server", server)):
             if e.error:
                 failures.append({"conn": i, "end": name, "error": e.error})
+    for i, (client, server) in enumerate(pairs):
+        error = pingpong(client.sock, server.sock, args.pingpong)
+        if error:
+            failures.append({"conn": i, "end": "pingpong", "error": error})
+    time.sleep(args.hold)
+
+    for client, server in pairs:
         client.sock.close()
         server.sock.close()
     report = {"ok": not failures, "conns": args.conns, "bytes_each_way": args.bytes,

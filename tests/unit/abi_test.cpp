@@ -11,7 +11,7 @@
 TEST_CASE("map key and value sizes", "[abi]")
 {
 	CHECK(sizeof(struct sonic_accel_key) == 48);
-	CHECK(sizeof(struct sonic_accel_sock) == 16);
+	CHECK(sizeof(struct sonic_accel_sock) == 24);
 	CHECK(sizeof(struct sonic_accel_cgroup) == 16);
 	CHECK(sizeof(struct sonic_accel_local_key) == 24);
 	CHECK(sizeof(struct sonic_accel_ports) == 8192);
