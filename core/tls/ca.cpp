@@ -110,7 +110,8 @@ std::shared_ptr<const Ca> Ca::generate(const CaOptions &options)
 	check(gnutls_x509_crt_set_subject_key_id(c, id.data(), id.size()), "set subject key id");
 	Privkey signer = borrow_privkey(key.get());
 	check(gnutls_x509_crt_privkey_sign(c, c, signer.get(), GNUTLS_DIG_SHA256, 0), "sign CA certificate");
-	return std::shared_ptr<const Ca>(new Ca(std::move(crt), std::move(key)));
+	Crt signed_crt = import_crt(export_crt(c, GNUTLS_X509_FMT_DER), GNUTLS_X509_FMT_DER, options.common_name);
+	return std::shared_ptr<const Ca>(new Ca(std::move(signed_crt), std::move(key)));
 }
 
 bool Ca::exists(const std::string &state_dir)
@@ -273,7 +274,7 @@ CaInitResult ca_init(const std::string &state_dir, const CaOptions &options, boo
 	r.ca->save(state_dir);
 	r.changed = true;
 	if (force)
-		r.leaves_removed = LeafDir(paths.certs_dir).remove_all();
+		r.leaves_removed = LeafDir(paths.certs_dir).remove_all().size();
 	return r;
 }
 

@@ -88,7 +88,9 @@ std::shared_ptr<const Leaf> Leaf::mint(std::shared_ptr<const Ca> ca, const HostN
 	      "set authority key id", name.text);
 	check(gnutls_x509_crt_privkey_sign(c, ca->crt(), ca->signer(), ca->digest(), 0), "sign leaf certificate",
 	      name.text);
-	return std::make_shared<const Leaf>(std::move(ca), std::move(crt), std::move(key), own_key);
+	// GnuTLS reads a certificate's extensions back only once it is parsed.
+	Crt signed_crt = import_crt(export_crt(c, GNUTLS_X509_FMT_DER), GNUTLS_X509_FMT_DER, name.text);
+	return std::make_shared<const Leaf>(std::move(ca), std::move(signed_crt), std::move(key), own_key);
 }
 
 std::shared_ptr<const Leaf> Leaf::parse(std::shared_ptr<const Ca> ca, std::string_view file,

@@ -62,7 +62,7 @@ std::optional<std::string> read_path(const std::string &path)
 	return text;
 }
 
-LeafFile describe(const std::string &path, const std::string &text, const Ca &ca, int64_t now, int64_t renew_before)
+LeafFile describe_text(const std::string &path, const std::string &text, const Ca &ca, int64_t now, int64_t renew_before)
 {
 	LeafFile f;
 	f.path = path;
@@ -170,12 +170,12 @@ std::vector<std::string> LeafDir::leaf_paths() const
 	return paths;
 }
 
-size_t LeafDir::remove_all() const
+std::vector<std::string> LeafDir::remove_all() const
 {
-	size_t removed = 0;
+	std::vector<std::string> removed;
 	for (const std::string &path : leaf_paths()) {
 		if (unlink(path.c_str()) == 0)
-			++removed;
+			removed.push_back(file_stem(path));
 		else if (errno != ENOENT)
 			throw errno_error("remove leaf certificate", errno, path);
 	}
@@ -185,6 +185,15 @@ size_t LeafDir::remove_all() const
 	return removed;
 }
 
+std::optional<LeafFile> LeafDir::describe(std::string_view name, const Ca &ca, int64_t now, int64_t renew_before) const
+{
+	std::string path = path_of(name);
+	std::optional<std::string> text = read_path(path);
+	if (!text)
+		return std::nullopt;
+	return describe_text(path, *text, ca, now, renew_before);
+}
+
 std::vector<LeafFile> LeafDir::list(const Ca &ca, int64_t now, int64_t renew_before) const
 {
 	std::vector<LeafFile> files;
@@ -192,7 +201,7 @@ std::vector<LeafFile> LeafDir::list(const Ca &ca, int64_t now, int64_t renew_bef
 		std::optional<std::string> text = read_path(path);
 		if (!text)
 			continue;
-		files.push_back(describe(path, *text, ca, now, renew_before));
+		files.push_back(describe_text(path, *text, ca, now, renew_before));
 	}
 	std::sort(files.begin(), files.end(), [](const LeafFile &a, const LeafFile &b) { return a.name < b.name; });
 	return files;

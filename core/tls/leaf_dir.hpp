@@ -55,11 +55,14 @@ public:
 	// Writes LEAF's file, making the directory (0700) when missing.
 	void write(const Leaf &leaf) const;
 	bool remove(std::string_view name) const;
-	// Removes every leaf file (and the shared key); returns how many leaves.
-	size_t remove_all() const;
+	// Removes every leaf file (and the shared key); returns the names of
+	// the leaves removed (as their files name them).
+	std::vector<std::string> remove_all() const;
 
 	// Every leaf file, described against CA at NOW.
 	std::vector<LeafFile> list(const Ca &ca, int64_t now, int64_t renew_before) const;
+	// The leaf file of NAME, described; nullopt when there is none.
+	std::optional<LeafFile> describe(std::string_view name, const Ca &ca, int64_t now, int64_t renew_before) const;
 
 	// The key shared by leaves under the shared-key policy
 	// (<dir>/.leaf-key.pem). Made when missing and CREATE is set; null when
