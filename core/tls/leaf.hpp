@@ -43,13 +43,14 @@ public:
 	// Mints a leaf for NAME: SAN with NAME, CN only when it fits (64
 	// bytes), serverAuth EKU, a random 128-bit serial, SKI and AKI, valid
 	// from a day ago (clock skew) for DAYS days, signed by CA. KEY is the
-	// leaf's key: fresh or shared, the caller's policy.
+	// leaf's key: fresh or shared, the caller's policy. NOW is the Unix
+	// time the validity counts from.
 	static std::shared_ptr<const Leaf> mint(std::shared_ptr<const Ca> ca, const HostName &name, int days,
-						std::shared_ptr<const LeafKey> key);
+						std::shared_ptr<const LeafKey> key, int64_t now);
 
 	// Reads a leaf file (certificate, then its key unless it uses
-	// SHARED_KEY). Throws Error when the file is corrupt, its key does not
-	// match, or CA did not issue it.
+	// SHARED_KEY). Null when CA did not issue it (the CA was replaced);
+	// throws Error when the file is corrupt or its key does not match.
 	static std::shared_ptr<const Leaf> parse(std::shared_ptr<const Ca> ca, std::string_view file,
 						 const std::shared_ptr<const LeafKey> &shared_key, const std::string &path);
 

@@ -119,7 +119,7 @@ int64_t CertStore::renew_at(const Leaf &leaf) const
 	return renew_time(leaf.not_before(), leaf.not_after(), options_.renew_before);
 }
 
-CertStore::Shard &CertStore::shard_of(std::string_view, size_t hash) const
+CertStore::Shard &CertStore::shard_of(size_t hash) const
 {
 	return shards_[(hash >> 40) % options_.shards];
 }
@@ -153,16 +153,19 @@ void CertStore::evict(Shard &shard)
 	}
 }
 
-std::shared_ptr<const Leaf> CertStore::lookup(std::string_view key, int64_t now)
+bool CertStore::serves(const Entry &e, int64_t now, bool sni)
 {
-	Shard &shard = shard_of(key, name_hash(key));
+	return e.leaf && now < e.renew_at && now >= e.leaf->not_before() && (sni || e.leaf->name() == e.key);
+}
+
+std::shared_ptr<const Leaf> CertStore::lookup(std::string_view key, int64_t now, bool sni)
+{
+	Shard &shard = shard_of(name_hash(key));
 	std::lock_guard<std::mutex> lock(shard.mutex);
 	auto it = shard.map.find(key);
-	if (it == shard.map.end())
+	if (it == shard.map.end() || !serves(*it->second, now, sni))
 		return nullptr;
 	Entry *e = it->second.get();
-	if (!e->leaf || now >= e->renew_at || now < e->leaf->not_before())
-		return nullptr;
 	if (shard.lru.next != e) {
 		unlink(shard, e);
 		link_front(shard, e);
@@ -171,65 +174,50 @@ std::shared_ptr<const Leaf> CertStore::lookup(std::string_view key, int64_t now)
 	return e->leaf;
 }
 
-Fetched CertStore::fetch(std::string_view input)
+Fetched CertStore::find(std::string_view input, bool sni)
 {
 	int64_t t = now();
 	char buf[256];
 	std::string_view key = quick_key(input, buf);
 	if (!key.empty())
-		if (auto leaf = lookup(key, t))
+		if (auto leaf = lookup(key, t, sni))
 			return {std::move(leaf), LeafSource::Memory};
 	HostName name = parse_name(input);
 	if (name.text != key)
-		if (auto leaf = lookup(name.text, t))
+		if (auto leaf = lookup(name.text, t, sni))
 			return {std::move(leaf), LeafSource::Memory};
-	return fly(name, t);
+	return fly(name, t, sni);
 }
 
-std::shared_ptr<const Leaf> CertStore::get_for_sni(std::string_view sni)
+Fetched CertStore::fly(const HostName &name, int64_t t, bool sni)
 {
-	int64_t t = now();
-	char buf[256];
-	std::string_view key = quick_key(sni, buf);
-	if (!key.empty())
-		if (auto leaf = lookup(key, t))
-			return leaf;
-	HostName name = parse_name(sni);
-	if (name.text != key)
-		if (auto leaf = lookup(name.text, t))
-			return leaf;
-	if (auto wildcard = covering_wildcard(name)) {
-		if (auto leaf = lookup(*wildcard, t))
-			return leaf;
-		if (disk_ && !disk_->has(name.text) && disk_->has(*wildcard))
-			return fly(parse_name(*wildcard), t).leaf;
-	}
-	return fly(name, t).leaf;
-}
-
-Fetched CertStore::fly(const HostName &name, int64_t t)
-{
-	Shard &shard = shard_of(name.text, name_hash(name.text));
+	Shard &shard = shard_of(name_hash(name.text));
 	std::shared_ptr<Flight> flight;
-	{
+	for (;;) {
 		std::unique_lock<std::mutex> lock(shard.mutex);
 		auto it = shard.map.find(name.text);
 		Entry *e = it == shard.map.end() ? nullptr : it->second.get();
-		if (e && e->leaf && t < e->renew_at && t >= e->leaf->not_before()) {
+		if (e && serves(*e, t, sni)) {
 			++shard.stats.hits;
 			return {e->leaf, LeafSource::Memory};
 		}
 		if (e && e->flight) {
 			// Someone is loading or renewing it: a still valid old leaf
 			// serves meanwhile, otherwise wait for theirs.
-			if (e->leaf && t < e->expires_at && t >= e->leaf->not_before()) {
+			if (e->leaf && t < e->expires_at && t >= e->leaf->not_before() &&
+			    (sni || e->leaf->name() == e->key)) {
 				++shard.stats.hits;
 				return {e->leaf, LeafSource::Memory};
 			}
 			std::shared_future<Fetched> result = e->flight->result;
 			++shard.stats.waits;
 			lock.unlock();
-			return result.get();
+			const Fetched &got = result.get();
+			// An SNI flight may land on a wildcard leaf; an exact lookup
+			// then goes on to mint the name's own.
+			if (sni || got.leaf->name() == name.text)
+				return got;
+			continue;
 		}
 		if (!e) {
 			auto owned = std::make_unique<Entry>();
@@ -240,12 +228,13 @@ Fetched CertStore::fly(const HostName &name, int64_t t)
 		flight = std::make_shared<Flight>();
 		e->flight = flight;
 		++shard.stats.misses;
+		break;
 	}
 
 	Fetched got;
 	std::exception_ptr error;
 	try {
-		got = produce(name, t);
+		got = produce(name, t, sni);
 	} catch (...) {
 		error = std::current_exception();
 	}
@@ -266,10 +255,13 @@ Fetched CertStore::fly(const HostName &name, int64_t t)
 				e->expires_at = got.leaf->not_after();
 				unlink(shard, e);
 				link_front(shard, e);
-				++(got.source == LeafSource::Minted ? shard.stats.mints : shard.stats.disk_loads);
 				evict(shard);
 			}
 		}
+		if (!error)
+			++(got.source == LeafSource::Minted ? shard.stats.mints
+			   : got.source == LeafSource::Disk ? shard.stats.disk_loads
+							    : shard.stats.hits);
 	}
 	if (error) {
 		flight->promise.set_exception(error);
@@ -279,25 +271,45 @@ Fetched CertStore::fly(const HostName &name, int64_t t)
 	return got;
 }
 
-Fetched CertStore::produce(const HostName &name, int64_t t)
+std::shared_ptr<const Leaf> CertStore::load(const HostName &name, int64_t t, bool &found) const
 {
-	if (disk_) {
-		if (std::optional<std::string> text = disk_->read(name.text)) {
-			std::string path = disk_->path_of(name.text);
-			try {
-				auto leaf = Leaf::parse(ca_, *text, shared_key_, path);
-				if (leaf->name() != name.text)
-					throw kernel_error("read leaf certificate", "it is the leaf of " + leaf->name(), path);
-				if (t < renew_at(*leaf) && t >= leaf->not_before())
-					return {std::move(leaf), LeafSource::Disk};
-				log::debug("renewing the leaf certificate of " + name.text);
-			} catch (const Error &e) {
-				log::warn(std::string(e.what()) + ": minting a new one");
-			}
+	std::optional<std::string> text = disk_->read(name.text);
+	found = text.has_value();
+	if (!text)
+		return nullptr;
+	std::string path = disk_->path_of(name.text);
+	try {
+		auto leaf = Leaf::parse(ca_, *text, shared_key_, path);
+		if (!leaf) {
+			log::debug("replacing the leaf certificate of " + name.text + ": another CA issued it");
+			return nullptr;
 		}
+		if (leaf->name() != name.text)
+			throw kernel_error("read leaf certificate", "it is the leaf of " + leaf->name(), path);
+		if (t < renew_at(*leaf) && t >= leaf->not_before())
+			return leaf;
+		log::debug("renewing the leaf certificate of " + name.text);
+	} catch (const Error &e) {
+		log::warn(std::string(e.what()) + ": minting a new one");
 	}
+	return nullptr;
+}
+
+Fetched CertStore::produce(const HostName &name, int64_t t, bool sni)
+{
+	bool own = false;
+	if (disk_)
+		if (auto leaf = load(name, t, own))
+			return {std::move(leaf), LeafSource::Disk};
+	if (sni && !own)
+		if (auto wildcard = covering_wildcard(name)) {
+			if (auto leaf = lookup(*wildcard, t, false))
+				return {std::move(leaf), LeafSource::Memory};
+			if (disk_ && disk_->has(*wildcard))
+				return fly(parse_name(*wildcard), t, false);
+		}
 	auto key = options_.key_policy == LeafKeyPolicy::Shared ? shared_key_ : nullptr;
-	auto leaf = Leaf::mint(ca_, name, options_.days, std::move(key));
+	auto leaf = Leaf::mint(ca_, name, options_.days, std::move(key), t);
 	if (disk_)
 		disk_->write(*leaf);
 	return {std::move(leaf), LeafSource::Minted};
@@ -305,7 +317,7 @@ Fetched CertStore::produce(const HostName &name, int64_t t)
 
 bool CertStore::forget(std::string_view name)
 {
-	Shard &shard = shard_of(name, name_hash(name));
+	Shard &shard = shard_of(name_hash(name));
 	std::lock_guard<std::mutex> lock(shard.mutex);
 	auto it = shard.map.find(name);
 	if (it == shard.map.end() || !it->second->leaf)

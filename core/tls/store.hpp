@@ -71,16 +71,17 @@ public:
 	// The leaf for exactly NAME (any case, a trailing dot, an IDN, a
 	// bracketed IPv6 address), minted when needed. Throws usage_error for
 	// an invalid name, Error when minting or writing fails.
-	std::shared_ptr<const Leaf> get(std::string_view name) { return fetch(name).leaf; }
-	Fetched fetch(std::string_view name);
+	std::shared_ptr<const Leaf> get(std::string_view name) { return find(name, false).leaf; }
+	Fetched fetch(std::string_view name) { return find(name, false); }
 
 	// The leaf to serve for a ClientHello's SNI. Policy: the name's own
 	// leaf when one exists (memory or disk); otherwise a wildcard leaf one
 	// level up (*.example.com for a.example.com) when one exists, since it
 	// covers the name; otherwise a new leaf for exactly the name. sonic
 	// never mints a wildcard by itself: wildcards are the operator's
-	// (`sonic cert mint '*.example.com'`).
-	std::shared_ptr<const Leaf> get_for_sni(std::string_view sni);
+	// (`sonic cert mint '*.example.com'`). The choice is remembered under
+	// the name until the leaf chosen is due for renewal.
+	std::shared_ptr<const Leaf> get_for_sni(std::string_view sni) { return find(sni, true).leaf; }
 
 	// Drops NAME (canonical) from memory; true when it was there.
 	bool forget(std::string_view name);
@@ -95,10 +96,15 @@ private:
 	struct Flight;
 	struct Shard;
 
-	std::shared_ptr<const Leaf> lookup(std::string_view key, int64_t now);
-	Fetched fly(const HostName &name, int64_t now);
-	Fetched produce(const HostName &name, int64_t now);
-	Shard &shard_of(std::string_view key, size_t hash) const;
+	static bool serves(const Entry &e, int64_t now, bool sni);
+	Fetched find(std::string_view input, bool sni);
+	std::shared_ptr<const Leaf> lookup(std::string_view key, int64_t now, bool sni);
+	Fetched fly(const HostName &name, int64_t now, bool sni);
+	Fetched produce(const HostName &name, int64_t now, bool sni);
+	// The fresh leaf of NAME in the cache directory; FOUND tells whether
+	// there was a file at all.
+	std::shared_ptr<const Leaf> load(const HostName &name, int64_t now, bool &found) const;
+	Shard &shard_of(size_t hash) const;
 	int64_t now() const;
 	int64_t renew_at(const Leaf &leaf) const;
 	void link_front(Shard &shard, Entry *entry);
