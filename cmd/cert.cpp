@@ -35,6 +35,7 @@ int mint(Cli &cli, const std::vector<std::string> &args, int days)
 	tls::StoreOptions options;
 	options.dir = tls::StatePaths(cli.g.state_dir).certs_dir;
 	options.days = days;
+	options.warn_write_errors = false;
 	tls::CertStore store(ca, options);
 	tls::LeafDir dir(options.dir);
 	bool changed = false;
@@ -47,6 +48,7 @@ int mint(Cli &cli, const std::vector<std::string> &args, int days)
 				{"not_after", tls::iso_time(f.leaf->not_after())},
 				{"path", dir.path_of(f.leaf->name())}});
 	}
+	store.flush();
 	cli.report({{"changed", changed}, {"certificates", rows}});
 	return 0;
 }

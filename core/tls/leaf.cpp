@@ -48,13 +48,14 @@ Leaf::~Leaf() { gnutls_pcert_deinit(&chain_[0]); }
 std::string Leaf::file_text() const { return own_key_ ? cert_pem_ + key_->pem() : cert_pem_; }
 
 std::shared_ptr<const Leaf> Leaf::mint(std::shared_ptr<const Ca> ca, const HostName &name, int days,
-				       std::shared_ptr<const LeafKey> key, int64_t now)
+				       std::shared_ptr<const LeafKey> key, bool own_key, int64_t now)
 {
 	if (days < 1 || days > kMaxLeafDays)
 		throw usage_error("mint certificate", "validity must be 1 to 397 days", std::to_string(days));
-	bool own_key = !key;
-	if (own_key)
+	if (!key) {
 		key = LeafKey::generate();
+		own_key = true;
+	}
 	Crt crt = new_crt();
 	gnutls_x509_crt_t c = crt.get();
 	check(gnutls_x509_crt_set_version(c, 3), "set certificate version", name.text);

@@ -43,10 +43,11 @@ public:
 	// Mints a leaf for NAME: SAN with NAME, CN only when it fits (64
 	// bytes), serverAuth EKU, a random 128-bit serial, SKI and AKI, valid
 	// from a day ago (clock skew) for DAYS days, signed by CA. KEY is the
-	// leaf's key: fresh or shared, the caller's policy. NOW is the Unix
-	// time the validity counts from.
+	// leaf's key, its own when OWN_KEY (stored in its file) or one shared
+	// by many leaves; a null KEY means a fresh one. NOW is the Unix time
+	// the validity counts from.
 	static std::shared_ptr<const Leaf> mint(std::shared_ptr<const Ca> ca, const HostName &name, int days,
-						std::shared_ptr<const LeafKey> key, int64_t now);
+						std::shared_ptr<const LeafKey> key, bool own_key, int64_t now);
 
 	// Reads a leaf file (certificate, then its key unless it uses
 	// SHARED_KEY). Null when CA did not issue it (the CA was replaced);

@@ -3,11 +3,15 @@
 #include "out/error.hpp"
 #include "out/log.hpp"
 
+#include <condition_variable>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <future>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
+#include <utility>
 
 namespace sonic::tls {
 
@@ -73,8 +77,10 @@ struct CertStore::Flight {
 struct CertStore::Entry {
 	std::string key;
 	std::shared_ptr<const Leaf> leaf; // null until the first flight lands
-	int64_t renew_at = 0;
-	int64_t expires_at = 0;
+	// Copied from the leaf so a hit reads only this entry.
+	int64_t not_before = 0, renew_at = 0, expires_at = 0;
+	bool own = false; // the leaf is the key's own, not a covering wildcard
+	uint64_t stamp = 0; // the shard's tick when last moved to the front
 	std::shared_ptr<Flight> flight; // set while a thread loads or mints
 	Entry *prev = nullptr, *next = nullptr; // LRU links, set while linked
 };
@@ -85,9 +91,145 @@ struct alignas(64) CertStore::Shard {
 	std::unordered_map<std::string_view, std::unique_ptr<Entry>, NameHash> map;
 	Entry lru; // sentinel: lru.next is the most recently used
 	size_t linked = 0;
+	uint64_t tick = 0; // moves to the front so far
 	StoreStats stats;
 
 	Shard() { lru.prev = lru.next = &lru; }
+};
+
+// Writes leaf files in the background, in the order they were minted.
+struct CertStore::Writer {
+	const LeafDir &dir;
+	bool warn;
+	std::mutex mutex;
+	std::condition_variable work, idle;
+	std::deque<std::shared_ptr<const Leaf>> queue;
+	bool busy = false, stop = false;
+	std::exception_ptr error;
+	uint64_t errors = 0;
+	int64_t last_warning = 0;
+	std::thread thread;
+
+	Writer(const LeafDir &d, bool w) : dir(d), warn(w), thread([this] { run(); }) {}
+
+	~Writer()
+	{
+		{
+			std::lock_guard<std::mutex> lock(mutex);
+			stop = true;
+		}
+		work.notify_one();
+		thread.join();
+	}
+
+	void push(std::shared_ptr<const Leaf> leaf)
+	{
+		{
+			std::lock_guard<std::mutex> lock(mutex);
+			queue.push_back(std::move(leaf));
+		}
+		work.notify_one();
+	}
+
+	void run()
+	{
+		std::unique_lock<std::mutex> lock(mutex);
+		for (;;) {
+			work.wait(lock, [this] { return stop || !queue.empty(); });
+			if (queue.empty())
+				return;
+			std::shared_ptr<const Leaf> leaf = std::move(queue.front());
+			queue.pop_front();
+			busy = true;
+			lock.unlock();
+			std::exception_ptr failed;
+			try {
+				dir.write(*leaf);
+			} catch (const Error &e) {
+				failed = std::current_exception();
+				// One warning a minute is enough to be noticed.
+				if (warn && coarse_now() - last_warning >= 60) {
+					last_warning = coarse_now();
+					log::warn(std::string(e.what()) + ": the leaf is served from memory only");
+				}
+			}
+			lock.lock();
+			busy = false;
+			if (failed) {
+				++errors;
+				if (!error)
+					error = failed;
+			}
+			if (queue.empty())
+				idle.notify_all();
+		}
+	}
+
+	void flush()
+	{
+		std::unique_lock<std::mutex> lock(mutex);
+		idle.wait(lock, [this] { return queue.empty() && !busy; });
+		if (error)
+			std::rethrow_exception(std::exchange(error, nullptr));
+	}
+};
+
+// Fresh leaf keys made ahead of need by a background thread.
+struct CertStore::KeyPool {
+	size_t size;
+	std::mutex mutex;
+	std::condition_variable low;
+	std::vector<std::shared_ptr<const LeafKey>> keys;
+	bool stop = false;
+	std::thread thread;
+
+	explicit KeyPool(size_t n) : size(n), thread([this] { run(); }) {}
+
+	~KeyPool()
+	{
+		{
+			std::lock_guard<std::mutex> lock(mutex);
+			stop = true;
+		}
+		low.notify_one();
+		thread.join();
+	}
+
+	// A fresh key, or null when the pool is empty.
+	std::shared_ptr<const LeafKey> take()
+	{
+		std::shared_ptr<const LeafKey> key;
+		{
+			std::lock_guard<std::mutex> lock(mutex);
+			if (keys.empty())
+				return nullptr;
+			key = std::move(keys.back());
+			keys.pop_back();
+		}
+		low.notify_one();
+		return key;
+	}
+
+	void run()
+	{
+		std::unique_lock<std::mutex> lock(mutex);
+		for (;;) {
+			low.wait(lock, [this] { return stop || keys.size() < size; });
+			if (stop)
+				return;
+			lock.unlock();
+			std::shared_ptr<const LeafKey> key;
+			try {
+				key = LeafKey::generate();
+			} catch (const Error &e) {
+				// Mints then make their own key and report the failure.
+				log::debug(std::string(e.what()) + ": leaf key pool stops");
+				return;
+			}
+			lock.lock();
+			keys.push_back(std::move(key));
+		}
+	}
 };
 
 CertStore::CertStore(std::shared_ptr<const Ca> ca, StoreOptions options)
@@ -105,9 +247,12 @@ CertStore::CertStore(std::shared_ptr<const Ca> ca, StoreOptions options)
 		// Read even under the per-leaf policy, so leaves minted under the
 		// shared one stay usable.
 		shared_key_ = disk_->shared_key(shared);
+		writer_ = std::make_unique<Writer>(*disk_, options_.warn_write_errors);
 	} else if (shared) {
 		shared_key_ = LeafKey::generate();
 	}
+	if (!shared && options_.key_pool > 0)
+		key_pool_ = std::make_unique<KeyPool>(options_.key_pool);
 }
 
 CertStore::~CertStore() = default;
@@ -130,6 +275,7 @@ void CertStore::link_front(Shard &shard, Entry *e)
 	e->next = shard.lru.next;
 	shard.lru.next->prev = e;
 	shard.lru.next = e;
+	e->stamp = ++shard.tick;
 	++shard.linked;
 }
 
@@ -155,7 +301,19 @@ void CertStore::evict(Shard &shard)
 
 bool CertStore::serves(const Entry &e, int64_t now, bool sni)
 {
-	return e.leaf && now < e.renew_at && now >= e.leaf->not_before() && (sni || e.leaf->name() == e.key);
+	return e.leaf && now < e.renew_at && now >= e.not_before && (sni || e.own);
+}
+
+void CertStore::touch(Shard &shard, Entry *e)
+{
+	// Fewer moves to the front since e's own than half the shard's
+	// capacity: e is in the front half already, and relinking it would
+	// only write four more cache lines. The order stays LRU where it
+	// decides anything, at the back.
+	if (shard.tick - e->stamp < per_shard_ / 2)
+		return;
+	unlink(shard, e);
+	link_front(shard, e);
 }
 
 std::shared_ptr<const Leaf> CertStore::lookup(std::string_view key, int64_t now, bool sni)
@@ -166,10 +324,7 @@ std::shared_ptr<const Leaf> CertStore::lookup(std::string_view key, int64_t now,
 	if (it == shard.map.end() || !serves(*it->second, now, sni))
 		return nullptr;
 	Entry *e = it->second.get();
-	if (shard.lru.next != e) {
-		unlink(shard, e);
-		link_front(shard, e);
-	}
+	touch(shard, e);
 	++shard.stats.hits;
 	return e->leaf;
 }
@@ -204,8 +359,7 @@ Fetched CertStore::fly(const HostName &name, int64_t t, bool sni)
 		if (e && e->flight) {
 			// Someone is loading or renewing it: a still valid old leaf
 			// serves meanwhile, otherwise wait for theirs.
-			if (e->leaf && t < e->expires_at && t >= e->leaf->not_before() &&
-			    (sni || e->leaf->name() == e->key)) {
+			if (e->leaf && t < e->expires_at && t >= e->not_before && (sni || e->own)) {
 				++shard.stats.hits;
 				return {e->leaf, LeafSource::Memory};
 			}
@@ -251,8 +405,10 @@ Fetched CertStore::fly(const HostName &name, int64_t t, bool sni)
 					shard.map.erase(it);
 			} else {
 				e->leaf = got.leaf;
+				e->not_before = got.leaf->not_before();
 				e->renew_at = renew_at(*got.leaf);
 				e->expires_at = got.leaf->not_after();
+				e->own = got.leaf->name() == e->key;
 				unlink(shard, e);
 				link_front(shard, e);
 				evict(shard);
@@ -308,11 +464,20 @@ Fetched CertStore::produce(const HostName &name, int64_t t, bool sni)
 			if (disk_ && disk_->has(*wildcard))
 				return fly(parse_name(*wildcard), t, false);
 		}
-	auto key = options_.key_policy == LeafKeyPolicy::Shared ? shared_key_ : nullptr;
-	auto leaf = Leaf::mint(ca_, name, options_.days, std::move(key), t);
-	if (disk_)
-		disk_->write(*leaf);
+	std::shared_ptr<const LeafKey> key = shared_key_;
+	bool own_key = options_.key_policy == LeafKeyPolicy::PerLeaf;
+	if (own_key)
+		key = key_pool_ ? key_pool_->take() : nullptr;
+	auto leaf = Leaf::mint(ca_, name, options_.days, std::move(key), own_key, t);
+	if (writer_)
+		writer_->push(leaf);
 	return {std::move(leaf), LeafSource::Minted};
+}
+
+void CertStore::flush()
+{
+	if (writer_)
+		writer_->flush();
 }
 
 bool CertStore::forget(std::string_view name)
@@ -361,6 +526,10 @@ StoreStats CertStore::stats() const
 		total.mints += shard.stats.mints;
 		total.evictions += shard.stats.evictions;
 		total.size += shard.linked;
+	}
+	if (writer_) {
+		std::lock_guard<std::mutex> lock(writer_->mutex);
+		total.write_errors = writer_->errors;
 	}
 	return total;
 }

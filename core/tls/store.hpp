@@ -2,13 +2,24 @@
 //
 // Memory: N shards, each a hash map and an LRU list under its own mutex;
 // capacity is split evenly between shards. A hit hashes the name, takes
-// one shard lock, moves the entry to the front of the LRU and copies a
-// shared_ptr to an immutable Leaf: no allocation, no system call.
+// one shard lock, moves the entry to the front of the LRU (unless it is in
+// the front half already) and copies a shared_ptr to an immutable Leaf: no
+// allocation, no system call.
 //
 // Misses are single-flight: the first thread to miss a name loads it from
 // the cache directory or mints it, while other threads asking for that
 // name wait for its result; a name is minted once however many threads
 // ask at once. A failure reaches every waiter and is not cached.
+//
+// Persistence is asynchronous: a new leaf is served at once and its file
+// written by a background thread, so no handshake waits for the disk
+// (creating a file costs more than minting on some filesystems). flush()
+// waits for the writes and reports the first that failed.
+//
+// Under the per-leaf key policy a background thread keeps a small pool of
+// fresh keys, so a mint usually only builds and signs (key generation is
+// a third of a mint); when a burst empties the pool, mints generate their
+// own key.
 //
 // Renewal: a leaf inside its renewal window (the last third of its
 // validity by default) is replaced on the next lookup; while that one
@@ -40,10 +51,14 @@ enum class LeafKeyPolicy { PerLeaf, Shared };
 struct StoreOptions {
 	std::string dir;              // the leaf cache directory; empty: memory only
 	size_t capacity = 10000;      // leaves kept in memory
-	size_t shards = 16;           // independent locks
+	size_t shards = 64;           // independent locks
 	int days = kDefaultLeafDays;  // validity of minted leaves
 	int64_t renew_before = 0;     // seconds before the end to renew; 0: a third of the validity
 	LeafKeyPolicy key_policy = LeafKeyPolicy::PerLeaf;
+	size_t key_pool = 32;         // fresh keys kept ready (per-leaf policy); 0: none
+	// Log a warning when writing a leaf file fails (callers that flush()
+	// and report the error themselves turn it off).
+	bool warn_write_errors = true;
 	// Unix time in seconds; the real clock when empty (tests move it).
 	std::function<int64_t()> clock;
 };
@@ -57,7 +72,7 @@ struct Fetched {
 };
 
 struct StoreStats {
-	uint64_t hits = 0, misses = 0, waits = 0, disk_loads = 0, mints = 0, evictions = 0;
+	uint64_t hits = 0, misses = 0, waits = 0, disk_loads = 0, mints = 0, evictions = 0, write_errors = 0;
 	size_t size = 0;
 };
 
@@ -83,6 +98,10 @@ public:
 	// the name until the leaf chosen is due for renewal.
 	std::shared_ptr<const Leaf> get_for_sni(std::string_view sni) { return find(sni, true).leaf; }
 
+	// Waits until every leaf minted so far is on disk; throws the first
+	// write error since the last flush.
+	void flush();
+
 	// Drops NAME (canonical) from memory; true when it was there.
 	bool forget(std::string_view name);
 	void clear();
@@ -95,6 +114,8 @@ private:
 	struct Entry;
 	struct Flight;
 	struct Shard;
+	struct Writer;
+	struct KeyPool;
 
 	static bool serves(const Entry &e, int64_t now, bool sni);
 	Fetched find(std::string_view input, bool sni);
@@ -108,6 +129,7 @@ private:
 	int64_t now() const;
 	int64_t renew_at(const Leaf &leaf) const;
 	void link_front(Shard &shard, Entry *entry);
+	void touch(Shard &shard, Entry *entry);
 	void unlink(Shard &shard, Entry *entry);
 	void evict(Shard &shard);
 
@@ -117,6 +139,8 @@ private:
 	std::shared_ptr<const LeafKey> shared_key_;
 	size_t per_shard_ = 1;
 	std::unique_ptr<Shard[]> shards_;
+	std::unique_ptr<KeyPool> key_pool_;
+	std::unique_ptr<Writer> writer_;
 };
 
 } // namespace sonic::tls

@@ -120,7 +120,7 @@ TEST_CASE("a corrupt CA file is an environment error with a way out", "[tls][ca]
 TEST_CASE("leaves carry what browsers check", "[tls][leaf]")
 {
 	auto ca = test_ca();
-	auto leaf = Leaf::mint(ca, parse_name("www.example.com"), 30, nullptr, std::time(nullptr));
+	auto leaf = Leaf::mint(ca, parse_name("www.example.com"), 30, nullptr, true, std::time(nullptr));
 	gnutls_x509_crt_t crt = leaf->crt();
 	CHECK(leaf->names() == std::vector<std::string>{"www.example.com"});
 	CHECK(subject_dn(crt) == "CN=www.example.com");
@@ -142,23 +142,23 @@ TEST_CASE("leaves carry what browsers check", "[tls][leaf]")
 	CHECK(leaf->privkey() != nullptr);
 
 	// Two leaves never share a serial; a name over 64 bytes gets no CN.
-	auto other = Leaf::mint(ca, parse_name("www.example.com"), 30, nullptr, std::time(nullptr));
+	auto other = Leaf::mint(ca, parse_name("www.example.com"), 30, nullptr, true, std::time(nullptr));
 	CHECK(serial_hex(other->crt()) != serial_hex(crt));
 	std::string long_name = std::string(60, 'a') + ".example.com";
-	auto long_leaf = Leaf::mint(ca, parse_name(long_name), 30, nullptr, std::time(nullptr));
+	auto long_leaf = Leaf::mint(ca, parse_name(long_name), 30, nullptr, true, std::time(nullptr));
 	CHECK(subject_dn(long_leaf->crt()) == "O=sonic");
 	CHECK(verifies(*long_leaf, *ca, long_name));
 
-	auto wildcard = Leaf::mint(ca, parse_name("*.example.com"), 30, nullptr, std::time(nullptr));
+	auto wildcard = Leaf::mint(ca, parse_name("*.example.com"), 30, nullptr, true, std::time(nullptr));
 	CHECK(verifies(*wildcard, *ca, "a.example.com"));
 	CHECK_FALSE(verifies(*wildcard, *ca, "a.b.example.com"));
 	CHECK_FALSE(verifies(*wildcard, *ca, "example.com"));
 
-	auto v6 = Leaf::mint(ca, parse_name("2001:db8::1"), 30, nullptr, std::time(nullptr));
+	auto v6 = Leaf::mint(ca, parse_name("2001:db8::1"), 30, nullptr, true, std::time(nullptr));
 	CHECK(v6->names() == std::vector<std::string>{"2001:db8::1"});
 
-	CHECK_THROWS(Leaf::mint(ca, parse_name("example.com"), 398, nullptr, std::time(nullptr)));
-	CHECK_NOTHROW(Leaf::mint(ca, parse_name("example.com"), 397, nullptr, std::time(nullptr)));
+	CHECK_THROWS(Leaf::mint(ca, parse_name("example.com"), 398, nullptr, true, std::time(nullptr)));
+	CHECK_NOTHROW(Leaf::mint(ca, parse_name("example.com"), 397, nullptr, true, std::time(nullptr)));
 }
 
 TEST_CASE("sixteen threads over 200 names mint each name once", "[tls][store]")
@@ -182,6 +182,7 @@ TEST_CASE("sixteen threads over 200 names mint each name once", "[tls][store]")
 		});
 	for (auto &t : threads)
 		t.join();
+	store.flush();
 	StoreStats s = store.stats();
 	CHECK(wrong == 0);
 	CHECK(s.mints == 200);
@@ -250,6 +251,7 @@ TEST_CASE("leaves of another CA are replaced", "[tls][store]")
 	Fetched f = store.fetch("example.com");
 	CHECK(f.source == LeafSource::Minted);
 	CHECK(authority_key_id(f.leaf->crt()) == other_ca->key_id());
+	store.flush();
 	auto files = LeafDir(options.dir).list(*test_ca(), std::time(nullptr), 0);
 	REQUIRE(files.size() == 1);
 	CHECK(files[0].state == LeafState::OtherCa);
@@ -341,15 +343,40 @@ TEST_CASE("under the shared key policy every leaf has the one key", "[tls][store
 
 TEST_CASE("a failed mint reaches every waiter and is not cached", "[tls][store]")
 {
+	StoreOptions options;
+	options.days = 0; // every mint refuses it
+	CertStore store(test_ca(), options);
+	std::atomic<int> failures{0};
+	std::vector<std::thread> threads;
+	for (int t = 0; t < 8; ++t)
+		threads.emplace_back([&] {
+			try {
+				store.get("example.com");
+			} catch (const Error &) {
+				++failures;
+			}
+		});
+	for (auto &t : threads)
+		t.join();
+	CHECK(failures == 8);
+	CHECK_THROWS_AS(store.get("example.com"), Error);
+	CHECK(store.stats().size == 0);
+}
+
+TEST_CASE("a leaf that cannot be written is served, and flush reports why", "[tls][store]")
+{
 	TempDir state;
 	StoreOptions options;
 	options.dir = state.path + "/certs";
+	options.warn_write_errors = false;
 	// A file where the directory should be: every write fails.
 	sys::write_file_atomic(options.dir, "", 0600, false);
 	CertStore store(test_ca(), options);
-	CHECK_THROWS_AS(store.get("example.com"), Error);
-	CHECK_THROWS_AS(store.get("example.com"), Error);
-	CHECK(store.stats().size == 0);
+	auto leaf = store.get("example.com");
+	CHECK(store.get("example.com") == leaf);
+	CHECK_THROWS_AS(store.flush(), Error);
+	CHECK(store.stats().write_errors == 1);
+	CHECK_NOTHROW(store.flush());
 }
 
 TEST_CASE("the CA exports as PEM, DER and PKCS#12", "[tls][ca]")
