@@ -86,11 +86,11 @@ TrustStore require_store()
 	return *store;
 }
 
-void update(const TrustStore &store)
+void update(const std::vector<std::string> &command)
 {
-	auto [status, output] = run(store.update);
+	auto [status, output] = run(command);
 	if (status != 0)
-		throw env_error("ca trust", store.update[0] + " failed with status " + std::to_string(status))
+		throw env_error("ca trust", command[0] + " failed with status " + std::to_string(status))
 			.with_detail(output);
 }
 
@@ -101,9 +101,10 @@ std::optional<TrustStore> detect_trust_store(const std::string &root)
 	std::string r = root.empty() || root.back() != '/' ? root + "/" : root;
 	if (auto tool = find_tool(r, "update-ca-certificates");
 	    tool && is_dir(r + "usr/local/share/ca-certificates"))
-		return TrustStore{"debian", r + "usr/local/share/ca-certificates/" + kFileName, {*tool}};
+		return TrustStore{"debian", r + "usr/local/share/ca-certificates/" + kFileName, {*tool}, {*tool, "--fresh"}};
 	if (auto tool = find_tool(r, "update-ca-trust"); tool && is_dir(r + "etc/pki/ca-trust/source/anchors"))
-		return TrustStore{"rhel", r + "etc/pki/ca-trust/source/anchors/" + kFileName, {*tool, "extract"}};
+		return TrustStore{"rhel", r + "etc/pki/ca-trust/source/anchors/" + kFileName, {*tool, "extract"},
+				  {*tool, "extract"}};
 	return std::nullopt;
 }
 
@@ -113,7 +114,7 @@ TrustResult trust_install(const Ca &ca)
 	if (sys::try_read_file(r.store.file) == ca.cert_pem())
 		return r;
 	sys::write_file_atomic(r.store.file, ca.cert_pem(), 0644, true);
-	update(r.store);
+	update(r.store.update);
 	r.changed = true;
 	return r;
 }
@@ -126,7 +127,7 @@ TrustResult trust_remove()
 			return r;
 		throw errno_error("ca trust --remove", errno, r.store.file);
 	}
-	update(r.store);
+	update(r.store.rebuild);
 	r.changed = true;
 	return r;
 }

@@ -13,7 +13,8 @@ namespace sonic::tls {
 struct TrustStore {
 	std::string layout;               // "debian" or "rhel"
 	std::string file;                 // where sonic's CA goes
-	std::vector<std::string> update;  // the command that rebuilds the bundles
+	std::vector<std::string> update;  // the command that rebuilds the bundles after an addition
+	std::vector<std::string> rebuild; // ... after a removal (Debian's leaves dangling links otherwise)
 };
 
 // The layout under ROOT ("/" on a live system): Debian

@@ -389,8 +389,8 @@ def trust_store():
     else:
         with open(anchor, "wb") as f:
             f.write(saved)
-    if (open(bundle, "rb").read() != before):
-        subprocess.run(["update-ca-certificates"] if "ssl" in bundle else ["update-ca-trust", "extract"],
+    if open(bundle, "rb").read() != before or links_to(anchor):
+        subprocess.run(["update-ca-certificates", "--fresh"] if "ssl" in bundle else ["update-ca-trust", "extract"],
                        capture_output=True)
 
 
@@ -402,6 +402,8 @@ def test_trust_installs_and_removes_exactly(cli, ca, trust_store):
             before = f.read()
     r = cli.ok("ca", "trust")
     assert r["changed"] is True and r["path"] == anchor
+    if "ssl" in bundle:
+        assert links_to(anchor) != []
     assert cli.ok("ca", "trust")["changed"] is False
     assert cli.ok("ca", "show")["trusted"] is True
     with open(ca) as f:
@@ -421,6 +423,19 @@ def test_trust_installs_and_removes_exactly(cli, ca, trust_store):
     assert cli.ok("ca", "show")["trusted"] is False
     with open(bundle, "rb") as f:
         assert f.read() == before
+    assert links_to(anchor) == []
+
+
+def links_to(anchor):
+    """Symlinks under the hashed certificate directories that lead to ANCHOR."""
+    found = []
+    for top in ("/etc/ssl/certs", "/etc/pki/tls/certs"):
+        if not os.path.isdir(top):
+            continue
+        for entry in os.scandir(top):
+            if entry.is_symlink() and os.path.realpath(entry.path) == os.path.realpath(anchor):
+                found.append(entry.path)
+    return found
 
 
 def test_help_lists_the_verbs(cli):

@@ -7,6 +7,7 @@
 #include "tls/leaf_dir.hpp"
 #include "tls/state.hpp"
 #include "tls/store.hpp"
+#include "tls/trust.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -389,4 +390,29 @@ TEST_CASE("the CA exports as PEM, DER and PKCS#12", "[tls][ca]")
 	CHECK_FALSE(export_matches(p12, *Ca::generate({}), ExportFormat::Pkcs12));
 	CHECK_FALSE(export_matches("junk", *ca, ExportFormat::Pkcs12));
 	CHECK(p12.find("PRIVATE") == std::string::npos);
+}
+
+TEST_CASE("the trust store layout is found by its directories and tool", "[tls][trust]")
+{
+	TempDir root;
+	CHECK_FALSE(detect_trust_store(root.path));
+	auto tool = [&](const std::string &path) {
+		std::filesystem::create_directories(std::filesystem::path(root.path + path).parent_path());
+		sys::write_file_atomic(root.path + path, "#!/bin/sh\n", 0755, false);
+	};
+	tool("/usr/sbin/update-ca-trust");
+	std::filesystem::create_directories(root.path + "/etc/pki/ca-trust/source/anchors");
+	auto rhel = detect_trust_store(root.path);
+	REQUIRE(rhel);
+	CHECK(rhel->layout == "rhel");
+	CHECK(rhel->file == root.path + "/etc/pki/ca-trust/source/anchors/sonic-ca.crt");
+	CHECK(rhel->update == std::vector<std::string>{root.path + "/usr/sbin/update-ca-trust", "extract"});
+
+	tool("/usr/sbin/update-ca-certificates");
+	std::filesystem::create_directories(root.path + "/usr/local/share/ca-certificates");
+	auto debian = detect_trust_store(root.path);
+	REQUIRE(debian);
+	CHECK(debian->layout == "debian");
+	CHECK(debian->file == root.path + "/usr/local/share/ca-certificates/sonic-ca.crt");
+	CHECK(debian->rebuild.back() == "--fresh");
 }
