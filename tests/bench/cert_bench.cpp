@@ -2,6 +2,7 @@
 // JSON object (tests/bench/certs.sh makes the table).
 //
 //   sonic_cert_bench [--names N] [--policy per-leaf|shared] [--key-pool K] [--memory] [--threads T]
+//                    [--ca-key ecdsa-p256|rsa-2048|rsa-4096]
 //
 // mint_*: CertStore::get() for N names never seen, as a handshake waits
 // for it (a pooled or fresh key unless shared, building and signing; the
@@ -46,6 +47,7 @@ int main(int argc, char **argv)
 {
 	size_t count = 1000;
 	size_t pool = StoreOptions().key_pool;
+	CaOptions ca_options;
 	bool memory = false;
 	unsigned threads = std::max(2u, std::thread::hardware_concurrency());
 	LeafKeyPolicy policy = LeafKeyPolicy::PerLeaf;
@@ -59,18 +61,20 @@ int main(int argc, char **argv)
 			policy = std::string(argv[++i]) == "shared" ? LeafKeyPolicy::Shared : LeafKeyPolicy::PerLeaf;
 		else if (a == "--key-pool" && i + 1 < argc)
 			pool = std::stoul(argv[++i]);
+		else if (a == "--ca-key" && i + 1 < argc && parse_key_type(argv[i + 1]))
+			ca_options.key_type = *parse_key_type(argv[++i]);
 		else if (a == "--memory")
 			memory = true;
 		else {
 			std::cerr << "usage: sonic_cert_bench [--names N] [--policy per-leaf|shared] [--key-pool K] [--memory] "
-				     "[--threads T]\n";
+				     "[--threads T] [--ca-key TYPE]\n";
 			return 1;
 		}
 	}
 
 	char tmpl[] = "/tmp/sonic-cert-bench-XXXXXX";
 	std::string state = mkdtemp(tmpl);
-	auto ca = Ca::generate({});
+	auto ca = Ca::generate(ca_options);
 	StoreOptions options;
 	options.key_policy = policy;
 	options.capacity = count * 2;
@@ -131,6 +135,7 @@ int main(int argc, char **argv)
 
 	StoreStats s = store.stats();
 	nlohmann::ordered_json out = {
+		{"ca_key", key_type_name(ca_options.key_type)},
 		{"policy", policy == LeafKeyPolicy::Shared ? "shared" : "per-leaf"},
 		{"key_pool", policy == LeafKeyPolicy::Shared ? 0 : pool},
 		{"persisted", !memory},
