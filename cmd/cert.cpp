@@ -116,7 +116,7 @@ bool unusable(tls::LeafState state)
 int purge(Cli &cli, const std::vector<std::string> &args, bool expired, bool all)
 {
 	if (static_cast<int>(!args.empty()) + static_cast<int>(expired) + static_cast<int>(all) != 1)
-		throw usage_error("cert purge", "give NAMEs, --expired or --all (one of them)");
+		throw usage_error("cert purge", "give NAMEs, --expired or --all (one of them)").with_usage();
 	tls::LeafDir dir(tls::StatePaths(cli.g.state_dir).certs_dir);
 	out::Value removed = out::Value::array();
 	if (all) {

@@ -161,13 +161,13 @@ void Cli::check_names(int argc, char **argv) const
 		if (sub->get_name() == words[0])
 			obj = sub;
 	if (!obj)
-		throw usage_error("", "unknown object '" + words[0] + "'");
+		throw usage_error("", "unknown object '" + words[0] + "'").with_usage();
 	if (words.size() < 2 || obj->get_require_subcommand_min() == 0)
 		return;
 	for (const CLI::App *sub : obj->get_subcommands([](const CLI::App *) { return true; }))
 		if (sub->get_name() == words[1])
 			return;
-	throw usage_error(words[0], "unknown verb '" + words[1] + "'");
+	throw usage_error(words[0], "unknown verb '" + words[1] + "'").with_usage();
 }
 
 int Cli::run(int argc, char **argv)
@@ -199,7 +199,7 @@ int Cli::run(int argc, char **argv)
 		} catch (const CLI::ParseError &e) {
 			for (CLI::App *sub = &app; !sub->get_subcommands().empty();)
 				usage_of = sub = sub->get_subcommands().front();
-			throw usage_error(usage_of == &app ? "" : usage_of->get_name(), e.what());
+			throw usage_error(usage_of == &app ? "" : usage_of->get_name(), e.what()).with_usage();
 		} catch (const Error &e) {
 			if (e.kind() == ErrorKind::Usage)
 				for (const CLI::App *sub : app.get_subcommands([](const CLI::App *) { return true; }))
@@ -220,14 +220,14 @@ int Cli::run(int argc, char **argv)
 				target = target->get_subcommands().front();
 			if (target != &app && target->get_require_subcommand_min() > 0) {
 				usage_of = const_cast<CLI::App *>(target);
-				throw usage_error(target->get_name(), "a verb is required");
+				throw usage_error(target->get_name(), "a verb is required").with_usage();
 			}
-			throw usage_error("", "an object is required");
+			throw usage_error("", "an object is required").with_usage();
 		}
 		return action_();
 	} catch (const Error &e) {
 		print_error(e, g.json || g.pretty, g.debug);
-		if (e.kind() == ErrorKind::Usage && !(g.json || g.pretty))
+		if (e.shows_usage() && !(g.json || g.pretty))
 			std::cerr << "\n" << help_of(usage_of);
 		return exit_code(e.kind());
 	} catch (const std::exception &e) {
@@ -241,11 +241,11 @@ Keywords::Keywords(const std::vector<std::string> &args, std::initializer_list<s
 	for (size_t i = 0; i < args.size(); ++i) {
 		const std::string &k = args[i];
 		if (std::find(known.begin(), known.end(), k) == known.end())
-			throw usage_error(verb, "unexpected argument '" + k + "'");
+			throw usage_error(verb, "unexpected argument '" + k + "'").with_usage();
 		if (i + 1 >= args.size())
-			throw usage_error(verb, "'" + k + "' needs a value");
+			throw usage_error(verb, "'" + k + "' needs a value").with_usage();
 		if (values_.count(k))
-			throw usage_error(verb, "'" + k + "' given twice");
+			throw usage_error(verb, "'" + k + "' given twice").with_usage();
 		values_[k] = args[++i];
 	}
 }

@@ -62,13 +62,13 @@ int stats(Cli &cli, const std::string &which, std::optional<double> watch, std::
 		return 0;
 	}
 	if (which != "accel" && which != "all")
-		throw usage_error("stats", "unknown statistics '" + which + "' (accel, all)");
+		throw usage_error("stats", "unknown statistics '" + which + "' (accel, all)").with_usage();
 	if (watch && !(*watch > 0))
 		throw usage_error("stats", "--watch needs a positive number of seconds");
 	if (count && *count < 1)
 		throw usage_error("stats", "--count needs a positive number");
 	if (count && !watch)
-		throw usage_error("stats", "--count only goes with --watch");
+		throw usage_error("stats", "--count only goes with --watch").with_usage();
 	sys::require_caps("stats", {sys::Cap::Bpf});
 	bpf::Bpffs fs = cli.bpffs();
 

@@ -13,10 +13,11 @@
 #          keywords        ip-style arguments, each followed by a value
 #          args            fixed words taken as an argument
 #   WORDS  separated by spaces; NAME:TYPE tells how to complete the value of
-#          an option or keyword: dir, file, or cgroup (a cgroup v2
-#          directory); without a TYPE the value is not completed
+#          an option or keyword: dir, file, cgroup (a cgroup v2 directory),
+#          or a list of the accepted values separated by commas
+#          (--format:pem,der,p12); without a TYPE the value is not completed
 _sonic_table=(
-	'|objects|prog accel stats'
+	'|objects|prog accel ca cert stats'
 	'|flags|-h --help -j --json -p --pretty -d --debug -q --quiet --version'
 	'|options|--bpffs:dir --state-dir:dir'
 	'prog|verbs|help load unload show'
@@ -26,6 +27,14 @@ _sonic_table=(
 	'accel enable|keywords|cgroup:cgroup ports'
 	'accel disable|keywords|cgroup:cgroup'
 	'accel disable|options|--timeout'
+	'ca|verbs|help init show export trust'
+	'ca init|flags|--force'
+	'ca init|options|--key-type:ecdsa-p256,rsa-2048,rsa-4096 --cn --days'
+	'ca export|options|--format:pem,der,p12 --out:file'
+	'ca trust|flags|--remove'
+	'cert|verbs|help mint list show purge'
+	'cert mint|options|--days'
+	'cert purge|flags|--expired --all'
 	'stats|args|accel all'
 	'stats|options|--watch --count'
 )
@@ -98,6 +107,9 @@ _sonic_value()
 				COMPREPLY+=("$dir")
 			fi
 		done
+		;;
+	*,*)
+		COMPREPLY=($(compgen -W "${type//,/ }" -- "$cur"))
 		;;
 	*)
 		COMPREPLY=()

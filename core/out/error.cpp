@@ -51,6 +51,12 @@ Error &Error::with_hint(std::string hint)
 	return *this;
 }
 
+Error &Error::with_usage()
+{
+	usage_ = true;
+	return *this;
+}
+
 Error usage_error(std::string op, std::string reason, std::string object)
 {
 	return Error(ErrorKind::Usage, std::move(op), std::move(reason), std::move(object));

@@ -31,6 +31,10 @@ public:
 
 	Error &with_detail(std::string detail);
 	Error &with_hint(std::string hint);
+	// A mistake in the shape of the command line: the CLI prints the
+	// command's usage after the message. Bad values are not marked.
+	Error &with_usage();
+	bool shows_usage() const { return usage_; }
 
 	// "<op>: <reason> [object = <object>]"
 	const char *what() const noexcept override { return message_.c_str(); }
@@ -38,6 +42,7 @@ public:
 private:
 	ErrorKind kind_;
 	std::string op_, reason_, object_, detail_, hint_, message_;
+	bool usage_ = false;
 };
 
 Error usage_error(std::string op, std::string reason, std::string object = {});

@@ -39,6 +39,7 @@ using Problems = std::vector<std::string>;
 struct Option {
 	std::vector<std::string> names; // with their dashes: "-j", "--json"
 	bool takes_value = false;
+	std::string description;
 };
 
 // One command of the tree: sonic itself, an object or a verb.
@@ -50,6 +51,7 @@ struct Command {
 	// ("[cgroup PATH] [ports PORTS]") and fixed words ("accel | all").
 	std::vector<std::string> keywords;
 	std::vector<std::string> args;
+	std::string positional_help; // the help texts of its positional arguments
 
 	std::string name() const
 	{
@@ -105,6 +107,7 @@ void walk(const CLI::App *app, std::vector<std::string> path, std::vector<Comman
 	for (const CLI::Option *opt : app->get_options([](const CLI::Option *) { return true; })) {
 		if (opt->get_positional() && !opt->nonpositional()) {
 			read_positional_grammar(opt->get_description(), cmd);
+			cmd.positional_help += opt->get_description() + "\n";
 			continue;
 		}
 		// -h/--help is everywhere; sonic(8) documents it once.
@@ -116,6 +119,7 @@ void walk(const CLI::App *app, std::vector<std::string> path, std::vector<Comman
 		for (const std::string &l : opt->get_lnames())
 			o.names.push_back("--" + l);
 		o.takes_value = opt->get_items_expected_max() > 0; // 0 for a flag
+		o.description = opt->get_description();
 		cmd.options.push_back(o);
 	}
 	out.push_back(cmd);
@@ -457,6 +461,9 @@ Problems check_completion(const std::vector<Command> &tree, const std::string &f
 	// (path, kind) -> names
 	std::map<std::pair<std::string, std::string>, std::set<std::string>> offered;
 	static const std::set<std::string> kTypes = {"", "dir", "file", "cgroup"};
+	// Or the values accepted, "pem,der,p12": each must be named by the help
+	// text of the option (or of the positional arguments, for a keyword).
+	static const std::regex kChoices(R"([a-z0-9][a-z0-9_-]*(,[a-z0-9][a-z0-9_-]*)+)");
 
 	for (const Entry &e : table) {
 		auto it = by_key.find(e.path);
@@ -468,8 +475,21 @@ Problems check_completion(const std::vector<Command> &tree, const std::string &f
 		const std::string what = quoted(cmd.name());
 		for (const auto &[name, type] : e.words) {
 			offered[{e.path, e.kind}].insert(name);
-			if (!kTypes.count(type))
+			const bool choices = std::regex_match(type, kChoices);
+			if (!kTypes.count(type) && !choices)
 				problems.push_back(file + ": unknown value type " + quoted(type) + " of " + name);
+			if (choices) {
+				std::string help = cmd.positional_help;
+				for (const Option &o : cmd.options)
+					if (std::find(o.names.begin(), o.names.end(), name) != o.names.end())
+						help = o.description;
+				std::string values = type;
+				std::replace(values.begin(), values.end(), ',', ' ');
+				for (const std::string &value : split_words(values))
+					if (!has_token(help, value))
+						problems.push_back(file + ": the help of " + name + " of " + what +
+								   " does not name the value " + quoted(value));
+			}
 			auto has = [&](const std::vector<std::string> &v) {
 				return std::find(v.begin(), v.end(), name) != v.end();
 			};
@@ -712,6 +732,10 @@ TEST_CASE("the checks name what is missing or stale", "[docs]")
 						    "'" + obj + "|verbs|frobnicate ");
 			REQUIRE(broken != contents);
 			CHECK(mentions(check_completion(tree, file, broken), "no verb 'frobnicate'", "sonic " + obj));
+
+			// A value the code does not name.
+			broken = contents + "\n'|options|--state-dir:frobnicate,gizmo'\n";
+			CHECK(mentions(check_completion(tree, file, broken), "--state-dir", "value 'frobnicate'"));
 
 			// A flag offered as an option with a value.
 			broken = std::regex_replace(contents, std::regex(R"('\|flags\|)"), "'|options|--quiet'\n'|flags|");

@@ -38,3 +38,11 @@ TEST_CASE("hints and details travel with the error", "[error]")
 	CHECK(e.hint() == "run sonic as root");
 	CHECK(e.detail() == "log");
 }
+
+TEST_CASE("only mistakes in the command line's shape ask for the usage", "[error]")
+{
+	CHECK_FALSE(usage_error("parse ports", "port 70000 is outside 1-65535").shows_usage());
+	Error e = usage_error("accel", "unknown verb 'x'");
+	CHECK(e.with_usage().shows_usage());
+	CHECK(e.kind() == ErrorKind::Usage);
+}
