@@ -173,16 +173,24 @@ void Cli::check_names(int argc, char **argv) const
 int Cli::run(int argc, char **argv)
 {
 	// -j must shape the error output even when parsing fails.
+	// Grouped short flags (-jq) and --json=VALUE count too.
+	auto truthy = [](const std::string &v) { return v == "true" || v == "1" || v == "on" || v == "yes"; };
 	for (int i = 1; i < argc; ++i) {
 		std::string a = argv[i];
-		if (a == "-j" || a == "--json")
-			g.json = true;
-		if (a == "-p" || a == "--pretty")
-			g.pretty = true;
-		if (a == "-d" || a == "--debug")
-			g.debug = true;
 		if (a == "--")
 			break;
+		if (a.size() > 1 && a[0] == '-' && a[1] != '-' &&
+		    a.find_first_not_of("jpdq", 1) == std::string::npos) {
+			g.json |= a.find('j') != std::string::npos;
+			g.pretty |= a.find('p') != std::string::npos;
+			g.debug |= a.find('d') != std::string::npos;
+		}
+		if (a == "--json" || (a.starts_with("--json=") && truthy(a.substr(7))))
+			g.json = true;
+		if (a == "--pretty" || (a.starts_with("--pretty=") && truthy(a.substr(9))))
+			g.pretty = true;
+		if (a == "--debug" || (a.starts_with("--debug=") && truthy(a.substr(8))))
+			g.debug = true;
 	}
 	bpf::install_libbpf_logger();
 	CLI::App *usage_of = &app;

@@ -197,3 +197,6 @@ def test_unknown_object_or_verb_is_exit_1_with_usage(sonic):
     assert r.code == 1 and "unknown verb 'frob'" in r.err and "Usage: sonic prog" in r.err
     r = sonic.run("-j", "accel", "frob")
     assert r.code == 1 and r.error() == {"error": "accel: unknown verb 'frob'", "exit_code": 1}
+    for spelling in (["-jq"], ["-qj"], ["--json=true"]):
+        r = sonic.run(*spelling, "accel", "frob")
+        assert r.code == 1 and r.error() == {"error": "accel: unknown verb 'frob'", "exit_code": 1}, spelling
