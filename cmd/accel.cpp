@@ -44,8 +44,8 @@ int disable(Cli &cli, const std::vector<std::string> &args, double timeout)
 		   {"cgroup_id", r.cgroup.id},
 		   {"detached", r.detached},
 		   {"released_sockets", r.release.released},
-		   {"pending_sockets", r.release.pending},
-		   {"pending_bytes", r.release.pending_bytes}});
+		   {"draining_sockets", r.release.pending},
+		   {"draining_bytes", r.release.pending_bytes}});
 	return 0;
 }
 

@@ -78,7 +78,7 @@ def test_disable_in_the_middle_of_a_transfer_loses_nothing(sonic, cgroup):
     disabled = sonic.ok("accel", "disable", "cgroup", cgroup, "--timeout", "10")
     assert disabled["changed"] is True and disabled["detached"] is True
     assert disabled["released_sockets"] == 16, disabled
-    assert disabled["pending_sockets"] == 0
+    assert disabled["draining_sockets"] == 0
     at_disable = sonic.stats()
     assert at_disable["sockets"] == 0
     assert p.poll() is None, "transfer ended before disable: make it longer"
@@ -100,17 +100,17 @@ def test_disable_reports_sockets_whose_reader_is_slow_and_releases_them_later(so
     r = sonic.run("-j", "accel", "disable", "cgroup", cgroup, "--timeout", "0.3")
     assert r.code == 0, r
     first = r.json()
-    assert first["pending_sockets"] > 0 and first["pending_bytes"] > 0, first
+    assert first["draining_sockets"] > 0 and first["draining_bytes"] > 0, first
     assert "still hold redirected data" in r.err
     status = sonic.ok("accel", "status")
-    assert status["enabled"] is False and status["draining_sockets"] == first["pending_sockets"]
+    assert status["enabled"] is False and status["draining_sockets"] == first["draining_sockets"]
 
     # Readers catch up; the sockets stay open (hold) and a second disable
     # hands them back.
     assert wait_for(lambda: sonic.ok("accel", "status")["draining_bytes"] == 0, seconds=20)
     second = sonic.ok("accel", "disable", "cgroup", cgroup)
-    assert second["pending_sockets"] == 0
-    assert second["released_sockets"] == first["pending_sockets"]
+    assert second["draining_sockets"] == 0
+    assert second["released_sockets"] == first["draining_sockets"]
     assert second["changed"] is True
     assert mover_report(p)["ok"]
     assert sonic.ok("accel", "disable", "cgroup", cgroup)["changed"] is False
