@@ -45,7 +45,8 @@ int disable(Cli &cli, const std::vector<std::string> &args, double timeout)
 		   {"detached", r.detached},
 		   {"released_sockets", r.release.released},
 		   {"draining_sockets", r.release.pending},
-		   {"draining_bytes", r.release.pending_bytes}});
+		   {"draining_bytes", r.release.pending_bytes},
+		   {"removed_cgroup_ids", r.removed_cgroups}});
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <set>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
@@ -365,26 +366,92 @@ AccelEnableResult accel_enable(const Bpffs &fs, const std::optional<std::string>
 	return r;
 }
 
+namespace {
+
+// The cgroup id an accel link's pin name carries.
+std::optional<uint64_t> link_name_cgroup(const std::string &name)
+{
+	const std::string prefix = kCgroupLinkPrefix;
+	if (name.compare(0, prefix.size(), prefix) != 0 || name.size() == prefix.size())
+		return std::nullopt;
+	uint64_t id = 0;
+	for (char c : name.substr(prefix.size())) {
+		if (c < '0' || c > '9')
+			return std::nullopt;
+		id = id * 10 + static_cast<uint64_t>(c - '0');
+	}
+	return id;
+}
+
+// Links whose cgroup was removed: the kernel keeps them pinned but detached
+// (their cgroup id reads 0), so only their pin names still say which cgroup
+// they served.
+std::vector<uint64_t> defunct_cgroups(const Bpffs &fs)
+{
+	std::vector<uint64_t> ids;
+	for (const std::string &name : fs.list("link")) {
+		auto id = link_name_cgroup(name);
+		auto link = id ? open_pinned(fs.link_path(name)) : std::nullopt;
+		if (link && link_info(link->get()).cgroup_id == 0)
+			ids.push_back(*id);
+	}
+	return ids;
+}
+
+// Detaches the link of cgroup ID and hands its sockets back.
+bool disable_cgroup(const Bpffs &fs, const AccelObjects &o, uint64_t id, std::chrono::milliseconds timeout,
+		    ReleaseReport &report)
+{
+	bool detached = false;
+	const std::string link_path = fs.link_path(cgroup_link_name(id));
+	if (open_pinned(link_path)) {
+		detach_link(link_path);
+		detached = true;
+	}
+	// Connections established while the link was going away are caught by
+	// the grace period inside release().
+	ReleaseReport r = release(o, id, timeout);
+	report.marked += r.marked;
+	report.released += r.released;
+	report.pending += r.pending;
+	report.pending_bytes += r.pending_bytes;
+	auto key = storage_key(id);
+	bpf_map_delete_elem(o.cg.get(), &key);
+	bpf_map_delete_elem(o.ports.get(), &id);
+	return detached;
+}
+
+} // namespace
+
 AccelDisableResult accel_disable(const Bpffs &fs, const std::optional<std::string> &cgroup_path,
 				 std::chrono::milliseconds timeout)
 {
 	AccelDisableResult r;
-	r.cgroup = sys::resolve_cgroup(cgroup_path);
+	try {
+		r.cgroup = sys::resolve_cgroup(cgroup_path);
+	} catch (const Error &e) {
+		// A removed cgroup cannot be named by its path any more; its link
+		// is found by having no cgroup, and every such link goes.
+		struct stat st{};
+		if (!cgroup_path || stat(cgroup_path->c_str(), &st) == 0 || errno != ENOENT ||
+		    !family_maps_usable(fs, builtin_family("accel")))
+			throw;
+		Fd lock = fs.lock();
+		AccelObjects o(fs);
+		r.removed_cgroups = defunct_cgroups(fs);
+		if (r.removed_cgroups.empty())
+			throw;
+		r.cgroup.path = *cgroup_path;
+		for (uint64_t id : r.removed_cgroups)
+			r.detached |= disable_cgroup(fs, o, id, timeout, r.release);
+		r.changed = true;
+		return r;
+	}
 	if (!family_maps_usable(fs, builtin_family("accel")))
 		return r;
 	Fd lock = fs.lock();
 	AccelObjects o(fs);
-	const std::string link_path = fs.link_path(cgroup_link_name(r.cgroup.id));
-	if (open_pinned(link_path)) {
-		detach_link(link_path);
-		r.detached = true;
-	}
-	// Connections established while the link was going away are caught by
-	// the grace period inside release().
-	r.release = release(o, r.cgroup.id, timeout);
-	auto key = storage_key(r.cgroup.id);
-	bpf_map_delete_elem(o.cg.get(), &key);
-	bpf_map_delete_elem(o.ports.get(), &r.cgroup.id);
+	r.detached = disable_cgroup(fs, o, r.cgroup.id, timeout, r.release);
 	r.changed = r.detached || r.release.marked > 0 || r.release.released > 0;
 	if (r.release.pending > 0)
 		log::warn(std::to_string(r.release.pending) +
@@ -433,10 +500,10 @@ AccelStatus accel_status(const Bpffs &fs)
 			continue;
 		LinkInfo li = link_info(link->get());
 		AccelCgroup c;
-		c.cgroup_id = li.cgroup_id;
+		c.cgroup_id = li.cgroup_id ? li.cgroup_id : link_name_cgroup(name).value_or(0);
 		c.link_id = li.id;
 		c.path = li.cgroup_id ? sys::cgroup_path_of(li.cgroup_id) : "";
-		c.ports = read_ports(o, li.cgroup_id);
+		c.ports = read_ports(o, c.cgroup_id);
 		s.cgroups.push_back(std::move(c));
 	}
 	s.sockets = count_keys(o.socks.get(), sizeof(struct sonic_accel_key));

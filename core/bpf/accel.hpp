@@ -51,6 +51,9 @@ struct AccelDisableResult {
 	bool detached = false;
 	sys::Cgroup cgroup;
 	ReleaseReport release;
+	// Disabling a cgroup whose directory is gone: the ids of the enabled
+	// cgroups that no longer exist, all of them, detached and released.
+	std::vector<uint64_t> removed_cgroups;
 };
 
 struct AccelStatus {

@@ -282,3 +282,21 @@ def test_a_stalled_reader_bounds_the_queue_and_loses_nothing(sonic, cgroup):
     # The queue adds at most 4 MiB per direction to what the stack holds.
     assert accel_mib < plain_mib + 8 * 4 + 16, "TCP memory: %.0f MiB accelerated, %.0f MiB plain" % (
         accel_mib, plain_mib)
+
+
+def test_a_removed_cgroup_is_disabled_by_its_old_path(sonic, cgroup_factory):
+    gone = cgroup_factory("gone")
+    kept = cgroup_factory("kept")
+    sonic.ok("accel", "enable", "cgroup", gone)
+    sonic.ok("accel", "enable", "cgroup", kept)
+    gone_id = os.stat(gone).st_ino
+    os.rmdir(gone)
+    cgroups = {c["cgroup_id"]: c["cgroup"] for c in sonic.ok("accel", "status")["cgroups"]}
+    assert cgroups == {gone_id: None, os.stat(kept).st_ino: kept}
+
+    r = sonic.ok("accel", "disable", "cgroup", gone)
+    assert r["changed"] and r["detached"] and r["removed_cgroup_ids"] == [gone_id], r
+    assert [c["cgroup"] for c in sonic.ok("accel", "status")["cgroups"]] == [kept]
+    # Nothing removed is left: the old path is just a missing directory now.
+    assert sonic.run("accel", "disable", "cgroup", gone).code == 3
+    assert sonic.ok("accel", "disable", "cgroup", kept)["removed_cgroup_ids"] == []
