@@ -17,7 +17,7 @@
 #          or a list of the accepted values separated by commas
 #          (--format:pem,der,p12); without a TYPE the value is not completed
 set -g __sonic_table \
-	'|objects|prog accel ca cert stats' \
+	'|objects|prog accel ca cert run stats' \
 	'|flags|-h --help -j --json -p --pretty -d --debug -q --quiet --version' \
 	'|options|--bpffs:dir --state-dir:dir' \
 	'prog|verbs|help load unload show' \
@@ -35,6 +35,8 @@ set -g __sonic_table \
 	'cert|verbs|help mint list show purge' \
 	'cert mint|options|--days' \
 	'cert purge|flags|--expired --all' \
+	'run|flags|--check' \
+	'run|options|--config:file --mode:reverse,forward,transparent --listen --upstream --workers' \
 	'stats|args|accel all' \
 	'stats|options|--watch --count'
 
