@@ -107,6 +107,20 @@ bool Head::connection_lists(std::string_view name) const
 
 bool Head::is_connect() const { return request && method == HTTP_CONNECT; }
 bool Head::is_head() const { return request && method == HTTP_HEAD; }
+bool Head::is_idempotent() const
+{
+	switch (method) {
+	case HTTP_GET:
+	case HTTP_HEAD:
+	case HTTP_OPTIONS:
+	case HTTP_TRACE:
+	case HTTP_PUT:
+	case HTTP_DELETE:
+		return request;
+	default:
+		return false;
+	}
+}
 
 bool is_hop_by_hop(const Head &head, const Header &header)
 {

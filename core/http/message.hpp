@@ -80,6 +80,8 @@ struct Head {
 	bool connection_lists(std::string_view name) const;
 	bool is_connect() const;
 	bool is_head() const;
+	// GET, HEAD, OPTIONS, TRACE, PUT, DELETE (RFC 9110 9.2.2).
+	bool is_idempotent() const;
 };
 
 // Hop-by-hop fields (RFC 9110 section 7.6.1) a proxy must not forward:

@@ -326,6 +326,7 @@ awaitable<Session::Outcome> Session::exchange()
 	req_.minor = h.minor;
 	req_.keep_alive = h.keep_alive;
 	req_.head = h.is_head();
+	req_.idempotent = h.is_idempotent();
 	req_.upgrade = h.upgrade;
 	if (h.upgrade) {
 		const http::Header *u = h.find(http::Field::Upgrade);
@@ -357,7 +358,7 @@ awaitable<Session::Outcome> Session::exchange()
 		if (!up)
 			co_return co_await fail(status, status == 504 ? "upstream timed out" : "upstream unreachable");
 		req_.upstream.assign(up->server->text);
-		const bool can_retry = up->reused && req_.framing == http::Framing::None && attempt == 0;
+		const bool can_retry = up->reused && replayable() && attempt == 0;
 
 		// ---- request head and body
 		if (expect_continue && in_.size() == 0) {
@@ -583,7 +584,7 @@ awaitable<std::unique_ptr<UpConn>> Session::acquire(Target &target, int &status,
 	status = 502;
 	if (target.server) {
 		if (!fresh)
-			if (auto c = worker_.pooled(*target.server)) {
+			if (auto c = worker_.pooled(*target.server, !replayable())) {
 				worker_.counters().upstream_reuses.add();
 				co_return c;
 			}
@@ -602,7 +603,7 @@ awaitable<std::unique_ptr<UpConn>> Session::acquire(Target &target, int &status,
 		if (any_live && s->down_until > worker_.now())
 			continue;
 		if (!fresh)
-			if (auto c = worker_.pooled(*s)) {
+			if (auto c = worker_.pooled(*s, !replayable())) {
 				worker_.counters().upstream_reuses.add();
 				co_return c;
 			}

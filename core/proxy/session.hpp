@@ -54,6 +54,9 @@ private:
 	awaitable<ServerState *> resolve_name(const std::string &host, uint16_t port);
 	// Counts STATUS (an HTTP answer) and writes the access log line.
 	void log_request(int status, bool count = true);
+	// Whether the request may be sent again on a fresh connection when a
+	// reused one turns out closed: idempotent (RFC 9110 9.2.2), no body.
+	bool replayable() const { return req_.idempotent && req_.framing == http::Framing::None; }
 	void set_deadline(std::chrono::milliseconds d) { deadline = worker_.now() + d; }
 	void take_buffer(ReadBuffer &b);
 	void give_buffer(ReadBuffer &b);
@@ -91,6 +94,7 @@ private:
 		uint8_t minor = 1;
 		bool keep_alive = true;
 		bool head = false;
+		bool idempotent = false;
 		bool upgrade = false;
 		std::string upgrade_to;
 		uint64_t bytes_sent = 0;

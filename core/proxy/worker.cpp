@@ -206,11 +206,18 @@ void Worker::detach(Session *s)
 	metrics_.connections_active.sub();
 }
 
-std::unique_ptr<UpConn> Worker::pooled(ServerState &server)
+std::unique_ptr<UpConn> Worker::pooled(ServerState &server, bool verify)
 {
 	while (!server.idle.empty()) {
 		std::unique_ptr<UpConn> c = std::move(server.idle.back());
 		server.idle.pop_back();
+		// A server closes a connection it just answered on only after
+		// saying so (Connection: close, and then it is not pooled), so a
+		// recently used one is taken without the system call.
+		if (!verify && now_ - c->idle_since < kTrustIdle) {
+			c->reused = true;
+			return c;
+		}
 		// The server may have closed it while it sat idle: a pending EOF (or
 		// any unexpected byte) means it cannot carry a request.
 		char byte;

@@ -133,8 +133,12 @@ public:
 	void attach(Session *s);
 	void detach(Session *s);
 
-	// An idle pooled connection to SERVER that is still open, or null.
-	std::unique_ptr<UpConn> pooled(ServerState &server);
+	// An idle pooled connection to SERVER, or null. With VERIFY, or when it
+	// sat idle longer than kTrustIdle, one that is seen to be still open (a
+	// peek); otherwise the caller retries on a fresh connection should the
+	// server have closed it, which only requests safe to send twice may do.
+	std::unique_ptr<UpConn> pooled(ServerState &server, bool verify);
+	static constexpr std::chrono::milliseconds kTrustIdle{1000};
 	// Back to the pool (or closed when the pool is full or we drain).
 	void release(std::unique_ptr<UpConn> conn);
 	std::unique_ptr<UpConn> new_conn(ServerState &server);
