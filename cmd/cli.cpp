@@ -271,6 +271,7 @@ void add_objects(Cli &cli)
 	add_accel(cli);
 	add_ca(cli);
 	add_cert(cli);
+	add_run(cli);
 	add_stats(cli);
 }
 

@@ -81,6 +81,7 @@ void add_accel(Cli &cli);
 void add_ca(Cli &cli);
 void add_cert(Cli &cli);
 void add_stats(Cli &cli);
+void add_run(Cli &cli);
 
 // Every object, in the order `sonic --help` lists them.
 void add_objects(Cli &cli);

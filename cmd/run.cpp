@@ -1,0 +1,119 @@
+// sonic run [--config FILE] [--check] [--mode MODE] [--listen ADDR:PORT]
+//           [--upstream ADDR:PORT] [--workers N]
+#include "cli.hpp"
+
+#include "config/config.hpp"
+#include "out/error.hpp"
+#include "proxy/server.hpp"
+
+#include <iostream>
+
+namespace sonic::cmd {
+
+namespace {
+
+struct RunArgs {
+	std::string config;
+	bool check = false;
+	std::string mode;
+	std::string listen;
+	std::string upstream;
+	std::optional<unsigned> workers;
+};
+
+config::Config load(const RunArgs &a)
+{
+	const bool flags = !a.mode.empty() || !a.listen.empty() || !a.upstream.empty();
+	if (!a.config.empty() && flags)
+		throw usage_error("run", "--config cannot be combined with --mode, --listen or --upstream");
+	config::Config c;
+	if (!a.config.empty()) {
+		c = config::load_file(a.config);
+	} else if (flags) {
+		auto mode = config::parse_mode(a.mode.empty() ? "reverse" : a.mode);
+		if (!mode || *mode == config::Mode::Tcp)
+			throw usage_error("run", "--mode must be reverse, transparent or forward", a.mode);
+		c = config::from_flags(*mode, a.listen.empty() ? "127.0.0.1:8080" : a.listen, a.upstream);
+	} else {
+		c = config::load_string(config::embedded_default(), "(embedded)");
+	}
+	if (a.workers) {
+		if (*a.workers == 0 || *a.workers > 1024)
+			throw usage_error("run", "--workers must be between 1 and 1024");
+		c.workers = *a.workers;
+	}
+	return c;
+}
+
+out::Value summary(const config::Config &c, bool check)
+{
+	out::Value listeners = out::Value::array();
+	for (const config::Listener &l : c.listeners) {
+		out::Value v = {{"address", l.address.text()}, {"mode", config::mode_name(l.mode)}};
+		if (l.mode == config::Mode::Tcp)
+			v["upstream"] = c.upstreams[l.upstream].name;
+		listeners.push_back(v);
+	}
+	out::Value v = {{"config", c.source}};
+	if (!check)
+		v["pid"] = static_cast<long>(getpid());
+	v["workers"] = c.worker_count();
+	v["listeners"] = listeners;
+	v["routes"] = c.routes.size();
+	v["upstreams"] = c.upstreams.size();
+	v["admin"] = c.admin.enabled ? out::Value(c.admin.listen.text()) : out::Value();
+	v["access_log"] = c.access_log.enabled ? out::Value(c.access_log.path) : out::Value();
+	if (check)
+		v["valid"] = true;
+	return v;
+}
+
+int run(Cli &cli, const RunArgs &args)
+{
+	config::Config c = load(args);
+	if (args.check) {
+		cli.report(summary(c, true));
+		return 0;
+	}
+	proxy::Server server(c, [args] { return load(args); });
+	server.start();
+	if (cli.format() == out::Format::Text) {
+		if (!cli.g.quiet) {
+			std::string line = "sonic: " + std::to_string(server.workers()) + " worker" +
+					   (server.workers() == 1 ? "" : "s") + ", listening on";
+			const char *sep = " ";
+			for (const config::Listener &l : c.listeners) {
+				line += sep + l.address.text() + " (" + config::mode_name(l.mode);
+				if (l.mode == config::Mode::Tcp)
+					line += " -> " + c.upstreams[l.upstream].name;
+				line += ")";
+				sep = ", ";
+			}
+			if (c.admin.enabled)
+				line += "; admin on " + c.admin.listen.text();
+			std::cout << line << std::endl;
+		}
+	} else {
+		cli.print(summary(c, false));
+		std::cout << std::flush;
+	}
+	server.wait();
+	return 0;
+}
+
+} // namespace
+
+void add_run(Cli &cli)
+{
+	auto args = std::make_shared<RunArgs>();
+	CLI::App *r = cli.command("run", "Run the HTTP proxy in the foreground (reverse, forward or transparent)",
+				  [&cli, args] { return run(cli, *args); });
+	r->add_option("--config", args->config, "TOML configuration file (see sonic-run(8))");
+	r->add_flag("--check", args->check, "Check the configuration and exit without binding");
+	r->add_option("--mode", args->mode, "reverse, transparent or forward (without --config)");
+	r->add_option("--listen", args->listen, "ADDR:PORT to listen on (without --config; default 127.0.0.1:8080)");
+	r->add_option("--upstream", args->upstream, "ADDR:PORT of the upstream server (reverse mode)");
+	r->add_option("--workers", args->workers, "Worker threads (default: one per CPU)");
+}
+
+} // namespace sonic::cmd

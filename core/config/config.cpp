@@ -1,0 +1,517 @@
+#include "config/config.hpp"
+
+#include "out/error.hpp"
+
+#include <algorithm>
+#include <arpa/inet.h>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <netdb.h>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <toml++/toml.h>
+
+namespace sonic::config {
+
+namespace {
+
+const char *const kEmbedded = R"(# sonic's embedded default: a forward proxy for this host only.
+[[listener]]
+address = "127.0.0.1:8080"
+mode = "forward"
+)";
+
+std::string lower(std::string_view s)
+{
+	std::string out(s);
+	for (char &c : out)
+		if (c >= 'A' && c <= 'Z')
+			c = static_cast<char>(c + 32);
+	return out;
+}
+
+bool is_ip_literal(const std::string &host)
+{
+	unsigned char buf[16];
+	return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+// Reads one table of the file, reporting positions and unknown keys.
+class Reader {
+public:
+	explicit Reader(std::string source) : source_(std::move(source)) {}
+
+	std::string at(const toml::node &node) const
+	{
+		const toml::source_region &r = node.source();
+		return source_ + ":" + std::to_string(r.begin.line) + ":" + std::to_string(r.begin.column);
+	}
+
+	[[noreturn]] void fail(const toml::node &node, const std::string &why) const
+	{
+		throw usage_error("config", at(node) + ": " + why);
+	}
+
+	// Fails on keys of TABLE that are not in KNOWN (a typo must not be
+	// silently ignored).
+	void check_keys(const toml::table &table, std::initializer_list<std::string_view> known,
+			const std::string &section) const
+	{
+		for (const auto &[key, node] : table)
+			if (std::find(known.begin(), known.end(), key.str()) == known.end())
+				fail(node, "unknown key '" + std::string(key.str()) + "'" +
+						   (section.empty() ? "" : " in " + section));
+	}
+
+	std::optional<std::string> string(const toml::table &t, std::string_view key) const
+	{
+		const toml::node *n = t.get(key);
+		if (!n)
+			return std::nullopt;
+		if (!n->is_string())
+			fail(*n, "'" + std::string(key) + "' must be a string");
+		return n->value<std::string>();
+	}
+
+	std::optional<bool> boolean(const toml::table &t, std::string_view key) const
+	{
+		const toml::node *n = t.get(key);
+		if (!n)
+			return std::nullopt;
+		if (!n->is_boolean())
+			fail(*n, "'" + std::string(key) + "' must be true or false");
+		return n->value<bool>();
+	}
+
+	std::optional<int64_t> integer(const toml::table &t, std::string_view key, int64_t min, int64_t max) const
+	{
+		const toml::node *n = t.get(key);
+		if (!n)
+			return std::nullopt;
+		if (!n->is_integer())
+			fail(*n, "'" + std::string(key) + "' must be an integer");
+		int64_t v = *n->value<int64_t>();
+		if (v < min || v > max)
+			fail(*n, "'" + std::string(key) + "' must be between " + std::to_string(min) + " and " +
+					 std::to_string(max));
+		return v;
+	}
+
+	// Seconds as a number (1.5) or a string with a unit ("250ms", "10s", "2m", "1h").
+	std::optional<std::chrono::milliseconds> duration(const toml::table &t, std::string_view key) const
+	{
+		const toml::node *n = t.get(key);
+		if (!n)
+			return std::nullopt;
+		double ms = -1;
+		if (n->is_integer())
+			ms = static_cast<double>(*n->value<int64_t>()) * 1000;
+		else if (n->is_floating_point())
+			ms = *n->value<double>() * 1000;
+		else if (n->is_string()) {
+			std::string s = *n->value<std::string>();
+			double v = 0;
+			auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+			std::string unit(r.ptr, static_cast<const char *>(s.data() + s.size()));
+			double scale = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000 : unit == "h" ? 3600000 : -1;
+			if (r.ec != std::errc() || scale < 0)
+				fail(*n, "'" + std::string(key) + "' must be seconds or a duration such as \"250ms\", \"10s\", \"2m\"");
+			ms = v * scale;
+		} else {
+			fail(*n, "'" + std::string(key) + "' must be a number of seconds or a duration string");
+		}
+		if (!(ms >= 0) || !std::isfinite(ms) || ms > 1e10)
+			fail(*n, "'" + std::string(key) + "' must be 0 or more");
+		return std::chrono::milliseconds(static_cast<long long>(std::llround(ms)));
+	}
+
+	const toml::table *table(const toml::table &t, std::string_view key) const
+	{
+		const toml::node *n = t.get(key);
+		if (!n)
+			return nullptr;
+		if (!n->is_table())
+			fail(*n, "'" + std::string(key) + "' must be a table ([" + std::string(key) + "])");
+		return n->as_table();
+	}
+
+	// [[KEY]] entries.
+	std::vector<const toml::table *> tables(const toml::table &t, std::string_view key) const
+	{
+		std::vector<const toml::table *> out;
+		const toml::node *n = t.get(key);
+		if (!n)
+			return out;
+		const toml::array *a = n->as_array();
+		if (!a)
+			fail(*n, "'" + std::string(key) + "' must be an array of tables ([[" + std::string(key) + "]])");
+		for (const toml::node &e : *a) {
+			if (!e.is_table())
+				fail(e, "each '" + std::string(key) + "' must be a table");
+			out.push_back(e.as_table());
+		}
+		return out;
+	}
+
+	Endpoint endpoint(const toml::node &n, const std::string &what, bool listen) const
+	{
+		if (!n.is_string())
+			fail(n, what + " must be a string \"ADDR:PORT\"");
+		try {
+			Endpoint e = parse_endpoint(*n.value<std::string>(), what);
+			if (listen && !is_ip_literal(e.host))
+				fail(n, what + " must be an IP address, not a name");
+			return e;
+		} catch (const Error &e) {
+			fail(n, e.reason());
+		}
+	}
+
+	Endpoint required_endpoint(const toml::table &t, std::string_view key, const std::string &section,
+				   bool listen) const
+	{
+		const toml::node *n = t.get(key);
+		if (!n)
+			fail(t, section + " needs '" + std::string(key) + "'");
+		return endpoint(*n, "'" + std::string(key) + "'", listen);
+	}
+
+	const std::string &source() const { return source_; }
+
+private:
+	std::string source_;
+};
+
+// The routes, most specific first (see Config::routes).
+void sort_routes(std::vector<Route> &routes)
+{
+	auto rank = [](const Route &r) { return r.host.empty() ? 2 : r.host[0] == '*' ? 1 : 0; };
+	std::stable_sort(routes.begin(), routes.end(), [&](const Route &a, const Route &b) {
+		if (rank(a) != rank(b))
+			return rank(a) < rank(b);
+		return a.path.size() > b.path.size();
+	});
+}
+
+// A server given by name gets its first address now, as nginx does.
+void resolve(Endpoint &e, const Reader &r, const toml::node *where)
+{
+	if (is_ip_literal(e.host))
+		return;
+	addrinfo hints{};
+	hints.ai_socktype = SOCK_STREAM;
+	addrinfo *res = nullptr;
+	int rc = getaddrinfo(e.host.c_str(), nullptr, &hints, &res);
+	if (rc != 0 || !res) {
+		std::string why = "cannot resolve '" + e.host + "': " + gai_strerror(rc);
+		if (where)
+			r.fail(*where, why);
+		throw usage_error("config", why);
+	}
+	char buf[INET6_ADDRSTRLEN] = {};
+	if (res->ai_family == AF_INET)
+		inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in *>(res->ai_addr)->sin_addr, buf, sizeof(buf));
+	else
+		inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6 *>(res->ai_addr)->sin6_addr, buf, sizeof(buf));
+	freeaddrinfo(res);
+	e.host = buf;
+}
+
+Config build(const toml::table &root, const std::string &source)
+{
+	Reader r(source);
+	Config c;
+	c.source = source;
+	r.check_keys(root,
+		     {"workers", "listener", "upstream", "route", "timeouts", "limits", "headers", "access_log", "admin"},
+		     "");
+	if (auto w = r.integer(root, "workers", 0, 1024))
+		c.workers = static_cast<unsigned>(*w);
+
+	std::map<std::string, size_t> upstream_index;
+	for (const toml::table *t : r.tables(root, "upstream")) {
+		r.check_keys(*t, {"name", "servers", "keepalive", "fail_timeout"}, "[[upstream]]");
+		Upstream u;
+		auto name = r.string(*t, "name");
+		if (!name || name->empty())
+			r.fail(*t, "[[upstream]] needs a 'name'");
+		u.name = *name;
+		if (upstream_index.count(u.name))
+			r.fail(*t->get("name"), "upstream '" + u.name + "' defined twice");
+		const toml::node *servers = t->get("servers");
+		if (!servers || !servers->is_array() || servers->as_array()->empty())
+			r.fail(servers ? *servers : static_cast<const toml::node &>(*t),
+			       "upstream '" + u.name + "' needs 'servers', a non-empty array of \"ADDR:PORT\"");
+		for (const toml::node &s : *servers->as_array()) {
+			Endpoint e = r.endpoint(s, "a server", false);
+			resolve(e, r, &s);
+			u.servers.push_back(e);
+		}
+		if (auto k = r.integer(*t, "keepalive", 0, 100000))
+			u.keepalive = static_cast<unsigned>(*k);
+		if (auto f = r.duration(*t, "fail_timeout"))
+			u.fail_timeout = *f;
+		upstream_index[u.name] = c.upstreams.size();
+		c.upstreams.push_back(std::move(u));
+	}
+
+	auto find_upstream = [&](const toml::table &t, const std::string &section) {
+		auto name = r.string(t, "upstream");
+		if (!name)
+			r.fail(t, section + " needs 'upstream'");
+		auto it = upstream_index.find(*name);
+		if (it == upstream_index.end())
+			r.fail(*t.get("upstream"), "no upstream named '" + *name + "'");
+		return it->second;
+	};
+
+	for (const toml::table *t : r.tables(root, "listener")) {
+		r.check_keys(*t, {"address", "mode", "tproxy"}, "[[listener]]");
+		Listener l;
+		l.address = r.required_endpoint(*t, "address", "[[listener]]", true);
+		l.where = r.at(*t);
+		if (auto m = r.string(*t, "mode")) {
+			auto mode = parse_mode(*m);
+			if (!mode || *mode == Mode::Tcp)
+				r.fail(*t->get("mode"), "mode must be reverse, forward or transparent");
+			l.mode = *mode;
+		}
+		if (auto tp = r.boolean(*t, "tproxy")) {
+			if (l.mode != Mode::Transparent && *tp)
+				r.fail(*t->get("tproxy"), "tproxy goes with mode = \"transparent\"");
+			l.tproxy = *tp;
+		}
+		c.listeners.push_back(l);
+	}
+
+	for (const toml::table *t : r.tables(root, "route")) {
+		auto protocol = r.string(*t, "protocol").value_or("http");
+		if (protocol == "tcp") {
+			r.check_keys(*t, {"protocol", "listen", "upstream"}, "a tcp [[route]]");
+			Listener l;
+			l.mode = Mode::Tcp;
+			l.address = r.required_endpoint(*t, "listen", "a tcp [[route]]", true);
+			l.upstream = find_upstream(*t, "[[route]]");
+			l.where = r.at(*t);
+			c.listeners.push_back(l);
+			continue;
+		}
+		if (protocol != "http")
+			r.fail(*t->get("protocol"), "protocol must be \"http\" or \"tcp\"");
+		r.check_keys(*t, {"protocol", "host", "path", "upstream"}, "[[route]]");
+		Route route;
+		route.host = lower(r.string(*t, "host").value_or(""));
+		if (route.host == "*")
+			route.host.clear();
+		if (!route.host.empty() && route.host.find('*') != std::string::npos &&
+		    (route.host.rfind("*.", 0) != 0 || route.host.find('*', 1) != std::string::npos))
+			r.fail(*t->get("host"), "host wildcards are written \"*.example.com\"");
+		route.path = r.string(*t, "path").value_or("/");
+		if (route.path.empty() || route.path[0] != '/')
+			r.fail(*t->get("path"), "path must start with '/'");
+		route.upstream = find_upstream(*t, "[[route]]");
+		c.routes.push_back(route);
+	}
+	sort_routes(c.routes);
+
+	if (const toml::table *t = r.table(root, "timeouts")) {
+		r.check_keys(*t,
+			     {"client_header", "client_body", "client_idle", "upstream_connect", "upstream_response",
+			      "upstream_idle", "tunnel_idle", "drain"},
+			     "[timeouts]");
+		Timeouts &to = c.timeouts;
+		for (auto [key, field] : {std::pair{"client_header", &to.client_header}, {"client_body", &to.client_body},
+					  {"client_idle", &to.client_idle}, {"upstream_connect", &to.upstream_connect},
+					  {"upstream_response", &to.upstream_response},
+					  {"upstream_idle", &to.upstream_idle}, {"tunnel_idle", &to.tunnel_idle},
+					  {"drain", &to.drain}})
+			if (auto d = r.duration(*t, key))
+				*field = *d;
+	}
+	if (const toml::table *t = r.table(root, "limits")) {
+		r.check_keys(*t, {"header_bytes", "body_bytes", "keepalive_requests"}, "[limits]");
+		if (auto v = r.integer(*t, "header_bytes", 1024, 1 << 20))
+			c.limits.header_bytes = static_cast<size_t>(*v);
+		if (auto v = r.integer(*t, "body_bytes", 0, INT64_MAX))
+			c.limits.body_bytes = static_cast<uint64_t>(*v);
+		if (auto v = r.integer(*t, "keepalive_requests", 1, 100000000))
+			c.limits.keepalive_requests = static_cast<unsigned>(*v);
+	}
+	if (const toml::table *t = r.table(root, "headers")) {
+		r.check_keys(*t, {"via", "x_forwarded_for", "forwarded"}, "[headers]");
+		c.headers.via = r.boolean(*t, "via").value_or(c.headers.via);
+		c.headers.x_forwarded_for = r.boolean(*t, "x_forwarded_for").value_or(c.headers.x_forwarded_for);
+		c.headers.forwarded = r.boolean(*t, "forwarded").value_or(c.headers.forwarded);
+	}
+	if (const toml::table *t = r.table(root, "access_log")) {
+		r.check_keys(*t, {"enabled", "path"}, "[access_log]");
+		c.access_log.enabled = r.boolean(*t, "enabled").value_or(true);
+		c.access_log.path = r.string(*t, "path").value_or("-");
+		if (c.access_log.path.empty())
+			r.fail(*t->get("path"), "path must be a file or \"-\" (standard output)");
+	}
+	if (const toml::table *t = r.table(root, "admin")) {
+		r.check_keys(*t, {"enabled", "listen"}, "[admin]");
+		c.admin.enabled = r.boolean(*t, "enabled").value_or(true);
+		if (t->get("listen"))
+			c.admin.listen = r.required_endpoint(*t, "listen", "[admin]", true);
+	}
+
+	if (c.listeners.empty())
+		r.fail(root, "no listener: add a [[listener]] (or a tcp [[route]])");
+	std::set<std::string> addresses;
+	for (const Listener &l : c.listeners) {
+		if (!addresses.insert(l.address.text()).second)
+			throw usage_error("config", l.where + ": address " + l.address.text() + " is used twice");
+		if (l.mode == Mode::Reverse && c.routes.empty())
+			throw usage_error("config", l.where + ": a reverse listener needs at least one [[route]]");
+	}
+	if (c.admin.enabled && addresses.count(c.admin.listen.text()))
+		throw usage_error("config", source + ": the admin address " + c.admin.listen.text() +
+						    " is also a listener");
+	return c;
+}
+
+} // namespace
+
+const char *mode_name(Mode mode)
+{
+	switch (mode) {
+	case Mode::Reverse:
+		return "reverse";
+	case Mode::Forward:
+		return "forward";
+	case Mode::Transparent:
+		return "transparent";
+	case Mode::Tcp:
+		return "tcp";
+	}
+	return "?";
+}
+
+std::optional<Mode> parse_mode(std::string_view name)
+{
+	for (Mode m : {Mode::Reverse, Mode::Forward, Mode::Transparent, Mode::Tcp})
+		if (name == mode_name(m))
+			return m;
+	return std::nullopt;
+}
+
+std::string Endpoint::text() const
+{
+	if (host.find(':') != std::string::npos)
+		return "[" + host + "]:" + std::to_string(port);
+	return host + ":" + std::to_string(port);
+}
+
+Endpoint parse_endpoint(std::string_view text, const std::string &what)
+{
+	Endpoint e;
+	std::string_view host, port;
+	if (!text.empty() && text[0] == '[') {
+		size_t close = text.find(']');
+		if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+			throw usage_error("config", what + " must be ADDR:PORT, [IPV6]:PORT", std::string(text));
+		host = text.substr(1, close - 1);
+		port = text.substr(close + 2);
+	} else {
+		size_t colon = text.rfind(':');
+		if (colon == std::string_view::npos || text.find(':') != colon)
+			throw usage_error("config", what + " must be ADDR:PORT, [IPV6]:PORT", std::string(text));
+		host = text.substr(0, colon);
+		port = text.substr(colon + 1);
+	}
+	unsigned p = 0;
+	auto r = std::from_chars(port.data(), port.data() + port.size(), p);
+	if (r.ec != std::errc() || r.ptr != port.data() + port.size() || p == 0 || p > 65535)
+		throw usage_error("config", what + " has a bad port (1-65535)", std::string(text));
+	if (host.empty())
+		throw usage_error("config", what + " has no address", std::string(text));
+	e.host = host == "*" ? "0.0.0.0" : std::string(host);
+	e.port = static_cast<uint16_t>(p);
+	return e;
+}
+
+const Route *Config::route(std::string_view host, std::string_view path) const
+{
+	for (const Route &r : routes) {
+		if (!r.host.empty()) {
+			if (r.host[0] == '*') {
+				std::string_view suffix = std::string_view(r.host).substr(1); // ".example.com"
+				if (host.size() <= suffix.size() || host.substr(host.size() - suffix.size()) != suffix)
+					continue;
+			} else if (host != r.host) {
+				continue;
+			}
+		}
+		if (path.compare(0, r.path.size(), r.path) == 0)
+			return &r;
+	}
+	return nullptr;
+}
+
+unsigned Config::worker_count() const
+{
+	if (workers)
+		return workers;
+	unsigned n = std::thread::hardware_concurrency();
+	return n ? n : 1;
+}
+
+Config load_string(std::string_view text, const std::string &source)
+{
+	toml::table root;
+	try {
+		root = toml::parse(text, source);
+	} catch (const toml::parse_error &e) {
+		const toml::source_region &r = e.source();
+		throw usage_error("config", source + ":" + std::to_string(r.begin.line) + ":" +
+						    std::to_string(r.begin.column) + ": " + std::string(e.description()));
+	}
+	return build(root, source);
+}
+
+Config load_file(const std::string &path)
+{
+	std::ifstream in(path);
+	if (!in)
+		throw errno_error("config", errno ? errno : ENOENT, path);
+	std::ostringstream s;
+	s << in.rdbuf();
+	return load_string(s.str(), path);
+}
+
+Config from_flags(Mode mode, const std::string &listen, const std::string &upstream)
+{
+	Config c;
+	c.source = "(command line)";
+	Listener l;
+	l.address = parse_endpoint(listen, "--listen");
+	if (!is_ip_literal(l.address.host))
+		throw usage_error("run", "--listen must be an IP address and a port", listen);
+	l.mode = mode;
+	l.where = "--listen";
+	if (mode == Mode::Reverse) {
+		if (upstream.empty())
+			throw usage_error("run", "--mode reverse needs --upstream ADDR:PORT");
+		Upstream u;
+		u.name = "default";
+		Endpoint e = parse_endpoint(upstream, "--upstream");
+		resolve(e, Reader("--upstream"), nullptr);
+		u.servers.push_back(e);
+		c.upstreams.push_back(u);
+		c.routes.push_back(Route{});
+	} else if (!upstream.empty()) {
+		throw usage_error("run", std::string("--upstream goes with --mode reverse, not ") + mode_name(mode));
+	}
+	c.listeners.push_back(l);
+	return c;
+}
+
+const char *embedded_default() { return kEmbedded; }
+
+} // namespace sonic::config

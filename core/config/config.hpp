@@ -1,0 +1,126 @@
+// sonic run's configuration: a TOML file (see sonic-run(8) for the schema),
+// the command-line shortcuts, or the embedded default. Parsing checks
+// everything a proxy needs before binding anything, and every error names
+// FILE:LINE:COLUMN.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sonic::config {
+
+enum class Mode { Reverse, Forward, Transparent, Tcp };
+
+const char *mode_name(Mode mode);
+std::optional<Mode> parse_mode(std::string_view name);
+
+// ADDR:PORT as written, split. HOST is an IP literal for listeners, and may
+// be a name for upstream servers (resolved when the config is loaded).
+struct Endpoint {
+	std::string host;
+	uint16_t port = 0;
+	std::string text() const;
+	bool operator==(const Endpoint &) const = default;
+};
+
+// "127.0.0.1:80", "[::1]:80", "*:80" (every IPv4 address), "name:80".
+// Throws a usage error naming WHAT.
+Endpoint parse_endpoint(std::string_view text, const std::string &what);
+
+struct Listener {
+	Endpoint address;
+	Mode mode = Mode::Reverse;
+	// transparent: IP_TRANSPARENT, for TPROXY rules; without it the original
+	// destination comes from SO_ORIGINAL_DST (iptables REDIRECT).
+	bool tproxy = false;
+	// tcp (an L4 route): the upstream group, an index into Config::upstreams.
+	size_t upstream = 0;
+	std::string where; // FILE:LINE of its definition
+};
+
+struct Upstream {
+	std::string name;
+	std::vector<Endpoint> servers;
+	// Idle keep-alive connections each worker keeps per server.
+	unsigned keepalive = 64;
+	// How long a server that refused or timed out is skipped.
+	std::chrono::milliseconds fail_timeout{10000};
+};
+
+struct Route {
+	// Empty: any host. "*.example.com": any subdomain. Lower case, no port.
+	std::string host;
+	std::string path = "/"; // prefix
+	size_t upstream = 0;    // index into Config::upstreams
+};
+
+struct Timeouts {
+	std::chrono::milliseconds client_header{10000};
+	std::chrono::milliseconds client_body{60000};
+	std::chrono::milliseconds client_idle{60000};
+	std::chrono::milliseconds upstream_connect{5000};
+	std::chrono::milliseconds upstream_response{60000};
+	std::chrono::milliseconds upstream_idle{60000};
+	std::chrono::milliseconds tunnel_idle{3600000};
+	std::chrono::milliseconds drain{10000};
+};
+
+struct Limits {
+	size_t header_bytes = 16384;
+	uint64_t body_bytes = 0; // 0: no limit
+	unsigned keepalive_requests = 10000;
+};
+
+struct HeaderPolicy {
+	bool via = true;
+	bool x_forwarded_for = true;
+	bool forwarded = false;
+};
+
+struct AccessLog {
+	bool enabled = false;
+	std::string path = "-"; // "-": standard output
+};
+
+struct Admin {
+	bool enabled = false;
+	Endpoint listen{"127.0.0.1", 9901};
+};
+
+struct Config {
+	std::string source; // the file, or "(embedded)" / "(command line)"
+	unsigned workers = 0; // 0: one per CPU
+	std::vector<Listener> listeners;
+	std::vector<Upstream> upstreams;
+	// Most specific first: exact hosts, then wildcards, then any host; within
+	// each, longest path first. The first match wins.
+	std::vector<Route> routes;
+	Timeouts timeouts;
+	Limits limits;
+	HeaderPolicy headers;
+	AccessLog access_log;
+	Admin admin;
+
+	// The route of HOST (lower case, without port) and PATH, or null.
+	const Route *route(std::string_view host, std::string_view path) const;
+	unsigned worker_count() const;
+};
+
+// Reads and checks FILE. Throws: a usage error (exit 1) "FILE:LINE:COL: why"
+// for a bad config, an environment error (exit 3) for a missing file.
+Config load_file(const std::string &path);
+// The same from TEXT, named SOURCE in errors.
+Config load_string(std::string_view text, const std::string &source);
+
+// The command line's shortcut: one listener of MODE on LISTEN, and for
+// reverse mode one upstream server that every request goes to.
+Config from_flags(Mode mode, const std::string &listen, const std::string &upstream);
+
+// What `sonic run` runs with no argument: a forward proxy on 127.0.0.1:8080.
+const char *embedded_default();
+
+} // namespace sonic::config

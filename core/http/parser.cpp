@@ -1,0 +1,335 @@
+#include "http/parser.hpp"
+
+#include <cstring>
+
+namespace sonic::http {
+
+namespace {
+
+// Bytes allowed in a field value besides VCHAR and obs-text: SP and HTAB.
+bool bad_value_byte(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
+
+// A well-formed token (RFC 9110 section 5.6.2).
+bool is_token(std::string_view s)
+{
+	static const char *const kSpecials = "\"(),/:;<=>?@[\\]{}";
+	if (s.empty())
+		return false;
+	for (unsigned char c : s)
+		if (c <= 0x20 || c >= 0x7f || std::strchr(kSpecials, c))
+			return false;
+	return true;
+}
+
+// Extends VIEW with the LEN bytes at AT, which follow it in the buffer (llhttp
+// reports a string in pieces when it spans two reads).
+void extend(std::string_view &view, const char *at, size_t len)
+{
+	if (view.data() == nullptr)
+		view = std::string_view(at, len);
+	else
+		view = std::string_view(view.data(), static_cast<size_t>(at + len - view.data()));
+}
+
+} // namespace
+
+struct ParserCallbacks {
+	static Parser &self(llhttp_t *p) { return *static_cast<Parser *>(p->data); }
+
+	static int on_url(llhttp_t *p, const char *at, size_t len)
+	{
+		extend(self(p).head_.target, at, len);
+		return 0;
+	}
+	static int on_status(llhttp_t *p, const char *at, size_t len)
+	{
+		extend(self(p).head_.reason, at, len);
+		return 0;
+	}
+	static int on_header_field(llhttp_t *p, const char *at, size_t len)
+	{
+		Parser &s = self(p);
+		if (s.in_value_ || s.head_.headers.empty()) {
+			s.head_.headers.emplace_back();
+			s.in_value_ = false;
+		}
+		extend(s.head_.headers.back().name, at, len);
+		return 0;
+	}
+	static int on_header_value(llhttp_t *p, const char *at, size_t len)
+	{
+		Parser &s = self(p);
+		s.in_value_ = true;
+		extend(s.head_.headers.back().value, at, len);
+		return 0;
+	}
+	static int on_header_value_complete(llhttp_t *p)
+	{
+		Parser &s = self(p);
+		Header &h = s.head_.headers.back();
+		if (h.name.empty())
+			return s.fail(400, "empty header name");
+		// llhttp folds obs-fold lines into the value; RFC 9112 lets a server
+		// reject them, and a proxy must not pass them on.
+		for (unsigned char c : h.value)
+			if (bad_value_byte(c))
+				return s.fail(400, c == '\r' || c == '\n' ? "obs-fold in header" : "control byte in header");
+		h.value = trim_ows(h.value);
+		h.field = classify(h.name);
+		return 0;
+	}
+	static int on_headers_complete(llhttp_t *p) { return self(p).headers_complete(); }
+	static int on_body(llhttp_t *p, const char *at, size_t len)
+	{
+		Parser &s = self(p);
+		if (s.decoded_)
+			s.decoded_->emplace_back(at, len);
+		return 0;
+	}
+	static int on_message_complete(llhttp_t *) { return HPE_PAUSED; }
+	// A header with an empty value produces no value callback.
+	static int on_header_field_complete(llhttp_t *p)
+	{
+		Parser &s = self(p);
+		s.in_value_ = true;
+		return 0;
+	}
+
+	static const llhttp_settings_t &settings()
+	{
+		static const llhttp_settings_t s = [] {
+			llhttp_settings_t st;
+			llhttp_settings_init(&st);
+			st.on_url = on_url;
+			st.on_status = on_status;
+			st.on_header_field = on_header_field;
+			st.on_header_value = on_header_value;
+			st.on_header_field_complete = on_header_field_complete;
+			st.on_header_value_complete = on_header_value_complete;
+			st.on_headers_complete = on_headers_complete;
+			st.on_message_complete = on_message_complete;
+			st.on_body = on_body;
+			return st;
+		}();
+		return s;
+	}
+};
+
+Parser::Parser(Kind kind, size_t header_limit) : kind_(kind), header_limit_(header_limit)
+{
+	head_.headers.reserve(32);
+	reset();
+}
+
+void Parser::reset()
+{
+	llhttp_init(&parser_, kind_ == Kind::Request ? HTTP_REQUEST : HTTP_RESPONSE, &ParserCallbacks::settings());
+	parser_.data = this;
+	// Transfer-Encoding is judged in headers_complete(), where the answer can
+	// be 501 for an unknown coding rather than llhttp's 400.
+	llhttp_set_lenient_transfer_encoding(&parser_, 1);
+	head_.clear();
+	head_.request = kind_ == Kind::Request;
+	in_head_ = true;
+	in_value_ = false;
+	head_bytes_ = 0;
+	error_status_ = 0;
+	error_reason_ = "";
+}
+
+int Parser::fail(int status, const char *reason)
+{
+	if (error_status_ == 0) {
+		error_status_ = status;
+		error_reason_ = reason;
+	}
+	return -1;
+}
+
+int Parser::check_transfer_encoding()
+{
+	// Every coding listed, over all Transfer-Encoding lines.
+	int codings = 0;
+	bool chunked_last = false;
+	for (const Header &h : head_.headers) {
+		if (h.field != Field::TransferEncoding)
+			continue;
+		std::string_view v = h.value;
+		for (;;) {
+			size_t comma = v.find(',');
+			std::string_view coding = trim_ows(v.substr(0, comma));
+			// Parameters (";q=...") are not allowed on a transfer coding
+			// sonic knows, so only the name is read.
+			if (!is_token(coding))
+				return fail(400, "malformed Transfer-Encoding");
+			++codings;
+			chunked_last = iequals(coding, "chunked");
+			if (comma == std::string_view::npos)
+				break;
+			v.remove_prefix(comma + 1);
+		}
+	}
+	if (codings == 1 && chunked_last)
+		return 0;
+	if (kind_ == Kind::Response && chunked_last)
+		return 0;
+	if (kind_ == Kind::Response)
+		return fail(502, "response with a transfer coding sonic cannot decode");
+	return fail(501, "unsupported Transfer-Encoding");
+}
+
+int Parser::headers_complete()
+{
+	Head &h = head_;
+	h.major = parser_.http_major;
+	h.minor = parser_.http_minor;
+	if (h.major != 1 || h.minor > 1)
+		return fail(kind_ == Kind::Request ? 505 : 502, "unsupported HTTP version");
+	bool te = false, cl = false, host = false;
+	for (const Header &f : h.headers) {
+		switch (f.field) {
+		case Field::TransferEncoding:
+			te = true;
+			break;
+		case Field::ContentLength:
+			cl = true;
+			break;
+		case Field::Host:
+			if (host)
+				return fail(400, "duplicate Host");
+			host = true;
+			h.host = f.value;
+			break;
+		case Field::Expect:
+			if (iequals(f.value, "100-continue"))
+				h.expect_continue = true;
+			else if (kind_ == Kind::Request)
+				return fail(417, "unsupported expectation");
+			break;
+		default:
+			break;
+		}
+	}
+	if (te) {
+		if (cl)
+			return fail(400, "Content-Length with Transfer-Encoding");
+		if (h.minor == 0 && kind_ == Kind::Request)
+			return fail(400, "Transfer-Encoding in an HTTP/1.0 request");
+		if (check_transfer_encoding() != 0)
+			return -1;
+	}
+	h.keep_alive = llhttp_should_keep_alive(&parser_) != 0;
+	if (kind_ == Kind::Request) {
+		if (h.minor == 1 && !host)
+			return fail(400, "HTTP/1.1 request without Host");
+		h.method = parser_.method;
+		h.method_name = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
+		h.upgrade = parser_.upgrade != 0 && parser_.method != HTTP_CONNECT;
+		if (h.target.empty())
+			return fail(400, "empty request target");
+		if (parser_.flags & F_CHUNKED)
+			h.framing = Framing::Chunked;
+		else if (parser_.flags & F_CONTENT_LENGTH && parser_.content_length > 0)
+			h.framing = Framing::Length;
+		else
+			h.framing = Framing::None;
+	} else {
+		h.status = parser_.status_code;
+		h.upgrade = h.status == 101;
+		if (no_body_) {
+			parser_.flags |= F_SKIPBODY;
+			h.framing = Framing::None;
+		} else if (h.status < 200 || h.status == 204 || h.status == 304) {
+			h.framing = Framing::None;
+		} else if (parser_.flags & F_CHUNKED) {
+			h.framing = Framing::Chunked;
+		} else if (parser_.flags & F_CONTENT_LENGTH) {
+			h.framing = parser_.content_length > 0 ? Framing::Length : Framing::None;
+		} else {
+			h.framing = Framing::UntilClose;
+			h.keep_alive = false;
+		}
+	}
+	h.content_length = h.framing == Framing::Length ? parser_.content_length : 0;
+	return HPE_PAUSED;
+}
+
+Parser::Result Parser::error_from(llhttp_errno_t err)
+{
+	if (error_status_ == 0) {
+		// Responses are not answered: any parse error is the upstream's (502).
+		int status = kind_ == Kind::Response ? 502 : 400;
+		if (err == HPE_INVALID_VERSION && kind_ == Kind::Request)
+			status = 505;
+		fail(status, llhttp_get_error_reason(&parser_) ? llhttp_get_error_reason(&parser_) : llhttp_errno_name(err));
+	}
+	return Result::Error;
+}
+
+Parser::Result Parser::head(const char *data, size_t len, size_t &consumed)
+{
+	consumed = 0;
+	if (error_status_)
+		return Result::Error;
+	if (head_bytes_ == 0) {
+		head_.clear();
+		head_.request = kind_ == Kind::Request;
+		in_value_ = false;
+	}
+	llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+	if (err == HPE_OK) {
+		consumed = len;
+		head_bytes_ += len;
+		if (head_bytes_ > header_limit_) {
+			fail(kind_ == Kind::Request ? 431 : 502, "header block over the limit");
+			return Result::Error;
+		}
+		return Result::More;
+	}
+	const char *pos = llhttp_get_error_pos(&parser_);
+	consumed = pos ? static_cast<size_t>(pos - data) : 0;
+	head_bytes_ += consumed;
+	if (head_bytes_ > header_limit_) {
+		error_status_ = 0;
+		fail(kind_ == Kind::Request ? 431 : 502, "header block over the limit");
+		return Result::Error;
+	}
+	if (err != HPE_PAUSED)
+		return error_from(err);
+	llhttp_resume(&parser_);
+	in_head_ = false;
+	return Result::Done;
+}
+
+Parser::Result Parser::body(const char *data, size_t len, size_t &consumed)
+{
+	consumed = 0;
+	if (error_status_)
+		return Result::Error;
+	llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+	if (err == HPE_OK) {
+		consumed = len;
+		return Result::More;
+	}
+	const char *pos = llhttp_get_error_pos(&parser_);
+	consumed = pos ? static_cast<size_t>(pos - data) : 0;
+	if (err != HPE_PAUSED)
+		return error_from(err);
+	llhttp_resume(&parser_);
+	in_head_ = true;
+	head_bytes_ = 0;
+	no_body_ = false;
+	return Result::Done;
+}
+
+Parser::Result Parser::finish()
+{
+	llhttp_errno_t err = llhttp_finish(&parser_);
+	if (err == HPE_OK || err == HPE_PAUSED)
+		return Result::Done;
+	return error_from(err);
+}
+
+void Parser::resume_after_upgrade() { llhttp_resume_after_upgrade(&parser_); }
+
+} // namespace sonic::http

@@ -1,0 +1,97 @@
+#include "proxy/metrics.hpp"
+
+namespace sonic::proxy {
+
+namespace {
+
+void family(std::string &out, const char *name, const char *type, const char *help)
+{
+	out += "# HELP ";
+	out += name;
+	out += ' ';
+	out += help;
+	out += "\n# TYPE ";
+	out += name;
+	out += ' ';
+	out += type;
+	out += '\n';
+}
+
+void sample(std::string &out, const char *name, const std::string &labels, uint64_t value)
+{
+	out += name;
+	if (!labels.empty())
+		out += "{" + labels + "}";
+	out += ' ';
+	out += std::to_string(value);
+	out += '\n';
+}
+
+template <typename F> uint64_t sum(const std::vector<const Metrics *> &workers, F field)
+{
+	uint64_t total = 0;
+	for (const Metrics *m : workers)
+		total += field(*m).get();
+	return total;
+}
+
+} // namespace
+
+const char *tunnel_kind_name(TunnelKind kind)
+{
+	switch (kind) {
+	case TunnelKind::Connect:
+		return "connect";
+	case TunnelKind::Upgrade:
+		return "upgrade";
+	case TunnelKind::Tcp:
+		return "tcp";
+	case TunnelKind::Transparent:
+		return "transparent";
+	}
+	return "?";
+}
+
+std::string prometheus_text(const std::vector<const Metrics *> &w, const ServerFacts &facts)
+{
+	std::string out;
+	out.reserve(4096);
+	family(out, "sonic_connections_accepted_total", "counter", "Client connections accepted.");
+	sample(out, "sonic_connections_accepted_total", "", sum(w, [](const Metrics &m) -> const Counter & { return m.connections_accepted; }));
+	family(out, "sonic_connections_active", "gauge", "Client connections open now.");
+	sample(out, "sonic_connections_active", "", sum(w, [](const Metrics &m) -> const Counter & { return m.connections_active; }));
+	family(out, "sonic_http_requests_total", "counter", "HTTP requests answered, by status class.");
+	for (int cls = 1; cls <= 5; ++cls)
+		sample(out, "sonic_http_requests_total", "code=\"" + std::to_string(cls) + "xx\"",
+		       sum(w, [cls](const Metrics &m) -> const Counter & { return m.requests[cls]; }));
+	family(out, "sonic_upstream_connects_total", "counter", "New connections opened to upstream servers.");
+	sample(out, "sonic_upstream_connects_total", "", sum(w, [](const Metrics &m) -> const Counter & { return m.upstream_connects; }));
+	family(out, "sonic_upstream_reuses_total", "counter", "Requests sent on a kept-alive upstream connection.");
+	sample(out, "sonic_upstream_reuses_total", "", sum(w, [](const Metrics &m) -> const Counter & { return m.upstream_reuses; }));
+	family(out, "sonic_upstream_connect_errors_total", "counter", "Upstream connections refused or failed.");
+	sample(out, "sonic_upstream_connect_errors_total", "", sum(w, [](const Metrics &m) -> const Counter & { return m.upstream_connect_errors; }));
+	family(out, "sonic_upstream_timeouts_total", "counter", "Upstream connects or responses that timed out.");
+	sample(out, "sonic_upstream_timeouts_total", "", sum(w, [](const Metrics &m) -> const Counter & { return m.upstream_timeouts; }));
+	family(out, "sonic_client_aborts_total", "counter", "Requests whose client went away before the end.");
+	sample(out, "sonic_client_aborts_total", "", sum(w, [](const Metrics &m) -> const Counter & { return m.client_aborts; }));
+	family(out, "sonic_tunnels_total", "counter", "Tunnels opened (CONNECT, Upgrade, tcp routes, transparent non-HTTP).");
+	for (int k = 0; k < kTunnelKinds; ++k)
+		sample(out, "sonic_tunnels_total", std::string("kind=\"") + tunnel_kind_name(static_cast<TunnelKind>(k)) + "\"",
+		       sum(w, [k](const Metrics &m) -> const Counter & { return m.tunnels[k]; }));
+	family(out, "sonic_tunnels_active", "gauge", "Tunnels open now.");
+	sample(out, "sonic_tunnels_active", "", sum(w, [](const Metrics &m) -> const Counter & { return m.tunnels_active; }));
+	family(out, "sonic_tunnel_bytes_total", "counter", "Bytes carried by finished tunnels, by direction.");
+	sample(out, "sonic_tunnel_bytes_total", "direction=\"upstream\"", sum(w, [](const Metrics &m) -> const Counter & { return m.tunnel_bytes_up; }));
+	sample(out, "sonic_tunnel_bytes_total", "direction=\"client\"", sum(w, [](const Metrics &m) -> const Counter & { return m.tunnel_bytes_down; }));
+	family(out, "sonic_config_reloads_total", "counter", "Configurations loaded by SIGHUP.");
+	sample(out, "sonic_config_reloads_total", "", facts.reloads);
+	family(out, "sonic_config_reload_errors_total", "counter", "SIGHUP reloads refused (the old configuration stayed).");
+	sample(out, "sonic_config_reload_errors_total", "", facts.reload_errors);
+	family(out, "sonic_workers", "gauge", "Worker threads.");
+	sample(out, "sonic_workers", "", facts.workers);
+	family(out, "sonic_draining", "gauge", "1 while sonic drains after SIGTERM.");
+	sample(out, "sonic_draining", "", facts.draining ? 1 : 0);
+	return out;
+}
+
+} // namespace sonic::proxy

@@ -1,0 +1,59 @@
+// Counters of one worker. Each worker writes only its own (a relaxed load
+// and store, no locked instruction on the request path); the admin listener
+// reads every worker's and adds them up.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sonic::proxy {
+
+class Counter {
+public:
+	void add(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+	void sub(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
+	uint64_t get() const { return v_.load(std::memory_order_relaxed); }
+
+private:
+	std::atomic<uint64_t> v_{0};
+};
+
+enum class TunnelKind { Connect, Upgrade, Tcp, Transparent };
+constexpr int kTunnelKinds = 4;
+const char *tunnel_kind_name(TunnelKind kind);
+
+struct alignas(64) Metrics {
+	Counter connections_accepted;
+	Counter connections_active;
+	Counter requests[6]; // by status class: [1] = 1xx ... [5] = 5xx; [0] unused
+	Counter upstream_connects;
+	Counter upstream_reuses;
+	Counter upstream_connect_errors;
+	Counter upstream_timeouts;
+	Counter client_aborts;
+	Counter tunnels[kTunnelKinds];
+	Counter tunnels_active;
+	Counter tunnel_bytes_up;   // client -> upstream
+	Counter tunnel_bytes_down; // upstream -> client
+
+	void count_status(int status)
+	{
+		int cls = status / 100;
+		requests[cls >= 1 && cls <= 5 ? cls : 5].add();
+	}
+};
+
+// Process-wide facts the admin listener adds to the workers' counters.
+struct ServerFacts {
+	uint64_t reloads = 0;
+	uint64_t reload_errors = 0;
+	bool draining = false;
+	unsigned workers = 0;
+};
+
+// Prometheus text exposition (version 0.0.4) of every worker's counters.
+std::string prometheus_text(const std::vector<const Metrics *> &workers, const ServerFacts &facts);
+
+} // namespace sonic::proxy

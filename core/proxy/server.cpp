@@ -1,0 +1,268 @@
+#include "proxy/server.hpp"
+
+#include "out/error.hpp"
+#include "out/log.hpp"
+#include "proxy/admin.hpp"
+#include "proxy/origdst.hpp"
+#include "proxy/worker.hpp"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <map>
+#include <netinet/in.h>
+#include <set>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace sonic::proxy {
+
+namespace {
+
+int open_log(const config::AccessLog &log)
+{
+	if (!log.enabled)
+		return -1;
+	if (log.path == "-")
+		return STDOUT_FILENO;
+	int fd = ::open(log.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		throw errno_error("open access log", errno, log.path);
+	return fd;
+}
+
+void close_all(std::map<std::string, std::vector<int>> &fds)
+{
+	for (auto &[key, list] : fds)
+		for (int fd : list)
+			::close(fd);
+	fds.clear();
+}
+
+// One socket per worker for each listener of CONFIG not in SKIP.
+std::map<std::string, std::vector<int>> open_listeners(const config::Config &config, unsigned workers,
+							const std::set<std::string> &skip)
+{
+	std::map<std::string, std::vector<int>> fds;
+	try {
+		for (const config::Listener &l : config.listeners) {
+			std::string key = l.address.text();
+			if (skip.count(key))
+				continue;
+			auto &list = fds[key];
+			for (unsigned i = 0; i < workers; ++i)
+				list.push_back(open_listener(l.address, l.mode == config::Mode::Transparent && l.tproxy));
+		}
+	} catch (...) {
+		close_all(fds);
+		throw;
+	}
+	return fds;
+}
+
+} // namespace
+
+int open_listener(const config::Endpoint &endpoint, bool transparent)
+{
+	sockaddr_storage ss{};
+	socklen_t len = 0;
+	if (inet_pton(AF_INET, endpoint.host.c_str(), &reinterpret_cast<sockaddr_in &>(ss).sin_addr) == 1) {
+		auto &a = reinterpret_cast<sockaddr_in &>(ss);
+		a.sin_family = AF_INET;
+		a.sin_port = htons(endpoint.port);
+		len = sizeof(a);
+	} else if (inet_pton(AF_INET6, endpoint.host.c_str(), &reinterpret_cast<sockaddr_in6 &>(ss).sin6_addr) == 1) {
+		auto &a = reinterpret_cast<sockaddr_in6 &>(ss);
+		a.sin6_family = AF_INET6;
+		a.sin6_port = htons(endpoint.port);
+		len = sizeof(a);
+	} else {
+		throw usage_error("listen", "not an IP address", endpoint.text());
+	}
+	int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		throw errno_error("listen", errno, endpoint.text());
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (transparent) {
+		if (int err = set_transparent(fd, ss.ss_family)) {
+			::close(fd);
+			throw errno_error("listen (IP_TRANSPARENT needs CAP_NET_ADMIN)", err, endpoint.text());
+		}
+	}
+	if (::bind(fd, reinterpret_cast<sockaddr *>(&ss), len) != 0 || ::listen(fd, 4096) != 0) {
+		int err = errno;
+		::close(fd);
+		if (err == EADDRINUSE)
+			throw env_error("listen", "address already in use", endpoint.text())
+				.with_hint("another process listens there: stop it or choose another port");
+		if (err == EADDRNOTAVAIL)
+			throw env_error("listen", "address not available on this host", endpoint.text());
+		throw errno_error("listen", err, endpoint.text());
+	}
+	return fd;
+}
+
+Server::Server(config::Config config, std::function<config::Config()> reload)
+	: config_(std::make_shared<const config::Config>(std::move(config))), reload_(std::move(reload))
+{
+}
+
+Server::~Server()
+{
+	for (auto &w : workers_)
+		w->stop();
+	for (auto &t : threads_)
+		if (t.joinable())
+			t.join();
+	admin_.reset();
+	workers_.clear();
+	if (log_fd_ > STDERR_FILENO)
+		::close(log_fd_);
+}
+
+void Server::start()
+{
+	const unsigned n = config_->worker_count();
+	auto fds = open_listeners(*config_, n, {});
+	int admin_fd = -1;
+	try {
+		if (config_->admin.enabled)
+			admin_fd = open_listener(config_->admin.listen, false);
+		log_fd_ = open_log(config_->access_log);
+	} catch (...) {
+		close_all(fds);
+		if (admin_fd >= 0)
+			::close(admin_fd);
+		throw;
+	}
+
+	// Every thread started from here on inherits the blocked signals, so only
+	// wait() receives them.
+	sigset_t set;
+	sigemptyset(&set);
+	for (int sig : {SIGHUP, SIGTERM, SIGINT})
+		sigaddset(&set, sig);
+	pthread_sigmask(SIG_BLOCK, &set, nullptr);
+	std::signal(SIGPIPE, SIG_IGN);
+
+	for (unsigned i = 0; i < n; ++i) {
+		auto w = std::make_unique<Worker>(i, config_, log_fd_);
+		for (const config::Listener &l : config_->listeners)
+			w->add_listener(fds[l.address.text()][i], l);
+		workers_.push_back(std::move(w));
+	}
+	if (admin_fd >= 0) {
+		std::vector<const Metrics *> metrics;
+		for (auto &w : workers_)
+			metrics.push_back(&w->metrics());
+		admin_ = std::make_unique<Admin>(admin_fd, metrics, [this] {
+			ServerFacts f;
+			f.reloads = reloads_.load();
+			f.reload_errors = reload_errors_.load();
+			f.draining = draining_.load();
+			f.workers = static_cast<unsigned>(workers_.size());
+			return f;
+		});
+		admin_->start();
+	}
+	for (auto &w : workers_)
+		threads_.emplace_back([w = w.get()] { w->run(); });
+}
+
+void Server::reload()
+{
+	std::shared_ptr<const config::Config> next;
+	std::map<std::string, std::vector<int>> fds;
+	try {
+		next = std::make_shared<const config::Config>(reload_());
+		std::set<std::string> open;
+		for (const config::Listener &l : config_->listeners)
+			open.insert(l.address.text());
+		fds = open_listeners(*next, workers(), open);
+	} catch (const std::exception &e) {
+		++reload_errors_;
+		log::error(std::string("reload: ") + e.what() + "; the running configuration stays");
+		return;
+	}
+	if (next->worker_count() != workers() && next->workers != 0)
+		log::warn("reload: a new number of workers takes effect on restart");
+	if (next->admin.enabled != config_->admin.enabled || !(next->admin.listen == config_->admin.listen))
+		log::warn("reload: admin listener changes take effect on restart");
+	// The access log file is opened again (after logrotate moved it) and
+	// put in place of the old descriptor, which every worker writes to.
+	if (log_fd_ > STDERR_FILENO && next->access_log.enabled && next->access_log.path != "-") {
+		try {
+			int fd = open_log(next->access_log);
+			::dup2(fd, log_fd_);
+			::close(fd);
+		} catch (const std::exception &e) {
+			log::warn(std::string("reload: ") + e.what());
+		}
+	}
+	for (unsigned i = 0; i < workers(); ++i) {
+		std::map<std::string, int> mine;
+		for (auto &[key, list] : fds)
+			mine[key] = list[i];
+		Worker *w = workers_[i].get();
+		asio::post(w->context(), [w, next, mine] { w->apply(next, mine); });
+	}
+	config_ = next;
+	++reloads_;
+	log::info("reload: configuration from " + next->source + " in use");
+}
+
+uint64_t Server::active_connections() const
+{
+	uint64_t n = 0;
+	for (auto &w : workers_)
+		n += w->metrics().connections_active.get();
+	return n;
+}
+
+void Server::drain()
+{
+	draining_ = true;
+	for (auto &w : workers_) {
+		Worker *p = w.get();
+		asio::post(p->context(), [p] { p->drain(); });
+	}
+	auto until = std::chrono::steady_clock::now() + config_->timeouts.drain;
+	while (active_connections() > 0 && std::chrono::steady_clock::now() < until)
+		std::this_thread::sleep_for(std::chrono::milliseconds(20));
+	if (uint64_t left = active_connections())
+		log::warn("drain: " + std::to_string(left) + " connections still open after " +
+			  std::to_string(config_->timeouts.drain.count()) + " ms are closed");
+	for (auto &w : workers_)
+		w->stop();
+	for (auto &t : threads_)
+		t.join();
+	threads_.clear();
+}
+
+void Server::wait()
+{
+	sigset_t set;
+	sigemptyset(&set);
+	for (int sig : {SIGHUP, SIGTERM, SIGINT})
+		sigaddset(&set, sig);
+	for (;;) {
+		int sig = 0;
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			reload();
+			continue;
+		}
+		log::info(std::string("drain: ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + " received, finishing requests");
+		drain();
+		return;
+	}
+}
+
+} // namespace sonic::proxy

@@ -1,0 +1,59 @@
+// sonic run: the workers, the admin listener and the signals. The main
+// thread only waits for signals: SIGHUP reloads the configuration (new
+// listeners and routes for new connections, none dropped), SIGTERM/SIGINT
+// stop accepting and drain the requests in flight.
+#pragma once
+
+#include "config/config.hpp"
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace sonic::proxy {
+
+class Worker;
+class Admin;
+
+class Server {
+public:
+	// RELOAD reads the configuration again on SIGHUP; it throws on a bad one.
+	Server(config::Config config, std::function<config::Config()> reload);
+	~Server();
+	Server(const Server &) = delete;
+	Server &operator=(const Server &) = delete;
+
+	// Opens every listening socket and starts the workers. Throws an
+	// environment error (exit 3) when an address is in use or not allowed.
+	void start();
+	// Serves until SIGTERM or SIGINT, then drains (bounded by
+	// timeouts.drain) and returns.
+	void wait();
+
+	const config::Config &config() const { return *config_; }
+	unsigned workers() const { return static_cast<unsigned>(workers_.size()); }
+
+private:
+	void reload();
+	void drain();
+	uint64_t active_connections() const;
+
+	std::shared_ptr<const config::Config> config_;
+	std::function<config::Config()> reload_;
+	std::vector<std::unique_ptr<Worker>> workers_;
+	std::vector<std::thread> threads_;
+	std::unique_ptr<Admin> admin_;
+	int log_fd_ = -1;
+	std::atomic<uint64_t> reloads_{0};
+	std::atomic<uint64_t> reload_errors_{0};
+	std::atomic<bool> draining_{false};
+};
+
+// A listening socket for ENDPOINT with SO_REUSEPORT, so that each worker has
+// its own. Throws a sonic error naming the address.
+int open_listener(const config::Endpoint &endpoint, bool transparent);
+
+} // namespace sonic::proxy

@@ -1,0 +1,38 @@
+// The byte pump of every tunnel: CONNECT, Upgrade (websocket), tcp routes
+// and transparent non-HTTP connections. One function, so that kernel
+// splicing can take over here once a BPF family offers it.
+#pragma once
+
+#include "proxy/asio.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+
+namespace sonic::proxy {
+
+struct TunnelBytes {
+	uint64_t client_to_upstream = 0;
+	uint64_t upstream_to_client = 0;
+};
+
+struct TunnelContext {
+	// Moved forward by idle on every transfer; the worker's sweep cancels
+	// both sockets once *deadline passes.
+	std::chrono::steady_clock::time_point *deadline = nullptr;
+	const std::chrono::steady_clock::time_point *now = nullptr;
+	std::chrono::milliseconds idle{0};
+	// One buffer per direction.
+	std::span<char> client_buffer;
+	std::span<char> upstream_buffer;
+};
+
+// Copies bytes both ways between two connected sockets until both
+// directions have ended, passing a half-close (EOF) on as a shutdown of the
+// other side's sending direction. FROM_CLIENT and FROM_UPSTREAM are bytes
+// already read from each side, sent first. An error on either side (reset,
+// timeout) ends both directions. The sockets stay open: the caller closes.
+asio::awaitable<TunnelBytes> tunnel(tcp::socket &client, tcp::socket &upstream, std::span<const char> from_client,
+				    std::span<const char> from_upstream, TunnelContext ctx);
+
+} // namespace sonic::proxy

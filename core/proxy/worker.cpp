@@ -1,0 +1,307 @@
+#include "proxy/worker.hpp"
+
+#include "out/log.hpp"
+#include "proxy/session.hpp"
+
+#include <cstring>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+namespace sonic::proxy {
+
+namespace {
+
+constexpr auto kTick = std::chrono::milliseconds(250);
+// Forward mode: how long a name resolution is used.
+constexpr auto kResolveTtl = std::chrono::seconds(60);
+
+size_t buffer_size(const config::Config &c) { return std::max<size_t>(c.limits.header_bytes + 4096, 32768); }
+
+} // namespace
+
+// ---- buffers -----------------------------------------------------------
+
+void BufferPool::resize(size_t size)
+{
+	if (size == size_)
+		return;
+	size_ = size;
+	free_.clear();
+}
+
+std::unique_ptr<char[]> BufferPool::take()
+{
+	if (free_.empty())
+		return std::unique_ptr<char[]>(new char[size_]);
+	std::unique_ptr<char[]> b = std::move(free_.back());
+	free_.pop_back();
+	return b;
+}
+
+void BufferPool::give(std::unique_ptr<char[]> buf, size_t size)
+{
+	if (buf && size == size_ && free_.size() < 1024)
+		free_.push_back(std::move(buf));
+}
+
+void ReadBuffer::compact()
+{
+	if (begin == 0)
+		return;
+	std::memmove(data.get(), data.get() + begin, end - begin);
+	end -= begin;
+	begin = 0;
+}
+
+// ---- worker ------------------------------------------------------------
+
+Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config, int access_log_fd)
+	: index_(index), now_(Clock::now()), log_(access_log_fd), buffers_(buffer_size(*config)),
+	  ctx_(ASIO_CONCURRENCY_HINT_UNSAFE_IO)
+{
+	gen_.reset(build(std::move(config)));
+}
+
+Worker::~Worker()
+{
+	// The members go in reverse order (see the header); sessions detach
+	// themselves from the list as the io_context destroys their frames.
+	log_.flush();
+}
+
+Generation *Worker::build(std::shared_ptr<const config::Config> config)
+{
+	auto *g = new Generation;
+	g->config = std::move(config);
+	for (const config::Upstream &u : g->config->upstreams) {
+		Group group;
+		group.upstream = &u;
+		for (const config::Endpoint &e : u.servers) {
+			tcp::endpoint ep(asio::ip::make_address(e.host), e.port);
+			ServerState &s = server_state(e.text(), ep);
+			s.keepalive = u.keepalive;
+			s.fail_timeout = u.fail_timeout;
+			group.servers.push_back(&s);
+		}
+		g->groups.push_back(std::move(group));
+	}
+	return g;
+}
+
+ServerState &Worker::server_state(const std::string &key, const tcp::endpoint &endpoint)
+{
+	auto it = servers_.find(key);
+	if (it != servers_.end())
+		return *it->second;
+	auto s = std::make_unique<ServerState>();
+	s->endpoint = endpoint;
+	s->text = key;
+	ServerState &ref = *s;
+	servers_.emplace(key, std::move(s));
+	return ref;
+}
+
+ServerState &Worker::server_for(const tcp::endpoint &endpoint)
+{
+	std::string key = endpoint.address().is_v6() ? "[" + endpoint.address().to_string() + "]:" : endpoint.address().to_string() + ":";
+	key += std::to_string(endpoint.port());
+	return server_state(key, endpoint);
+}
+
+ServerState *Worker::resolved(const std::string &host_port)
+{
+	auto it = resolved_.find(host_port);
+	if (it == resolved_.end() || now_ - it->second->resolved_at > kResolveTtl)
+		return nullptr;
+	return it->second;
+}
+
+ServerState &Worker::remember_resolved(const std::string &host_port, const tcp::endpoint &endpoint)
+{
+	ServerState &s = server_for(endpoint);
+	s.resolved_at = now_;
+	// A forward proxy meets unbounded names: forget them all rather than grow.
+	if (resolved_.size() > 10000)
+		resolved_.clear();
+	resolved_[host_port] = &s;
+	return s;
+}
+
+void Worker::add_listener(int fd, const config::Listener &listener)
+{
+	auto a = std::make_shared<Acceptor>(Acceptor{tcp::acceptor(ctx_), listener, listener.address.text()});
+	sockaddr_storage ss{};
+	socklen_t len = sizeof(ss);
+	getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len);
+	a->acceptor.assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd);
+	acceptors_.push_back(a);
+	asio::co_spawn(ctx_, accept_loop(a), asio::detached);
+}
+
+void Worker::apply(std::shared_ptr<const config::Config> config, std::map<std::string, int> fds)
+{
+	buffers_.resize(buffer_size(*config));
+	std::shared_ptr<Generation> g(build(config));
+	std::vector<std::shared_ptr<Acceptor>> keep;
+	for (auto &a : acceptors_) {
+		const config::Listener *now = nullptr;
+		for (const config::Listener &l : config->listeners)
+			if (l.address.text() == a->key)
+				now = &l;
+		if (now) {
+			a->listener = *now;
+			keep.push_back(a);
+		} else {
+			asio::error_code ec;
+			a->acceptor.close(ec);
+		}
+	}
+	acceptors_ = std::move(keep);
+	gen_ = g;
+	for (auto &[key, fd] : fds)
+		for (const config::Listener &l : config->listeners)
+			if (l.address.text() == key)
+				add_listener(fd, l);
+}
+
+awaitable<void> Worker::accept_loop(std::shared_ptr<Acceptor> a)
+{
+	for (;;) {
+		asio::error_code ec;
+		tcp::socket sock = co_await a->acceptor.async_accept(with(ec));
+		if (ec) {
+			if (ec == asio::error::operation_aborted || !a->acceptor.is_open())
+				co_return;
+			// EMFILE and friends: wait for descriptors to be freed instead of
+			// spinning on the listen queue.
+			log::warn("accept on " + a->key + ": " + ec.message());
+			asio::steady_timer t(ctx_, std::chrono::milliseconds(100));
+			co_await t.async_wait(with(ec));
+			continue;
+		}
+		metrics_.connections_accepted.add();
+		auto s = std::make_unique<Session>(*this, std::move(sock), a->listener);
+		asio::co_spawn(ctx_, Session::serve(std::move(s)), asio::detached);
+	}
+}
+
+void Worker::attach(Session *s)
+{
+	s->next = sessions_;
+	if (sessions_)
+		sessions_->prev = s;
+	sessions_ = s;
+	metrics_.connections_active.add();
+}
+
+void Worker::detach(Session *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		sessions_ = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = nullptr;
+	metrics_.connections_active.sub();
+}
+
+std::unique_ptr<UpConn> Worker::pooled(ServerState &server)
+{
+	while (!server.idle.empty()) {
+		std::unique_ptr<UpConn> c = std::move(server.idle.back());
+		server.idle.pop_back();
+		// The server may have closed it while it sat idle: a pending EOF (or
+		// any unexpected byte) means it cannot carry a request.
+		char byte;
+		ssize_t n = ::recv(c->sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			c->reused = true;
+			return c;
+		}
+	}
+	return nullptr;
+}
+
+std::unique_ptr<UpConn> Worker::new_conn(ServerState &server)
+{
+	auto c = std::make_unique<UpConn>(ctx_, gen_->config->limits.header_bytes);
+	c->server = &server;
+	return c;
+}
+
+void Worker::release(std::unique_ptr<UpConn> conn)
+{
+	ServerState &s = *conn->server;
+	if (draining_ || s.idle.size() >= s.keepalive || !conn->sock.is_open())
+		return;
+	if (conn->in.data) {
+		buffers_.give(std::move(conn->in.data), conn->in.cap);
+		conn->in = ReadBuffer{};
+	}
+	conn->idle_since = now_;
+	s.idle.push_back(std::move(conn));
+}
+
+void Worker::sweep()
+{
+	for (Session *s = sessions_; s;) {
+		Session *next = s->next;
+		if (s->deadline <= now_)
+			s->expire();
+		s = next;
+	}
+}
+
+awaitable<void> Worker::tick()
+{
+	asio::steady_timer timer(ctx_);
+	for (;;) {
+		timer.expires_after(kTick);
+		asio::error_code ec;
+		co_await timer.async_wait(with(ec));
+		if (ec)
+			co_return;
+		now_ = Clock::now();
+		sweep();
+		if (log_.pending())
+			log_.flush();
+		// Idle upstream connections past their time, or closed by the server.
+		for (auto &[key, s] : servers_) {
+			auto &idle = s->idle;
+			std::erase_if(idle, [&](const std::unique_ptr<UpConn> &c) {
+				if (now_ - c->idle_since > gen_->config->timeouts.upstream_idle)
+					return true;
+				char byte;
+				ssize_t n = ::recv(c->sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+				return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+			});
+		}
+	}
+}
+
+void Worker::drain()
+{
+	draining_ = true;
+	for (auto &a : acceptors_) {
+		asio::error_code ec;
+		a->acceptor.close(ec);
+	}
+	acceptors_.clear();
+	for (auto &[key, s] : servers_)
+		s->idle.clear();
+	for (Session *s = sessions_; s;) {
+		Session *next = s->next;
+		s->drain();
+		s = next;
+	}
+}
+
+void Worker::run()
+{
+	asio::co_spawn(ctx_, tick(), asio::detached);
+	ctx_.run();
+	log_.flush();
+}
+
+} // namespace sonic::proxy

@@ -1,0 +1,177 @@
+// One worker: a thread with its own io_context, its own SO_REUSEPORT
+// listening sockets, its own upstream keep-alive pools, buffers, counters and
+// access log buffer. Nothing on the request path is shared with another
+// worker, so nothing there takes a lock.
+#pragma once
+
+#include "config/config.hpp"
+#include "http/parser.hpp"
+#include "proxy/access_log.hpp"
+#include "proxy/asio.hpp"
+#include "proxy/metrics.hpp"
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sonic::proxy {
+
+using Clock = std::chrono::steady_clock;
+
+// Fixed-size buffers recycled by a worker: a connection holds one only while
+// it has bytes to keep, so idle keep-alive connections cost no buffer.
+class BufferPool {
+public:
+	explicit BufferPool(size_t size) : size_(size) {}
+	size_t size() const { return size_; }
+	// Buffers of another size (from before a reload) are freed when given back.
+	void resize(size_t size);
+	std::unique_ptr<char[]> take();
+	void give(std::unique_ptr<char[]> buf, size_t size);
+
+private:
+	size_t size_;
+	std::vector<std::unique_ptr<char[]>> free_;
+};
+
+// Bytes read from a socket and not used yet: [begin, end) of data.
+struct ReadBuffer {
+	std::unique_ptr<char[]> data;
+	size_t cap = 0;
+	size_t begin = 0;
+	size_t end = 0;
+
+	size_t size() const { return end - begin; }
+	const char *head() const { return data.get() + begin; }
+	char *tail() { return data.get() + end; }
+	size_t room() const { return cap - end; }
+	void consume(size_t n)
+	{
+		begin += n;
+		if (begin == end)
+			begin = end = 0;
+	}
+	// Moves the unread bytes to the front.
+	void compact();
+};
+
+struct ServerState;
+
+// A connection to an upstream server, pooled between requests.
+struct UpConn {
+	explicit UpConn(asio::io_context &ctx, size_t header_limit)
+		: sock(ctx), parser(http::Kind::Response, header_limit)
+	{
+	}
+	tcp::socket sock;
+	http::Parser parser;
+	ReadBuffer in;
+	ServerState *server = nullptr;
+	Clock::time_point idle_since{};
+	bool reused = false;
+};
+
+// What a worker knows of one upstream server, kept across reloads.
+struct ServerState {
+	tcp::endpoint endpoint;
+	std::string text; // "ADDR:PORT" for logs
+	Clock::time_point down_until{};
+	Clock::time_point resolved_at{};
+	unsigned keepalive = 64;
+	std::chrono::milliseconds fail_timeout{10000};
+	std::vector<std::unique_ptr<UpConn>> idle;
+};
+
+// An upstream group of the current configuration, with its round robin.
+struct Group {
+	const config::Upstream *upstream = nullptr;
+	std::vector<ServerState *> servers;
+	size_t next = 0;
+};
+
+// A configuration as one worker uses it. Connections keep the generation
+// they were accepted under; a reload makes a new one for new connections.
+struct Generation {
+	std::shared_ptr<const config::Config> config;
+	std::vector<Group> groups;
+};
+
+class Session;
+
+class Worker {
+public:
+	Worker(unsigned index, std::shared_ptr<const config::Config> config, int access_log_fd);
+	~Worker();
+
+	// Takes a listening socket made by the server; called before run() or
+	// from the worker's own thread (through post()).
+	void add_listener(int fd, const config::Listener &listener);
+	// Applies a new configuration: listeners whose address is gone are closed,
+	// new ones are taken from FDS (address text -> fd; the worker owns them).
+	void apply(std::shared_ptr<const config::Config> config, std::map<std::string, int> fds);
+	// Stops accepting, closes idle connections, and lets each busy one finish
+	// its current request.
+	void drain();
+
+	void run();
+	void stop() { ctx_.stop(); }
+	asio::io_context &context() { return ctx_; }
+	const Metrics &metrics() const { return metrics_; }
+	unsigned index() const { return index_; }
+
+	// ---- for sessions -------------------------------------------------
+	Clock::time_point now() const { return now_; }
+	const Clock::time_point *now_ptr() const { return &now_; }
+	Metrics &counters() { return metrics_; }
+	AccessLog &access_log() { return log_; }
+	BufferPool &buffers() { return buffers_; }
+	bool draining() const { return draining_; }
+	std::shared_ptr<Generation> generation() const { return gen_; }
+
+	void attach(Session *s);
+	void detach(Session *s);
+
+	// An idle pooled connection to SERVER that is still open, or null.
+	std::unique_ptr<UpConn> pooled(ServerState &server);
+	// Back to the pool (or closed when the pool is full or we drain).
+	void release(std::unique_ptr<UpConn> conn);
+	std::unique_ptr<UpConn> new_conn(ServerState &server);
+	// The state of a server reached by address (forward, transparent).
+	ServerState &server_for(const tcp::endpoint &endpoint);
+	// Forward mode: a cached name resolution, or null when it is stale.
+	ServerState *resolved(const std::string &host_port);
+	ServerState &remember_resolved(const std::string &host_port, const tcp::endpoint &endpoint);
+
+private:
+	struct Acceptor {
+		tcp::acceptor acceptor;
+		config::Listener listener;
+		std::string key;
+	};
+
+	awaitable<void> accept_loop(std::shared_ptr<Acceptor> a);
+	awaitable<void> tick();
+	void sweep();
+	Generation *build(std::shared_ptr<const config::Config> config);
+	ServerState &server_state(const std::string &key, const tcp::endpoint &endpoint);
+
+	// Declared so that the io_context (and with it every coroutine frame,
+	// session and socket) goes before what sessions use, and after the
+	// pools and acceptors that hold its sockets.
+	unsigned index_;
+	Clock::time_point now_;
+	Metrics metrics_;
+	AccessLog log_;
+	BufferPool buffers_;
+	Session *sessions_ = nullptr; // intrusive list of live sessions
+	bool draining_ = false;
+	std::shared_ptr<Generation> gen_;
+	asio::io_context ctx_;
+	std::vector<std::shared_ptr<Acceptor>> acceptors_;
+	std::map<std::string, std::unique_ptr<ServerState>, std::less<>> servers_;
+	std::map<std::string, ServerState *, std::less<>> resolved_;
+};
+
+} // namespace sonic::proxy
