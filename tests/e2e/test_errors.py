@@ -36,7 +36,7 @@ def test_upstream_refused_is_502(sonic_run):
 
 
 def test_upstream_timeout_is_504(sonic_run, origin):
-    cfg = sonicconf.Config().reverse(origin.address).timeouts(upstream=1)
+    cfg = sonicconf.Config().reverse(origin.address).timeouts(upstream_response=1)
     p = sonic_run.config(cfg)
     started = time.time()
     status, _ = status_of(p.port, b"GET /slow?delay=4 HTTP/1.1\r\nHost: h\r\n\r\n")
@@ -51,7 +51,7 @@ def test_upstream_timeout_is_504(sonic_run, origin):
 
 
 def test_slow_client_does_not_slow_others(sonic_run, origin):
-    cfg = sonicconf.Config().reverse(origin.address).timeouts(header=2)
+    cfg = sonicconf.Config().reverse(origin.address).timeouts(client_header=2)
     p = sonic_run.config(cfg)
     slow = []
     for _ in range(20):
@@ -107,9 +107,10 @@ def test_client_gone_mid_body_aborts_upstream(reverse, origin):
 
 BAD_CONFIGS = {
     # name -> (text with a fault on line 3, the line sonic must name)
-    "toml_syntax": ("[server]\nworkers = 1\nlisten = = \"x\"\n", 3),
-    "unknown_key": ("[server]\nworkers = 1\nno_such_option = true\n", 3),
-    "wrong_type": ("[server]\n\nworkers = \"many\"\n", 3),
+    "toml_syntax": ("workers = 1\n\naddress = = \"x\"\n", 3),
+    "unknown_key": ("workers = 1\n[[listener]]\nno_such_option = true\n", 3),
+    "wrong_type": ("workers = 1\n[[listener]]\naddress = 8080\n", 3),
+    "unknown_upstream": ("[[listener]]\naddress = \"127.0.0.1:1\"\n[[route]]\nupstream = \"nowhere\"\n", 4),
 }
 
 

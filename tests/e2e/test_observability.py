@@ -66,10 +66,11 @@ def test_access_log_json_lines(sonic_run, origin, tmp_path):
     assert all(e["duration_ms"] >= 0 for e in lines)
 
 
-def test_access_log_on_stdout_with_flags(reverse, origin):
-    assert request(reverse.port, b"GET /echo?stdout HTTP/1.1\r\nHost: h\r\n\r\n")[0] == 200
-    lines = wait_for(lambda: [e for e in proxyrun.json_lines(reverse.stdout()) if e.get("path") == "/echo"])
-    assert lines, "no access log line on stdout: %r" % reverse.stdout()[-500:]
+def test_access_log_on_stdout(sonic_run, origin):
+    p = sonic_run.config(sonicconf.Config().reverse(origin.address).access_log("-"))
+    assert request(p.port, b"GET /echo?stdout HTTP/1.1\r\nHost: h\r\n\r\n")[0] == 200
+    lines = wait_for(lambda: [e for e in proxyrun.json_lines(p.stdout()) if e.get("path") == "/echo"])
+    assert lines, "no access log line on stdout: %r" % p.stdout()[-500:]
     assert lines[0]["status"] == 200
 
 

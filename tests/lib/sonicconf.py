@@ -44,7 +44,8 @@ class Config:
         return self
 
     def timeouts(self, **seconds):
-        """header=, idle=, upstream=, upstream_connect=, body= in seconds."""
+        """[timeouts] keys of sonic-run(8) (client_header, client_idle,
+        upstream_connect, upstream_response, drain, ...) in seconds."""
         self.timeout.update(seconds)
         return self
 
@@ -52,28 +53,29 @@ class Config:
         return [self.admin_port] if self.admin_port else []
 
     def text(self):
-        lines = ["[server]", "workers = %d" % self.workers]
+        lines = ["workers = %d" % self.workers]
+        if self.tcp:
+            lines += ["", "[[upstream]]", "name = \"tcp_target\"", "servers = [%s]" % q(self.tcp),
+                      "", "[[route]]", "protocol = \"tcp\"",
+                      "listen = %s" % q("127.0.0.1:%d" % self.listen_port), "upstream = \"tcp_target\""]
+        else:
+            lines += ["", "[[listener]]", "address = %s" % q("127.0.0.1:%d" % self.listen_port),
+                      "mode = %s" % q(self.mode)]
+            if self.upstreams:
+                lines += ["", "[[upstream]]", "name = \"origin\"",
+                          "servers = [%s]" % ", ".join(q(s) for s in self.upstreams),
+                          "", "[[route]]", "path = \"/\"", "upstream = \"origin\""]
+        if self.timeout:
+            lines += ["", "[timeouts]"] + ["%s = %s" % (k, v) for k, v in sorted(self.timeout.items())]
         if self.log_path:
-            lines.append("access_log = %s" % q(self.log_path))
+            lines += ["", "[access_log]", "path = %s" % q(self.log_path)]
         if self.admin_port:
             lines += ["", "[admin]", "listen = %s" % q("127.0.0.1:%d" % self.admin_port)]
-        if self.timeout:
-            lines += ["", "[timeouts]"]
-            lines += ["%s = %s" % (k, v) for k, v in sorted(self.timeout.items())]
-        if self.tcp:
-            lines += ["", "[[listener]]", "name = \"l4\"",
-                      "listen = %s" % q("127.0.0.1:%d" % self.listen_port), "mode = \"reverse\"",
-                      "", "[[upstream]]", "name = \"tcp_target\"", "servers = [%s]" % q(self.tcp),
-                      "", "[[route]]", "listener = \"l4\"", "protocol = \"tcp\"", "upstream = \"tcp_target\""]
-        else:
-            lines += ["", "[[listener]]", "name = \"main\"",
-                      "listen = %s" % q("127.0.0.1:%d" % self.listen_port), "mode = %s" % q(self.mode),
-                      "", "[[upstream]]", "name = \"origin\"",
-                      "servers = [%s]" % ", ".join(q(s) for s in self.upstreams),
-                      "", "[[route]]", "listener = \"main\"", "path = \"/\"", "upstream = \"origin\""]
         return "\n".join(lines) + "\n"
 
     def write(self, directory):
+        if directory is None:
+            directory = os.path.dirname(self.path)
         if self.path is None:
             self.path = os.path.join(directory, "sonic-%d.toml" % self.listen_port)
         with open(self.path + ".tmp", "w") as f:
