@@ -56,7 +56,9 @@ def test_access_log_json_lines(sonic_run, origin, tmp_path):
     for e in lines:
         missing = [k for k in LOG_FIELDS if k not in e]
         assert not missing, "access log entry lacks %s: %s" % (missing, e)
-    by_path = {e["path"]: e for e in lines}
+    # "path" is the request target as sent, query included.
+    by_path = {e["path"].split("?")[0]: e for e in lines}
+    assert by_path["/echo"]["path"] == "/echo?q=1"
     assert by_path["/echo"]["method"] == "GET"
     assert by_path["/echo"]["host"] == "site.test"
     assert by_path["/echo"]["client"].startswith("127.0.0.1")
@@ -69,7 +71,7 @@ def test_access_log_json_lines(sonic_run, origin, tmp_path):
 def test_access_log_on_stdout(sonic_run, origin):
     p = sonic_run.config(sonicconf.Config().reverse(origin.address).access_log("-"))
     assert request(p.port, b"GET /echo?stdout HTTP/1.1\r\nHost: h\r\n\r\n")[0] == 200
-    lines = wait_for(lambda: [e for e in proxyrun.json_lines(p.stdout()) if e.get("path") == "/echo"])
+    lines = wait_for(lambda: [e for e in proxyrun.json_lines(p.stdout()) if e.get("path") == "/echo?stdout"])
     assert lines, "no access log line on stdout: %r" % p.stdout()[-500:]
     assert lines[0]["status"] == 200
 

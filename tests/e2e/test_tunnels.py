@@ -35,11 +35,13 @@ def test_connect_through_forward_mode(sonic_run, echo_target):
     p = sonic_run.forward()
     s = connect(p.port, timeout=30)
     s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (echo_target, echo_target))
-    status, _, _, rest = read_response(s, method="CONNECT")
-    assert status == 200
-    data = os.urandom(4 << 20)
-    assert roundtrip(s, data, rest) == data
-    s.close()
+    try:
+        status, _, _, rest = read_response(s, method="CONNECT")
+        assert status == 200
+        data = os.urandom(4 << 20)
+        assert roundtrip(s, data, rest) == data
+    finally:
+        s.close()
 
 
 def test_connect_to_refused_target_is_502(sonic_run):

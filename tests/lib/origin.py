@@ -362,7 +362,7 @@ def read_response(sock, buf=b"", method="GET"):
         if 100 <= status < 200 and status != 101:
             continue
         break
-    if status in (101, 204, 304) or method == "HEAD":
+    if status in (101, 204, 304) or method == "HEAD" or (method == "CONNECT" and 200 <= status < 300):
         return status, headers, b"", buf
     body = bytearray()
     if "chunked" in headers.get("transfer-encoding", "").lower():

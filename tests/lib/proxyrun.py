@@ -70,8 +70,9 @@ class Proxy:
             raise RuntimeError("%s\nstderr: %s\nstdout: %s" % (e, self.stderr(), self.stdout()[-2000:]))
         return self
 
-    def stop(self, grace=5.0):
-        """SIGTERM, then SIGKILL after GRACE seconds. Returns the exit code."""
+    def stop(self, grace=15.0):
+        """SIGTERM, then SIGKILL after GRACE seconds (longer than sonic's
+        default drain, 10 s). Returns the exit code."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
