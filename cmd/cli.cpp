@@ -227,7 +227,9 @@ int Cli::run(int argc, char **argv)
 		return action_();
 	} catch (const Error &e) {
 		print_error(e, g.json || g.pretty, g.debug);
-		if (e.kind() == ErrorKind::Usage && !(g.json || g.pretty))
+		// A bad configuration file is bad input, not a misused command line:
+		// its FILE:LINE says all, the command's help would bury it.
+		if (e.kind() == ErrorKind::Usage && !(g.json || g.pretty) && e.op() != "config")
 			std::cerr << "\n" << help_of(usage_of);
 		return exit_code(e.kind());
 	} catch (const std::exception &e) {

@@ -16,7 +16,7 @@
 #          an option or keyword: dir, file, or cgroup (a cgroup v2
 #          directory); without a TYPE the value is not completed
 _sonic_table=(
-	'|objects|prog accel stats'
+	'|objects|prog accel ca cert run stats'
 	'|flags|-h --help -j --json -p --pretty -d --debug -q --quiet --version'
 	'|options|--bpffs:dir --state-dir:dir'
 	'prog|verbs|help load unload show'
@@ -26,6 +26,16 @@ _sonic_table=(
 	'accel enable|keywords|cgroup:cgroup ports'
 	'accel disable|keywords|cgroup:cgroup'
 	'accel disable|options|--timeout'
+	'ca|verbs|help init show export trust'
+	'ca init|flags|--force'
+	'ca init|options|--key-type --cn --days'
+	'ca export|options|--format --out:file'
+	'ca trust|flags|--remove'
+	'cert|verbs|help mint list show purge'
+	'cert mint|options|--days'
+	'cert purge|flags|--expired --all'
+	'run|flags|--check'
+	'run|options|--config:file --mode --listen --upstream --workers'
 	'stats|args|accel all'
 	'stats|options|--watch --count'
 )

@@ -1,0 +1,107 @@
+// sonic run's configuration: the examples load, errors name FILE:LINE:COL,
+// and routes pick the most specific match.
+#include "config/config.hpp"
+#include "out/error.hpp"
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+
+using namespace sonic::config;
+
+namespace {
+
+std::string error_of(const std::string &text)
+{
+	try {
+		load_string(text, "t.toml");
+	} catch (const sonic::Error &e) {
+		CHECK(e.kind() == sonic::ErrorKind::Usage);
+		return e.reason();
+	}
+	return "";
+}
+
+const std::string kBase = "[[listener]]\naddress = \"127.0.0.1:8080\"\n"
+			  "[[upstream]]\nname = \"a\"\nservers = [\"127.0.0.1:9001\"]\n"
+			  "[[route]]\nupstream = \"a\"\n";
+
+} // namespace
+
+TEST_CASE("every example config loads", "[config]")
+{
+	int n = 0;
+	for (const auto &e : std::filesystem::directory_iterator(std::string(SONIC_SOURCE_DIR) + "/examples")) {
+		if (e.path().extension() != ".toml")
+			continue;
+		INFO(e.path().string());
+		Config c = load_file(e.path().string());
+		CHECK(!c.listeners.empty());
+		++n;
+	}
+	CHECK(n >= 1);
+}
+
+TEST_CASE("the embedded default is a forward proxy on 127.0.0.1:8080", "[config]")
+{
+	Config c = load_string(embedded_default(), "(embedded)");
+	REQUIRE(c.listeners.size() == 1);
+	CHECK(c.listeners[0].mode == Mode::Forward);
+	CHECK(c.listeners[0].address.text() == "127.0.0.1:8080");
+}
+
+TEST_CASE("config errors name the line and column", "[config]")
+{
+	CHECK(error_of(kBase + "bogus = 1\n").rfind("t.toml:8:9: unknown key 'bogus' in [[route]]", 0) == 0);
+	CHECK(error_of("[[listener]]\naddress = \"127.0.0.1:99999\"\n").rfind("t.toml:2:", 0) == 0);
+	CHECK(error_of("[[listener]]\naddress = \"localhost:80\"\n").find("IP address") != std::string::npos);
+	CHECK(error_of(kBase + "[[route]]\nupstream = \"b\"\n").rfind("t.toml:9:12: no upstream named 'b'", 0) == 0);
+	CHECK(error_of(kBase + "[timeouts]\nclient_idle = \"soon\"\n").rfind("t.toml:9:", 0) == 0);
+	CHECK(error_of("x = [\n").rfind("t.toml:", 0) == 0);
+	CHECK(error_of("[[listener]]\naddress = \"127.0.0.1:8080\"\n").find("needs at least one [[route]]") !=
+	      std::string::npos);
+	CHECK(error_of(kBase + "[[listener]]\naddress = \"127.0.0.1:8080\"\n").find("used twice") != std::string::npos);
+	CHECK_THROWS_AS(load_file("/nonexistent/sonic.toml"), sonic::Error);
+}
+
+TEST_CASE("durations take seconds or units", "[config]")
+{
+	Config c = load_string(kBase + "[timeouts]\nclient_idle = 1.5\nclient_header = \"250ms\"\ntunnel_idle = \"2m\"\n",
+			       "t.toml");
+	CHECK(c.timeouts.client_idle.count() == 1500);
+	CHECK(c.timeouts.client_header.count() == 250);
+	CHECK(c.timeouts.tunnel_idle.count() == 120000);
+}
+
+TEST_CASE("routes: exact host, wildcard, then any host; longest path first", "[config]")
+{
+	Config c = load_string("[[listener]]\naddress = \"127.0.0.1:8080\"\n"
+			       "[[upstream]]\nname = \"any\"\nservers = [\"127.0.0.1:1\"]\n"
+			       "[[upstream]]\nname = \"api\"\nservers = [\"127.0.0.1:2\"]\n"
+			       "[[upstream]]\nname = \"wild\"\nservers = [\"127.0.0.1:3\"]\n"
+			       "[[upstream]]\nname = \"exact\"\nservers = [\"127.0.0.1:4\"]\n"
+			       "[[route]]\nupstream = \"any\"\n"
+			       "[[route]]\npath = \"/api/\"\nupstream = \"api\"\n"
+			       "[[route]]\nhost = \"*.example.com\"\nupstream = \"wild\"\n"
+			       "[[route]]\nhost = \"www.Example.com\"\nupstream = \"exact\"\n",
+			       "t.toml");
+	auto name = [&](std::string_view host, std::string_view path) {
+		const Route *r = c.route(host, path);
+		return r ? c.upstreams[r->upstream].name : std::string("-");
+	};
+	CHECK(name("other.org", "/") == "any");
+	CHECK(name("other.org", "/api/x") == "api");
+	CHECK(name("a.example.com", "/api/x") == "wild");
+	CHECK(name("example.com", "/") == "any");
+	CHECK(name("www.example.com", "/") == "exact");
+}
+
+TEST_CASE("command-line shortcuts", "[config]")
+{
+	Config c = from_flags(Mode::Reverse, "127.0.0.1:8080", "127.0.0.1:9000");
+	REQUIRE(c.upstreams.size() == 1);
+	CHECK(c.route("x", "/anything"));
+	CHECK_THROWS_AS(from_flags(Mode::Reverse, "127.0.0.1:8080", ""), sonic::Error);
+	CHECK_THROWS_AS(from_flags(Mode::Forward, "127.0.0.1:8080", "127.0.0.1:1"), sonic::Error);
+	CHECK(parse_endpoint("[::1]:443", "x").host == "::1");
+	CHECK(parse_endpoint("*:80", "x").host == "0.0.0.0");
+}

@@ -1,0 +1,250 @@
+// The strict HTTP/1.1 parser: well-formed messages, pipelining, bodies
+// consumed raw, and the request-smuggling shapes with the status each gets.
+#include "http/parser.hpp"
+#include "http/serialize.hpp"
+
+#include <catch2/catch.hpp>
+#include <string>
+
+using sonic::http::Framing;
+using sonic::http::Kind;
+using sonic::http::Parser;
+
+namespace {
+
+struct Parsed {
+	Parser::Result result;
+	int status = 0;
+	size_t head_len = 0;
+	size_t body_len = 0;
+	Framing framing = Framing::None;
+};
+
+// Parses one request from TEXT, fed all at once or byte by byte.
+Parsed parse(const std::string &text, bool bytewise = false, size_t limit = 16384)
+{
+	Parser p(Kind::Request, limit);
+	Parsed out;
+	size_t at = 0;
+	for (;;) {
+		size_t len = bytewise ? std::min<size_t>(1, text.size() - at) : text.size() - at;
+		size_t used = 0;
+		out.result = p.head(text.data() + at, len, used);
+		at += used;
+		if (out.result != Parser::Result::More || at == text.size())
+			break;
+	}
+	out.head_len = at;
+	if (out.result == Parser::Result::Done) {
+		out.framing = p.message().framing;
+		for (;;) {
+			size_t len = bytewise ? std::min<size_t>(1, text.size() - at) : text.size() - at;
+			size_t used = 0;
+			out.result = p.body(text.data() + at, len, used);
+			at += used;
+			out.body_len += used;
+			if (out.result != Parser::Result::More || at == text.size())
+				break;
+		}
+	}
+	out.status = p.error_status();
+	return out;
+}
+
+int status_of(const std::string &text)
+{
+	Parsed a = parse(text), b = parse(text, true);
+	INFO(text);
+	CHECK(a.status == b.status); // the same verdict however the bytes arrive
+	if (a.result == Parser::Result::Error)
+		return a.status;
+	return a.result == Parser::Result::Done ? 200 : 0; // 0: waits for more
+}
+
+} // namespace
+
+TEST_CASE("a request head is parsed in place", "[http]")
+{
+	std::string text = "GET /a?b=c HTTP/1.1\r\nHost: Example.com\r\nX-Empty:\r\nAccept:  */*  \r\n\r\n";
+	Parser p(Kind::Request, 16384);
+	size_t used = 0;
+	REQUIRE(p.head(text.data(), text.size(), used) == Parser::Result::Done);
+	CHECK(used == text.size());
+	const auto &h = p.message();
+	CHECK(h.method_name == "GET");
+	CHECK(h.target == "/a?b=c");
+	CHECK(h.host == "Example.com");
+	REQUIRE(h.headers.size() == 3);
+	CHECK(h.headers[1].name == "X-Empty");
+	CHECK(h.headers[1].value.empty());
+	CHECK(h.headers[2].value == "*/*");
+	CHECK(h.keep_alive);
+	CHECK(h.framing == Framing::None);
+	CHECK(p.body(text.data() + used, 0, used) == Parser::Result::Done);
+}
+
+TEST_CASE("pipelined requests are split at their boundaries", "[http]")
+{
+	std::string a = "POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+	std::string b = "POST /2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: v\r\n\r\n";
+	std::string c = "GET /3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+	std::string all = a + b + c;
+	Parser p(Kind::Request, 16384);
+	size_t at = 0, used = 0;
+	std::vector<std::string> targets;
+	std::vector<size_t> ends;
+	while (at < all.size()) {
+		REQUIRE(p.head(all.data() + at, all.size() - at, used) == Parser::Result::Done);
+		targets.emplace_back(p.message().target);
+		bool keep = p.message().keep_alive;
+		at += used;
+		REQUIRE(p.body(all.data() + at, all.size() - at, used) == Parser::Result::Done);
+		at += used;
+		ends.push_back(at);
+		if (!keep)
+			break;
+	}
+	CHECK(targets == std::vector<std::string>{"/1", "/2", "/3"});
+	CHECK(ends == std::vector<size_t>{a.size(), a.size() + b.size(), all.size()});
+}
+
+TEST_CASE("request smuggling shapes are refused", "[http][smuggling]")
+{
+	const std::string h = "POST / HTTP/1.1\r\nHost: a\r\n";
+	struct Case {
+		const char *name;
+		std::string text;
+		int status;
+	};
+	const Case cases[] = {
+		{"CL.TE", h + "Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nX", 400},
+		{"TE.CL", h + "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", 400},
+		{"duplicate CL, same value", h + "Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400},
+		{"duplicate CL, other value", h + "Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400},
+		{"CL list", h + "Content-Length: 3, 3\r\n\r\nabc", 400},
+		{"CL with sign", h + "Content-Length: +3\r\n\r\nabc", 400},
+		{"CL negative", h + "Content-Length: -1\r\n\r\n", 400},
+		{"CL overflow", h + "Content-Length: 99999999999999999999999\r\n\r\n", 400},
+		{"TE xchunked", h + "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 501},
+		{"TE chunked, identity", h + "Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n", 501},
+		{"TE identity, chunked", h + "Transfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n", 501},
+		{"TE gzip, chunked", h + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501},
+		{"TE twice", h + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501},
+		{"TE empty element", h + "Transfer-Encoding: ,chunked\r\n\r\n0\r\n\r\n", 400},
+		{"TE space before colon", h + "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400},
+		{"TE tab before colon", h + "Transfer-Encoding\t: chunked\r\n\r\n0\r\n\r\n", 400},
+		{"TE vertical tab", h + "Transfer-Encoding:\x0b" "chunked\r\n\r\n0\r\n\r\n", 400},
+		{"TE folded onto a header", h + "X: a\r\n Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+		{"TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+		{"obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 400},
+		{"bare LF line ends", "GET / HTTP/1.1\nHost: a\n\n", 400},
+		{"bare LF in a header", "GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n", 400},
+		{"bare CR", "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", 400},
+		{"NUL in a value", std::string("GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 33), 400},
+		{"control byte in a value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01" "b\r\n\r\n", 400},
+		{"empty header name", "GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n", 400},
+		{"space in the target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"no Host in HTTP/1.1", "GET / HTTP/1.1\r\n\r\n", 400},
+		{"two Host headers", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+		{"HTTP/0.9", "GET /\r\n\r\n", 505},
+		{"HTTP/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505},
+		{"bad chunk size", h + "Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 400},
+		{"chunk size overflow", h + "Transfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\nabc\r\n0\r\n\r\n", 400},
+		{"chunk size with space", h + "Transfer-Encoding: chunked\r\n\r\n3 \r\nabc\r\n0\r\n\r\n", 400},
+		{"chunk size 0x prefix", h + "Transfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n", 400},
+		{"chunk size bare LF", h + "Transfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n", 400},
+		{"chunk data too long", h + "Transfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n", 400},
+		{"chunk extension control byte", h + "Transfer-Encoding: chunked\r\n\r\n3;\x01\r\nabc\r\n0\r\n\r\n", 400},
+		{"chunk extension bare LF", h + "Transfer-Encoding: chunked\r\n\r\n3;a\nabc\r\n0\r\n\r\n", 400},
+		{"unsupported Expect", h + "Expect: 200-ok\r\nContent-Length: 0\r\n\r\n", 417},
+	};
+	for (const Case &c : cases) {
+		INFO(c.name);
+		CHECK(status_of(c.text) == c.status);
+	}
+}
+
+TEST_CASE("well-formed messages the strict rules must not refuse", "[http][smuggling]")
+{
+	const std::string h = "POST / HTTP/1.1\r\nHost: a\r\n";
+	CHECK(status_of(h + "Transfer-Encoding:  chunked \r\n\r\n0\r\n\r\n") == 200);
+	CHECK(status_of(h + "Transfer-Encoding:\tChunked\r\n\r\n0\r\n\r\n") == 200);
+	CHECK(status_of(h + "Transfer-Encoding: chunked\r\n\r\n3;name=\"v\"\r\nabc\r\n0\r\n\r\n") == 200);
+	CHECK(status_of(h + "Content-Length: 0\r\n\r\n") == 200);
+	CHECK(status_of("GET / HTTP/1.0\r\n\r\n") == 200);
+	CHECK(status_of("GET / HTTP/1.1\r\nHost: a\r\nX: caf\xc3\xa9\r\n\r\n") == 200);
+	Parsed p = parse(h + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+	CHECK(p.framing == Framing::Chunked);
+	CHECK(p.body_len == 13); // raw bytes, framing included
+}
+
+TEST_CASE("a head over the limit is 431", "[http]")
+{
+	std::string big = "GET / HTTP/1.1\r\nHost: a\r\nX: " + std::string(20000, 'a') + "\r\n\r\n";
+	CHECK(parse(big).status == 431);
+	CHECK(parse(big, true).status == 431);
+	std::string fits = "GET / HTTP/1.1\r\nHost: a\r\nX: " + std::string(1000, 'a') + "\r\n\r\n";
+	CHECK(parse(fits, false, 2048).result == Parser::Result::Done);
+	CHECK(parse(fits, false, 1024).status == 431);
+}
+
+TEST_CASE("responses: framing, HEAD, interim and until-close", "[http]")
+{
+	auto response = [](const std::string &text, bool head = false) {
+		Parser p(Kind::Response, 16384);
+		p.set_no_body(head);
+		size_t used = 0;
+		REQUIRE(p.head(text.data(), text.size(), used) == Parser::Result::Done);
+		return std::make_pair(p.message().framing, p.message().status);
+	};
+	CHECK(response("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello").first == Framing::Length);
+	CHECK(response("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true).first == Framing::None);
+	CHECK(response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").first == Framing::Chunked);
+	CHECK(response("HTTP/1.1 200 OK\r\n\r\nuntil close").first == Framing::UntilClose);
+	CHECK(response("HTTP/1.1 204 No Content\r\n\r\n").first == Framing::None);
+	CHECK(response("HTTP/1.1 100 Continue\r\n\r\n").second == 100);
+
+	Parser p(Kind::Response, 16384);
+	std::string bad = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+	size_t used = 0;
+	CHECK(p.head(bad.data(), bad.size(), used) == Parser::Result::Error);
+	CHECK(p.error_status() == 502);
+}
+
+TEST_CASE("decoded bodies drop the chunk framing", "[http]")
+{
+	std::string text = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+	Parser p(Kind::Response, 16384);
+	size_t used = 0;
+	REQUIRE(p.head(text.data(), text.size(), used) == Parser::Result::Done);
+	std::vector<std::string_view> pieces;
+	p.set_decode(&pieces);
+	size_t body = 0;
+	REQUIRE(p.body(text.data() + used, text.size() - used, body) == Parser::Result::Done);
+	std::string joined;
+	for (auto piece : pieces)
+		joined += piece;
+	CHECK(joined == "hello world");
+	CHECK(used + body == text.size());
+}
+
+TEST_CASE("the serializer writes heads and chunks", "[http]")
+{
+	std::string out;
+	sonic::http::append_status_line(out, 502, sonic::http::status_reason(502));
+	sonic::http::append_header(out, "Content-Length", uint64_t{12});
+	sonic::http::end_head(out);
+	CHECK(out == "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 12\r\n\r\n");
+	sonic::http::ChunkedEncoder c;
+	CHECK(c.prefix(255) == "ff\r\n");
+	CHECK(c.prefix(1) == "1\r\n");
+
+	std::string req = "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\n"
+			  "Keep-Alive: 5\r\nTE: trailers\r\nAccept: */*\r\n\r\n";
+	Parser p(Kind::Request, 16384);
+	size_t used = 0;
+	REQUIRE(p.head(req.data(), req.size(), used) == Parser::Result::Done);
+	out.clear();
+	sonic::http::append_end_to_end_headers(out, p.message());
+	CHECK(out == "Host: a\r\nAccept: */*\r\n");
+}
