@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 
+import proxyrun
 from conftest import connect
 from origin import pattern, read_response
 
@@ -270,3 +271,16 @@ def test_wrk_load_without_errors(reverse, origin):
     assert non2xx == 0, out
     assert len(origin.requests_to("/echo")) >= requests
     assert origin.connections <= 20
+
+
+def test_nginx_origin_file_through_sonic(sonic_run, tmp_path):
+    nginx = proxyrun.Nginx(str(tmp_path), big_mib=8)
+    try:
+        p = sonic_run.reverse(nginx.address)
+        via = curl("http://127.0.0.1:%d/big" % p.port)
+        direct = curl("http://%s/big" % nginx.address)
+        assert len(via) == 8 << 20
+        assert hashlib.sha256(via).digest() == hashlib.sha256(direct).digest()
+        assert curl("http://127.0.0.1:%d/" % p.port) == b"hello from nginx\n"
+    finally:
+        nginx.stop()
