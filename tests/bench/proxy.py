@@ -1,0 +1,500 @@
+#!/usr/bin/python3
+"""HTTP proxy benchmark: one origin, one worker each, wrk on loopback.
+
+Rows (interleaved run by run, medians of --runs runs of --seconds each):
+  origin    nginx serving a small static file directly (1 worker)
+  nginx     nginx proxy_pass with upstream keepalive (1 worker)
+  haproxy   HAProxy, nbthread 1, mode http, keep-alive to the server
+  sonic     sonic run --mode reverse --workers 1
+
+CPU placement on this 2-CPU machine: the server being measured owns CPU 0
+(the proxy in the proxy rows, the origin in the origin row); wrk, and the
+origin in proxy rows, share CPU 1. Every proxy row pays the same origin.
+
+Then:
+  l4        iperf3 through a sonic TCP route vs HAProxy mode tcp (and
+            direct), with each proxy's CPU time from /proc/PID/stat
+  idle      10,000 idle keep-alive client connections held by each proxy,
+            its RSS reported (RLIMIT_NOFILE raised here, inherited)
+
+Temporary configs live under one mktemp -d directory, removed on exit,
+with every process this script started.
+
+  tests/bench/proxy.sh [--runs N] [--seconds S] [--connections C]
+                       [--only origin,nginx,haproxy,sonic,l4,idle] [--idle-conns N]
+"""
+import argparse
+import json
+import os
+import re
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
+
+import sonicconf  # noqa: E402
+
+PROXY_CPU = "0"
+LOAD_CPU = "1"
+HTTP_ROWS = ("origin", "nginx", "haproxy", "sonic")
+# As high as this process may go (a container may forbid raising the hard limit).
+NOFILE = min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_accepting(port, proc, what, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited with %d" % (what, proc.returncode))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("%s not accepting on %d" % (what, port))
+
+
+def raise_nofile():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+
+
+def cpu_seconds(pid):
+    """utime + stime of PID, all threads, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def to_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    v = float(m.group(1))
+    return {"us": v / 1000, "ms": v, "s": v * 1000}[m.group(2)]
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.tmp = tempfile.mkdtemp(prefix="sonic-bench-proxy-")
+        self.procs = {}
+        self.ports = {}
+        self.notes = []
+
+    # -- processes --------------------------------------------------------
+    def spawn(self, name, argv, cpu, port=None, **kw):
+        log = open(os.path.join(self.tmp, name + ".log"), "wb")
+        p = subprocess.Popen(["taskset", "-c", cpu] + argv, stdout=kw.pop("stdout", log), stderr=log,
+                             stdin=subprocess.DEVNULL, preexec_fn=raise_nofile, **kw)
+        self.procs[name] = p
+        if port:
+            try:
+                wait_accepting(port, p, name)
+            except RuntimeError as e:
+                with open(os.path.join(self.tmp, name + ".log"), errors="replace") as f:
+                    raise RuntimeError("%s: %s" % (e, f.read()[-1500:]))
+        return p
+
+    def stop(self, name):
+        p = self.procs.pop(name, None)
+        if p and p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+    def cleanup(self):
+        for name in list(self.procs):
+            self.stop(name)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def write(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    # -- servers ----------------------------------------------------------
+    def nginx_conf(self, name, server_block):
+        d = os.path.join(self.tmp, name)
+        os.makedirs(d, exist_ok=True)
+        user = "user root root;" if os.geteuid() == 0 else ""
+        return self.write(name + ".conf", textwrap.dedent("""\
+            daemon off;
+            {user}
+            worker_processes 1;
+            worker_rlimit_nofile {nofile};
+            pid {d}/nginx.pid;
+            error_log {d}/error.log;
+            events {{ worker_connections 30000; }}
+            http {{
+                access_log off;
+                client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};
+                uwsgi_temp_path {d}; scgi_temp_path {d};
+                keepalive_requests 1000000;
+                keepalive_timeout 300s;
+            {block}
+            }}
+            """).format(user=user, nofile=NOFILE, d=d, block=textwrap.indent(server_block, "    ")))
+
+    def start_origin(self):
+        port = free_port()
+        www = os.path.join(self.tmp, "www")
+        os.makedirs(www)
+        with open(os.path.join(www, "index.html"), "w") as f:
+            f.write("hello from the origin\n")
+        conf = self.nginx_conf("origin", "server {{ listen 127.0.0.1:{p}; root {w}; location / {{ }} }}\n"
+                               .format(p=port, w=www))
+        self.ports["origin"] = port
+        # In proxy rows the origin shares CPU 1 with wrk; the origin row
+        # restarts it on CPU 0 (run_origin_row).
+        self.spawn("origin", ["nginx", "-c", conf, "-e", os.path.join(self.tmp, "origin", "error.log")],
+                   LOAD_CPU, port)
+
+    def start_nginx(self):
+        port = free_port()
+        conf = self.nginx_conf("nginx", textwrap.dedent("""\
+            upstream origin {{ server 127.0.0.1:{o}; keepalive 64; }}
+            server {{
+                listen 127.0.0.1:{p};
+                location / {{
+                    proxy_pass http://origin;
+                    proxy_http_version 1.1;
+                    proxy_set_header Connection "";
+                }}
+            }}
+            """).format(o=self.ports["origin"], p=port))
+        self.ports["nginx"] = port
+        self.spawn("nginx", ["nginx", "-c", conf, "-e", os.path.join(self.tmp, "nginx", "error.log")],
+                   PROXY_CPU, port)
+
+    def haproxy_conf(self, name, mode, port, server_port):
+        return self.write(name + ".cfg", textwrap.dedent("""\
+            global
+                nbthread 1
+                maxconn {maxconn}
+                ulimit-n {nofile}
+            defaults
+                mode {mode}
+                timeout connect 5s
+                timeout client 300s
+                timeout server 300s
+                {http}
+            frontend fe
+                bind 127.0.0.1:{p}
+                default_backend be
+            backend be
+                {reuse}
+                server s1 127.0.0.1:{o}
+            """).format(mode=mode, p=port, o=server_port, nofile=NOFILE,
+                        maxconn=self.haproxy_maxconn(),
+                        http="option http-keep-alive" if mode == "http" else "",
+                        reuse="http-reuse always" if mode == "http" else ""))
+
+    def haproxy_maxconn(self):
+        """HAProxy 2.6 refuses to start when 2 x maxconn exceeds its FD
+        limit, so under a low hard limit it holds fewer idle clients."""
+        cap = (NOFILE - 100) // 2
+        if cap < self.args.idle_conns:
+            note = "haproxy: maxconn %d (FD hard limit %d), so it cannot hold %d idle clients" % (
+                cap, NOFILE, self.args.idle_conns)
+            if note not in self.notes:
+                self.notes.append(note)
+        return min(cap, self.args.idle_conns + 200)
+
+    def start_haproxy(self, name="haproxy", mode="http", server_port=None):
+        port = free_port()
+        conf = self.haproxy_conf(name, mode, port, server_port or self.ports["origin"])
+        self.ports[name] = port
+        self.spawn(name, ["haproxy", "-f", conf, "-db"], PROXY_CPU, port)
+
+    def start_sonic(self, name="sonic", config=None):
+        if config is None:
+            port = free_port()
+            argv = [self.args.sonic, "run", "--mode", "reverse", "--listen", "127.0.0.1:%d" % port,
+                    "--upstream", "127.0.0.1:%d" % self.ports["origin"], "--workers", "1"]
+        else:
+            port = config.listen_port
+            argv = [self.args.sonic, "run", "--config", config.write(self.tmp)]
+        self.ports[name] = port
+        # Its access log goes to /dev/null (nginx and HAProxy log nothing here).
+        self.spawn(name, argv, PROXY_CPU, port, stdout=subprocess.DEVNULL)
+
+    # -- wrk --------------------------------------------------------------
+    def wrk(self, port):
+        r = subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c%d" % self.args.connections,
+                            "-d%ds" % self.args.seconds, "--latency", "http://127.0.0.1:%d/" % port],
+                           capture_output=True, text=True, timeout=self.args.seconds + 60)
+        out = r.stdout
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        p50 = to_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+        p99 = to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+        errors = re.search(r"Socket errors: (.*)", out)
+        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        bad = (errors.group(1) if errors else "") + (" non-2xx %s" % non2xx.group(1) if non2xx else "")
+        return rps, p50, p99, bad
+
+    def http_rows(self, rows):
+        self.start_origin()
+        started = []
+        for row in rows:
+            if row == "origin":
+                started.append(row)
+                continue
+            try:
+                getattr(self, "start_" + row)()
+                started.append(row)
+            except Exception as e:  # a row that cannot start is reported, not fatal
+                self.notes.append("%s: not measured: %s" % (row, " | ".join(str(e).splitlines()[-3:])))
+        results = {r: [] for r in started}
+        for run in range(self.args.runs):
+            for row in started:
+                if row == "origin":
+                    # The origin measured alone owns CPU 0, like the proxies do.
+                    subprocess.run(["taskset", "-a", "-p", "-c", PROXY_CPU, str(self.procs["origin"].pid)],
+                                   capture_output=True)
+                    for child in self.children(self.procs["origin"].pid):
+                        subprocess.run(["taskset", "-p", "-c", PROXY_CPU, str(child)], capture_output=True)
+                    res = self.wrk(self.ports["origin"])
+                    subprocess.run(["taskset", "-a", "-p", "-c", LOAD_CPU, str(self.procs["origin"].pid)],
+                                   capture_output=True)
+                    for child in self.children(self.procs["origin"].pid):
+                        subprocess.run(["taskset", "-p", "-c", LOAD_CPU, str(child)], capture_output=True)
+                else:
+                    if self.procs[row].poll() is not None:
+                        self.notes.append("%s: exited during run %d" % (row, run + 1))
+                        continue
+                    res = self.wrk(self.ports[row])
+                if res[3].strip():
+                    self.notes.append("%s run %d: %s" % (row, run + 1, res[3].strip()))
+                results[row].append(res)
+                print("  run %d %-8s %9.0f rps  p50 %6.2f ms  p99 %6.2f ms" % (run + 1, row, *res[:3]),
+                      file=sys.stderr)
+        return results
+
+    @staticmethod
+    def children(pid):
+        try:
+            with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+                return [int(x) for x in f.read().split()]
+        except OSError:
+            return []
+
+    def print_http(self, results):
+        med = {r: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v),
+                   statistics.median(x[2] for x in v)) for r, v in results.items() if v}
+        print("\nHTTP/1.1 through one worker, wrk -t1 -c%d, %d x %d s, medians"
+              % (self.args.connections, self.args.runs, self.args.seconds))
+        print("CPU 0: the server measured (proxy, or origin in the origin row); CPU 1: wrk + origin")
+        print("%-9s %10s %9s %9s %9s %10s %11s" % ("row", "rps", "p50 ms", "p99 ms", "vs nginx", "vs origin",
+                                                "p99/nginx"))
+        for row in HTTP_ROWS:
+            if row not in med:
+                continue
+            rps, p50, p99 = med[row]
+            vs_nginx = "%.2fx" % (rps / med["nginx"][0]) if "nginx" in med else "-"
+            vs_origin = "%.2fx" % (rps / med["origin"][0]) if "origin" in med else "-"
+            p99_ratio = "%.2fx" % (p99 / med["nginx"][2]) if "nginx" in med and med["nginx"][2] else "-"
+            print("%-9s %10.0f %9.2f %9.2f %9s %10s %11s" % (row, rps, p50, p99, vs_nginx, vs_origin, p99_ratio))
+        return med
+
+    # -- L4 ---------------------------------------------------------------
+    def iperf(self, port):
+        r = subprocess.run(["taskset", "-c", LOAD_CPU, "iperf3", "-J", "-c", "127.0.0.1", "-p", str(port),
+                            "-t", str(self.args.seconds)], capture_output=True, text=True,
+                           timeout=self.args.seconds + 60)
+        j = json.loads(r.stdout)
+        if "error" in j:
+            raise RuntimeError(j["error"])
+        return j["end"]["sum_received"]["bits_per_second"] / 1e9
+
+    def l4(self):
+        port = free_port()
+        self.spawn("iperf3", ["iperf3", "-s", "-p", str(port), "-B", "127.0.0.1"], LOAD_CPU, port)
+        rows = {"direct": (port, None)}
+        try:
+            self.start_haproxy("haproxy_tcp", "tcp", port)
+            rows["haproxy"] = (self.ports["haproxy_tcp"], self.procs["haproxy_tcp"].pid)
+        except Exception as e:
+            self.notes.append("l4 haproxy: not measured: %s" % str(e).splitlines()[0])
+        try:
+            self.start_sonic("sonic_tcp", sonicconf.Config().tcp_route("127.0.0.1:%d" % port))
+            rows["sonic"] = (self.ports["sonic_tcp"], self.procs["sonic_tcp"].pid)
+        except Exception as e:
+            self.notes.append("l4 sonic: not measured: %s" % str(e).splitlines()[0])
+        results = {r: [] for r in rows}
+        for run in range(self.args.runs):
+            for row, (p, pid) in rows.items():
+                cpu0, t0 = (cpu_seconds(pid) if pid else 0), time.time()
+                try:
+                    gbps = self.iperf(p)
+                except Exception as e:
+                    self.notes.append("l4 %s run %d: %s" % (row, run + 1, e))
+                    continue
+                cpu = (cpu_seconds(pid) - cpu0) / (time.time() - t0) if pid else 0
+                results[row].append((gbps, cpu))
+                print("  run %d l4 %-8s %6.2f Gbit/s  proxy CPU %5.1f%%" % (run + 1, row, gbps, cpu * 100),
+                      file=sys.stderr)
+        print("\nL4 TCP, iperf3 -t %d through one worker, %d runs, medians" % (self.args.seconds, self.args.runs))
+        print("%-9s %10s %12s %14s %12s" % ("row", "Gbit/s", "proxy CPU", "Gbit/CPU-s", "vs haproxy"))
+        med = {r: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v))
+               for r, v in results.items() if v}
+        for row, (gbps, cpu) in med.items():
+            per_cpu = "%.2f" % (gbps / cpu) if cpu else "-"
+            ratio = "%.2fx" % (gbps / med["haproxy"][0]) if "haproxy" in med else "-"
+            print("%-9s %10.2f %11.1f%% %14s %12s" % (row, gbps, cpu * 100, per_cpu, ratio))
+
+    # -- idle connections -------------------------------------------------
+    def hold_idle(self, port, n, budget=90):
+        """Opens N connections, sends one request on each and reads its
+        response, then keeps them idle. Returns the sockets."""
+        sel = selectors.DefaultSelector()
+        req = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+        socks, pending = [], {}
+        deadline = time.time() + budget
+        opened = 0
+        progress = time.time()
+        # Stops at the deadline, or after 5 s without a new established
+        # connection (a proxy at its connection limit leaves them queued).
+        while (opened < n or pending) and time.time() < deadline and time.time() - progress < 5:
+            while opened < n and len(pending) < 500:
+                s = socket.socket()
+                s.setblocking(False)
+                s.connect_ex(("127.0.0.1", port))
+                sel.register(s, selectors.EVENT_WRITE)
+                pending[s] = b""
+                opened += 1
+            for key, ev in sel.select(1.0):
+                s = key.fileobj
+                if ev & selectors.EVENT_WRITE:
+                    try:
+                        s.send(req)
+                    except OSError:
+                        sel.unregister(s)
+                        pending.pop(s)
+                        s.close()
+                        continue
+                    sel.modify(s, selectors.EVENT_READ)
+                    continue
+                try:
+                    data = s.recv(4096)
+                except OSError:
+                    data = b""
+                if not data:
+                    sel.unregister(s)
+                    pending.pop(s)
+                    s.close()
+                    continue
+                pending[s] += data
+                if b"\r\n\r\n" in pending[s] and b"hello from the origin" in pending[s]:
+                    sel.unregister(s)
+                    pending.pop(s)
+                    socks.append(s)
+                    progress = time.time()
+        for s in pending:
+            sel.unregister(s)
+            s.close()
+        return socks
+
+    def still_open(self, socks):
+        alive = 0
+        for s in socks:
+            try:
+                alive += 1 if s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) else 0
+            except BlockingIOError:
+                alive += 1
+            except OSError:
+                pass
+        return alive
+
+    def idle(self, rows):
+        raise_nofile()
+        n = self.args.idle_conns
+        if "origin" not in self.procs:
+            self.start_origin()
+        print("\n%d idle keep-alive client connections (one request each, then idle 5 s)" % n)
+        print("%-9s %8s %10s %12s %14s" % ("row", "held", "RSS MiB", "RSS before", "KiB/conn"))
+        for row in rows:
+            if row not in self.procs:
+                try:
+                    getattr(self, "start_" + row)()
+                except Exception as e:
+                    self.notes.append("idle %s: not measured: %s" % (row, str(e).splitlines()[0]))
+                    continue
+            pid = self.procs[row].pid
+            pids = [pid] + self.children(pid)  # nginx: the worker does the work
+            before = sum(rss_kb(p) for p in pids)
+            t0 = time.time()
+            socks = self.hold_idle(self.ports[row], n)
+            opened_in = time.time() - t0
+            time.sleep(5)
+            held = self.still_open(socks)
+            rss = sum(rss_kb(p) for p in pids)
+            print("%-9s %8d %10.1f %10.1f MiB %14.1f   (opened in %.1f s)"
+                  % (row, held, rss / 1024, before / 1024, (rss - before) / max(held, 1), opened_in))
+            for s in socks:
+                s.close()
+
+    def main(self):
+        only = self.args.only.split(",") if self.args.only else list(HTTP_ROWS) + ["l4", "idle"]
+        http = [r for r in HTTP_ROWS if r in only]
+        if http:
+            self.print_http(self.http_rows(http))
+        if "l4" in only:
+            self.l4()
+        if "idle" in only:
+            self.idle([r for r in ("nginx", "haproxy", "sonic") if r in only or not http])
+        if self.notes:
+            print("\nnotes:")
+            for n in self.notes:
+                print("  " + n)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--idle-conns", type=int, default=10000)
+    ap.add_argument("--sonic", default=os.environ.get("SONIC_BIN", os.path.join(TOP, "build", "sonic")))
+    args = ap.parse_args()
+    for tool in ("wrk", "nginx", "haproxy", "iperf3", "taskset"):
+        if not shutil.which(tool):
+            sys.exit("missing %s: run packaging/install-deps" % tool)
+    b = Bench(args)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: sys.exit(130))
+    try:
+        b.main()
+    finally:
+        b.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Running `sonic run` (and nginx as an origin) for end-to-end tests.
+
+A Proxy starts sonic on free loopback ports, waits until its listener
+accepts, keeps its stdout and stderr in files, and is always killed on
+stop(), also when the test failed.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import textwrap
+import time
+
+import sonictest
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_accepting(port, proc=None, timeout=10.0, what="listener"):
+    """Waits until 127.0.0.1:PORT accepts a connection; fails early when
+    PROC exits first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("%s exited with %d before accepting on %d" % (what, proc.returncode, port))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("%s not accepting on 127.0.0.1:%d after %.0fs" % (what, port, timeout))
+
+
+def toml_string(s):
+    return json.dumps(s)
+
+
+class Proxy:
+    """One `sonic run`. ARGS are the arguments after `run`; the caller puts
+    the listen port in them (listen_port) so we know what to wait on."""
+
+    def __init__(self, args, listen_port, workdir, wait_ports=(), env=None):
+        self.args = [str(a) for a in args]
+        self.port = listen_port
+        self.wait_ports = list(wait_ports)
+        self.workdir = workdir
+        self.out_path = os.path.join(workdir, "sonic-%d.stdout" % listen_port)
+        self.err_path = os.path.join(workdir, "sonic-%d.stderr" % listen_port)
+        self.env = env
+        self.proc = None
+        self.expected_exit = False
+
+    def start(self, timeout=10.0):
+        self.out = open(self.out_path, "wb")
+        self.err = open(self.err_path, "wb")
+        self.proc = subprocess.Popen([sonictest.SONIC, "run"] + self.args, stdout=self.out,
+                                     stderr=self.err, stdin=subprocess.DEVNULL, env=self.env)
+        try:
+            for port in [self.port] + self.wait_ports:
+                wait_accepting(port, self.proc, timeout, "sonic run")
+        except RuntimeError as e:
+            self.expected_exit = True  # the test fails here, not again on teardown
+            self.stop()
+            raise RuntimeError("%s\nstderr: %s\nstdout: %s" % (e, self.stderr(), self.stdout()[-2000:]))
+        return self
+
+    def stop(self, grace=15.0):
+        """SIGTERM, then SIGKILL after GRACE seconds (longer than sonic's
+        default drain, 10 s). Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.out.close()
+        self.err.close()
+        return self.proc.returncode
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stdout(self):
+        with open(self.out_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stderr(self):
+        with open(self.err_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def rss_kb(self):
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS for %d" % self.pid)
+
+    def fds(self):
+        return sorted(os.listdir("/proc/%d/fd" % self.pid), key=int)
+
+    def threads(self):
+        return len(os.listdir("/proc/%d/task" % self.pid))
+
+    def __repr__(self):
+        return "Proxy(pid=%s, args=%r)" % (self.proc.pid if self.proc else None, self.args)
+
+
+def json_lines(text):
+    """The JSON objects among TEXT's lines (an access log on stdout may
+    share it with other output)."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+    return out
+
+
+class Nginx:
+    """nginx with a temporary config as an origin: one worker, a static
+    response at /, and /big (N MiB file) on a free port."""
+
+    def __init__(self, workdir, big_mib=0):
+        self.dir = tempfile.mkdtemp(prefix="nginx-", dir=workdir)
+        self.port = free_port()
+        root = os.path.join(self.dir, "www")
+        os.mkdir(root)
+        with open(os.path.join(root, "index.html"), "w") as f:
+            f.write("hello from nginx\n")
+        if big_mib:
+            with open(os.path.join(root, "big"), "wb") as f:
+                f.write(os.urandom(1 << 20) * big_mib)
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(textwrap.dedent("""\
+                daemon off;
+                {user}
+                worker_processes 1;
+                pid {d}/nginx.pid;
+                error_log {d}/error.log;
+                events {{ worker_connections 4096; }}
+                http {{
+                    access_log off;
+                    client_body_temp_path {d};
+                    proxy_temp_path {d};
+                    fastcgi_temp_path {d};
+                    uwsgi_temp_path {d};
+                    scgi_temp_path {d};
+                    keepalive_requests 100000;
+                    server {{
+                        listen 127.0.0.1:{p};
+                        root {r};
+                        location / {{ }}
+                    }}
+                }}
+                """).format(d=self.dir, p=self.port, r=root,
+                            user="user root root;" if os.geteuid() == 0 else ""))
+        self.proc = subprocess.Popen(["nginx", "-c", conf, "-e", os.path.join(self.dir, "error.log")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_accepting(self.port, self.proc, 10, "nginx")
+
+    @property
+    def address(self):
+        return "127.0.0.1:%d" % self.port
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
