@@ -69,6 +69,8 @@ struct ParserCallbacks {
 		Header &h = s.head_.headers.back();
 		if (h.name.empty())
 			return s.fail(400, "empty header name");
+		if (!is_token(h.name))
+			return s.fail(400, "invalid header name");
 		// llhttp folds obs-fold lines into the value; RFC 9112 lets a server
 		// reject them, and a proxy must not pass them on.
 		for (unsigned char c : h.value)
@@ -84,8 +86,15 @@ struct ParserCallbacks {
 		Parser &s = self(p);
 		if (s.decoded_)
 			s.decoded_->emplace_back(at, len);
+		// The end of a chunk's data: CRLF must follow (llhttp 8 skips any
+		// two bytes there, which lets a request hide inside another).
+		if (s.head_.framing == Framing::Chunked && p->content_length == 0) {
+			s.crlf_at_ = at + len;
+			s.crlf_need_ = 2;
+		}
 		return 0;
 	}
+	static int on_chunk_complete(llhttp_t *p) { return self(p).check_chunk_crlf() ? 0 : -1; }
 	static int on_message_complete(llhttp_t *) { return HPE_PAUSED; }
 	// A header with an empty value produces no value callback.
 	static int on_header_field_complete(llhttp_t *p)
@@ -109,6 +118,7 @@ struct ParserCallbacks {
 			st.on_headers_complete = on_headers_complete;
 			st.on_message_complete = on_message_complete;
 			st.on_body = on_body;
+			st.on_chunk_complete = on_chunk_complete;
 			return st;
 		}();
 		return s;
@@ -133,6 +143,7 @@ void Parser::reset()
 	in_head_ = true;
 	in_value_ = false;
 	head_bytes_ = 0;
+	crlf_need_ = 0;
 	error_status_ = 0;
 	error_reason_ = "";
 }
@@ -259,7 +270,11 @@ Parser::Result Parser::error_from(llhttp_errno_t err)
 	if (error_status_ == 0) {
 		// Responses are not answered: any parse error is the upstream's (502).
 		int status = kind_ == Kind::Response ? 502 : 400;
-		if (err == HPE_INVALID_VERSION && kind_ == Kind::Request)
+		// A well-formed version this parser does not speak, not a malformed
+		// request line ("HTTP/1.1 x", "HTTP/1.x").
+		const char *why = llhttp_get_error_reason(&parser_);
+		if (err == HPE_INVALID_VERSION && kind_ == Kind::Request && why &&
+		    std::strcmp(why, "Invalid HTTP version") == 0)
 			status = 505;
 		fail(status, llhttp_get_error_reason(&parser_) ? llhttp_get_error_reason(&parser_) : llhttp_errno_name(err));
 	}
@@ -301,16 +316,38 @@ Parser::Result Parser::head(const char *data, size_t len, size_t &consumed)
 	return Result::Done;
 }
 
+bool Parser::check_chunk_crlf()
+{
+	static const char kCrlf[] = "\r\n";
+	while (crlf_need_ > 0 && crlf_at_ < data_end_) {
+		if (*crlf_at_ != kCrlf[2 - crlf_need_]) {
+			fail(400, "chunk data not followed by CRLF");
+			return false;
+		}
+		++crlf_at_;
+		--crlf_need_;
+	}
+	return true;
+}
+
 Parser::Result Parser::body(const char *data, size_t len, size_t &consumed)
 {
 	consumed = 0;
 	if (error_status_)
 		return Result::Error;
+	// A CRLF split across reads continues at the start of this one.
+	if (crlf_need_ > 0)
+		crlf_at_ = data;
+	data_end_ = data + len;
 	llhttp_errno_t err = llhttp_execute(&parser_, data, len);
 	if (err == HPE_OK) {
 		consumed = len;
+		if (!check_chunk_crlf())
+			return Result::Error;
 		return Result::More;
 	}
+	if (error_status_)
+		return Result::Error;
 	const char *pos = llhttp_get_error_pos(&parser_);
 	consumed = pos ? static_cast<size_t>(pos - data) : 0;
 	if (err != HPE_PAUSED)

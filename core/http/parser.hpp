@@ -78,10 +78,15 @@ private:
 	size_t head_bytes_ = 0;
 	int error_status_ = 0;
 	const char *error_reason_ = "";
+	// CRLF bytes after a chunk's data still to check, and where they are.
+	int crlf_need_ = 0;
+	const char *crlf_at_ = nullptr;
+	const char *data_end_ = nullptr;
 
 	int fail(int status, const char *reason);
 	int headers_complete();
 	int check_transfer_encoding();
+	bool check_chunk_crlf();
 	Result error_from(llhttp_errno_t err);
 };
 

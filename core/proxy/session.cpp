@@ -725,7 +725,7 @@ awaitable<Session::Outcome> Session::relay_response(std::unique_ptr<UpConn> up, 
 			done = r == http::Parser::Result::Done;
 			std::array<asio::const_buffer, 4> bufs;
 			size_t nb = 0;
-			if (!head_sent)
+			if (!head_sent && !decode) // the decode branch writes its own
 				bufs[nb++] = asio::buffer(out_);
 			std::string_view prefix;
 			if (encode && used) {
