@@ -127,7 +127,6 @@ struct ParserCallbacks {
 
 Parser::Parser(Kind kind, size_t header_limit) : kind_(kind), header_limit_(header_limit)
 {
-	head_.headers.reserve(32);
 	reset();
 }
 
@@ -288,6 +287,8 @@ Parser::Result Parser::head(const char *data, size_t len, size_t &consumed)
 		return Result::Error;
 	if (head_bytes_ == 0) {
 		head_.clear();
+		if (head_.headers.capacity() == 0)
+			head_.headers.reserve(16);
 		head_.request = kind_ == Kind::Request;
 		in_value_ = false;
 	}

@@ -87,6 +87,14 @@ private:
 	int headers_complete();
 	int check_transfer_encoding();
 	bool check_chunk_crlf();
+
+public:
+	// Frees what the last message left allocated (an idle connection).
+	void trim()
+	{
+		head_.headers.clear();
+		head_.headers.shrink_to_fit();
+	}
 	Result error_from(llhttp_errno_t err);
 };
 

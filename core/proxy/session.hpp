@@ -39,6 +39,8 @@ private:
 	awaitable<void> run_http();
 	awaitable<void> run_tcp(const tcp::endpoint *direct);
 	awaitable<Outcome> exchange();
+	// Waits for the first bytes of a request; false when the client is gone.
+	awaitable<bool> wait_request();
 	awaitable<Outcome> connect_tunnel();
 	awaitable<bool> read_client();
 	awaitable<Outcome> fail(int status, const char *why);
@@ -105,6 +107,7 @@ private:
 	std::string scratch_; // X-Forwarded-For and friends while a head is built
 	// An idle connection waits with this small buffer, not a pooled one.
 	char first_[512];
+	size_t first_bytes_ = 0; // read by wait_request(), counted by exchange()
 };
 
 } // namespace sonic::proxy
