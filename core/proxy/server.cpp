@@ -14,6 +14,7 @@
 #include <map>
 #include <netinet/in.h>
 #include <set>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -128,6 +129,13 @@ Server::~Server()
 
 void Server::start()
 {
+	// Every client and upstream connection is a descriptor: take all the
+	// hard limit allows, as a proxy holding many idle clients must.
+	struct rlimit nofile{};
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	const unsigned n = config_->worker_count();
 	auto fds = open_listeners(*config_, n, {});
 	int admin_fd = -1;
