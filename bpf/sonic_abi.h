@@ -164,8 +164,8 @@ enum sonic_steer_kind {
 /*
  * Where the rules of one port live: the mask has the bit of every rule slot
  * whose selector covers the port, so traffic that matches no rule costs one
- * hash lookup. scope is the ifindex (dev, with the namespace cookie) or the
- * cgroup id (netns 0).
+ * hash lookup. scope is the ifindex (dev) or the cgroup id; netns is 0 for
+ * both (tc programs cannot tell namespaces apart before a socket is found).
  */
 struct sonic_steer_port_key {
 	__u64 netns;

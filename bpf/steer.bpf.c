@@ -255,8 +255,10 @@ int steer_tc(struct __sk_buff *skb)
 			count(SONIC_STEER_DROP_MALFORMED);
 		return TC_ACT_OK;
 	}
-	best = match(SONIC_STEER_DEV, bpf_get_netns_cookie(skb), skb->ifindex,
-		     f.family, f.dport, f.dst);
+	/* At tc ingress there is no socket yet, and the netns cookie helper
+	 * answers for the initial namespace: port entries of dev rules carry
+	 * netns 0 (one bpffs root per network namespace keeps them apart). */
+	best = match(SONIC_STEER_DEV, 0, skb->ifindex, f.family, f.dport, f.dst);
 	if (best < 0)
 		return TC_ACT_OK;
 	slot = best;

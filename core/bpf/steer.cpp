@@ -166,7 +166,6 @@ std::string where_of(const SteerRule &r, uint64_t here)
 struct sonic_steer_port_key port_key(const SteerRule &r, uint16_t port)
 {
 	struct sonic_steer_port_key k{};
-	k.netns = r.netns;
 	k.scope = r.scope;
 	k.kind = r.kind == SteerKind::Dev ? SONIC_STEER_DEV : SONIC_STEER_CGROUP;
 	k.family = static_cast<__u8>(r.family);
