@@ -248,7 +248,7 @@ enum sonic_steer_counter {
 					   * (dst CIDR) */
 	SONIC_STEER_DROP_NO_LISTENER,     /* nothing listens at the target */
 	SONIC_STEER_DROP_ASSIGN_FAILED,   /* the kernel refused the socket */
-	SONIC_STEER_DROP_MALFORMED,       /* truncated headers */
+	SONIC_STEER_PASSED_MALFORMED,     /* truncated headers: passed */
 	SONIC_STEER_NR_COUNTERS,
 };
 

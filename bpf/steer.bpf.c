@@ -252,7 +252,7 @@ int steer_tc(struct __sk_buff *skb)
 	rc = parse(skb, &f);
 	if (rc <= 0) {
 		if (rc < 0)
-			count(SONIC_STEER_DROP_MALFORMED);
+			count(SONIC_STEER_PASSED_MALFORMED);
 		return TC_ACT_OK;
 	}
 	/* At tc ingress there is no socket yet, and the netns cookie helper

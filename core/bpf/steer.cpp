@@ -33,7 +33,7 @@ namespace {
 const char *const kCounterNames[SONIC_STEER_NR_COUNTERS] = {
 	"assigned_established", "assigned_listener",	"redirected",	    "redirected_no_listener",
 	"bypassed",		"orig_recorded",	"orig_answered",    "miss_no_rule",
-	"drop_no_listener",	"drop_assign_failed",	"drop_malformed",
+	"drop_no_listener",	"drop_assign_failed",	"passed_malformed",
 };
 
 constexpr const char *kGetsockoptLink = "steer_getsockopt";
