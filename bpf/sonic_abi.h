@@ -140,4 +140,120 @@ enum sonic_accel_iter_op {
 	SONIC_ACCEL_ITER_COUNT = 4,      /* only count (visited, pending) */
 };
 
+/* ---- steer: transparent steering (tc + sk_assign, cgroup connect) ------- */
+
+#define SONIC_STEER_MAX_RULES 64   /* one bit each in a port entry's mask */
+#define SONIC_STEER_MAX_RANGES 16  /* port ranges of one rule */
+#define SONIC_STEER_MAX_PORT_ENTRIES 262144
+#define SONIC_STEER_MAX_ORIG 65536
+#define SONIC_STEER_MAX_CGROUP_DEPTH 16
+
+/*
+ * The socket mark of the proxy's own upstream connections. A socket carrying
+ * it is never redirected by the connect programs, and it differs from every
+ * steering mark, so the fwmark rule never sends its packets to the local
+ * table either.
+ */
+#define SONIC_STEER_BYPASS_MARK 0x5301u
+
+enum sonic_steer_kind {
+	SONIC_STEER_DEV = 1,    /* packets arriving on an interface (tc) */
+	SONIC_STEER_CGROUP = 2, /* connections of processes in a cgroup */
+};
+
+/*
+ * Where the rules of one port live: the mask has the bit of every rule slot
+ * whose selector covers the port, so traffic that matches no rule costs one
+ * hash lookup. scope is the ifindex (dev) or the cgroup id; netns is 0 for
+ * both (tc programs cannot tell namespaces apart before a socket is found).
+ */
+struct sonic_steer_port_key {
+	__u64 netns;
+	__u64 scope;
+	__u8 kind;   /* enum sonic_steer_kind */
+	__u8 family; /* AF_INET or AF_INET6 */
+	__u16 port;  /* host byte order */
+	__u32 reserved;
+};
+
+struct sonic_steer_range {
+	__u16 first;
+	__u16 last;
+};
+
+/* One rule; the slot is its index in steer_rules. Addresses in IPv6 form
+ * (IPv4 as ::ffff:a.b.c.d), network byte order. */
+struct sonic_steer_rule {
+	__u32 flags;       /* SONIC_STEER_RULE_* */
+	__u8 kind;         /* enum sonic_steer_kind */
+	__u8 family;       /* AF_INET or AF_INET6 */
+	__u8 dst_prefix;   /* bits of dst that must match, in IPv6 form */
+	__u8 nr_ranges;
+	__u64 netns;       /* dev: namespace cookie; cgroup: 0 */
+	__u64 scope;       /* ifindex or cgroup id */
+	__u32 dst[4];
+	__u32 to[4];
+	__u16 to_port;     /* host byte order */
+	__u16 reserved;
+	__u32 mark;        /* dev: fwmark put on steered packets */
+	__u32 table;       /* dev: routing table with the local route */
+	__u32 reserved2;
+	struct sonic_steer_range ranges[SONIC_STEER_MAX_RANGES];
+};
+
+enum sonic_steer_rule_flags {
+	SONIC_STEER_RULE_IN_USE = 1 << 0,
+};
+
+/* Original destination of a connection a connect program redirected, keyed
+ * by the connection as the proxy's accepted socket sees it. */
+struct sonic_steer_orig_key {
+	__u64 netns;
+	__u32 client[4]; /* the connecting socket's address */
+	__u32 proxy[4];  /* the address it was redirected to */
+	__u16 client_port; /* host byte order */
+	__u16 proxy_port;  /* host byte order */
+	__u32 reserved;
+};
+
+struct sonic_steer_orig {
+	__u32 addr[4];
+	__u16 port;   /* host byte order */
+	__u8 family;
+	__u8 reserved;
+	__u32 rule;   /* slot of the rule that redirected it */
+};
+
+/* An interface sonic attached steer_tc to, in one network namespace. */
+struct sonic_steer_dev_key {
+	__u64 netns;
+	__u32 ifindex;
+	__u32 reserved;
+};
+
+enum sonic_steer_dev_flags {
+	SONIC_STEER_DEV_MADE_CLSACT = 1 << 0, /* sonic created the clsact qdisc */
+};
+
+enum sonic_steer_counter {
+	SONIC_STEER_ASSIGNED_ESTABLISHED, /* packets given to a proxy socket */
+	SONIC_STEER_ASSIGNED_LISTENER,    /* packets given to the listener */
+	SONIC_STEER_REDIRECTED,           /* connects sent to the proxy */
+	SONIC_STEER_REDIRECTED_NO_LISTENER, /* of those, with nothing listening
+					     * (the connect is refused) */
+	SONIC_STEER_BYPASSED,             /* connects of the proxy's own sockets */
+	SONIC_STEER_ORIG_RECORDED,        /* original destinations stored */
+	SONIC_STEER_ORIG_ANSWERED,        /* SO_ORIGINAL_DST answered from them */
+	SONIC_STEER_MISS_NO_RULE,         /* port entry found, no rule matched
+					   * (dst CIDR) */
+	SONIC_STEER_DROP_NO_LISTENER,     /* nothing listens at the target */
+	SONIC_STEER_DROP_ASSIGN_FAILED,   /* the kernel refused the socket */
+	SONIC_STEER_PASSED_MALFORMED,     /* truncated headers: passed */
+	SONIC_STEER_NR_COUNTERS,
+};
+
+struct sonic_steer_stats {
+	__u64 counter[SONIC_STEER_NR_COUNTERS];
+};
+
 #endif /* SONIC_ABI_H */

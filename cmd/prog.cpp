@@ -4,6 +4,7 @@
 #include "bpf/accel.hpp"
 #include "bpf/family.hpp"
 #include "bpf/progs.hpp"
+#include "bpf/steer.hpp"
 #include "out/error.hpp"
 #include "sys/caps.hpp"
 
@@ -68,6 +69,13 @@ int unload(Cli &cli, bool force, double timeout)
 					   "to discard the data");
 		v["discarded_sockets"] = pending;
 	}
+	for (const bpf::Family &f : cli.families)
+		if (f.name == "steer") {
+			// tc filters and policy routing are not links: remove them
+			// before the programs they run go away.
+			bpf::SteerFlush flushed = bpf::steer_flush_locked(fs);
+			v["steer_rules_removed"] = flushed.rules;
+		}
 	out::Value removed = out::Value::array();
 	for (const bpf::Family &f : cli.families)
 		for (const std::string &path : bpf::unpin_family(fs, f))
@@ -107,7 +115,7 @@ void add_prog(Cli &cli)
 	auto force = std::make_shared<bool>(false);
 	auto timeout = std::make_shared<double>(5.0);
 	CLI::App *unload_cmd = cli.verb(prog, "unload",
-					"Stop acceleration and remove the links, programs and maps sonic pinned",
+					"Stop acceleration and steering; remove the links, filters, routes, programs and maps sonic made",
 					[&cli, force, timeout] { return unload(cli, *force, *timeout); });
 	unload_cmd->add_flag("--force", *force, "Remove the maps even if accelerated sockets hold unread data");
 	unload_cmd->add_option("--timeout", *timeout, "Seconds to wait for readers to drain accelerated sockets")

@@ -1,7 +1,9 @@
-// sonic stats [accel|all] [--watch SECS] [--count N]
+// sonic stats [accel|steer|all] [--watch SECS] [--count N]
 #include "cli.hpp"
 
 #include "bpf/accel.hpp"
+#include "bpf/family.hpp"
+#include "bpf/steer.hpp"
 #include "out/error.hpp"
 #include "sys/caps.hpp"
 
@@ -22,12 +24,56 @@ out::Value accel_value(const bpf::AccelCounters &c)
 	return v;
 }
 
-out::Value rates(const bpf::AccelCounters &now, const bpf::AccelCounters &before, double seconds)
+out::Value steer_value(const bpf::SteerCounters &c)
+{
+	out::Value v = {{"rules", c.rules},
+			{"packets_assigned", c.counter[SONIC_STEER_ASSIGNED_ESTABLISHED] +
+						     c.counter[SONIC_STEER_ASSIGNED_LISTENER]}};
+	for (size_t i = 0; i < SONIC_STEER_NR_COUNTERS; ++i)
+		v[std::string(bpf::steer_counter_name(i))] = c.counter[i];
+	return v;
+}
+
+// One sample: the counters of each family asked for, as JSON members.
+struct Sample {
+	std::optional<out::Value> accel, steer;
+};
+
+Sample sample(const bpf::Bpffs &fs, const std::string &which)
+{
+	Sample s;
+	if (which == "all") {
+		// Every loaded family; an error only when none is.
+		const bool accel = bpf::family_maps_usable(fs, bpf::builtin_family("accel"));
+		const bool steer = bpf::family_maps_usable(fs, bpf::builtin_family("steer"));
+		if (!accel && !steer)
+			throw env_error("read counters", "no family is loaded", fs.root())
+				.with_hint("run `sonic accel enable`, `sonic tproxy add ...` or `sonic prog load` first");
+		if (accel)
+			s.accel = accel_value(bpf::accel_counters(fs));
+		if (steer)
+			s.steer = steer_value(bpf::steer_counters(fs));
+	} else if (which == "accel") {
+		s.accel = accel_value(bpf::accel_counters(fs));
+	} else {
+		s.steer = steer_value(bpf::steer_counters(fs));
+	}
+	return s;
+}
+
+// Per-second increase of every counter member (gauges are left out).
+out::Value rates(const out::Value &now, const out::Value &before, double seconds,
+		 std::initializer_list<const char *> gauges)
 {
 	out::Value v = out::Value::object();
-	for (size_t i = 0; i < SONIC_ACCEL_NR_COUNTERS; ++i) {
-		double d = static_cast<double>(now.counter[i] - before.counter[i]) / seconds;
-		v[std::string(bpf::accel_counter_name(i))] = static_cast<uint64_t>(d + 0.5);
+	for (auto it = now.begin(); it != now.end(); ++it) {
+		bool gauge = false;
+		for (const char *g : gauges)
+			gauge = gauge || it.key() == g;
+		if (gauge || !before.contains(it.key()))
+			continue;
+		double d = static_cast<double>(it.value().get<uint64_t>() - before[it.key()].get<uint64_t>()) / seconds;
+		v[it.key()] = static_cast<uint64_t>(d + 0.5);
 	}
 	return v;
 }
@@ -61,8 +107,8 @@ int stats(Cli &cli, const std::string &which, std::optional<double> watch, std::
 		std::cout << help_of(cli.app.get_subcommand("stats"));
 		return 0;
 	}
-	if (which != "accel" && which != "all")
-		throw usage_error("stats", "unknown statistics '" + which + "' (accel, all)").with_usage();
+	if (which != "accel" && which != "steer" && which != "all")
+		throw usage_error("stats", "unknown statistics '" + which + "' (accel, steer, all)").with_usage();
 	if (watch && !(*watch > 0))
 		throw usage_error("stats", "--watch needs a positive number of seconds");
 	if (count && *count < 1)
@@ -72,8 +118,16 @@ int stats(Cli &cli, const std::string &which, std::optional<double> watch, std::
 	sys::require_caps("stats", {sys::Cap::Bpf});
 	bpf::Bpffs fs = cli.bpffs();
 
+	auto members = [](const Sample &smp, out::Value &v) {
+		if (smp.accel)
+			v["accel"] = *smp.accel;
+		if (smp.steer)
+			v["steer"] = *smp.steer;
+	};
 	if (!watch) {
-		cli.print({{"accel", accel_value(bpf::accel_counters(fs))}});
+		out::Value v = out::Value::object();
+		members(sample(fs, which), v);
+		cli.print(v);
 		return 0;
 	}
 	sigset_t set;
@@ -81,16 +135,19 @@ int stats(Cli &cli, const std::string &which, std::optional<double> watch, std::
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigprocmask(SIG_BLOCK, &set, nullptr);
-	std::optional<bpf::AccelCounters> before;
+	std::optional<Sample> before;
 	for (long n = 0; !count || n < *count; ++n) {
 		if (n > 0 && !wait_or_signal(*watch))
 			break;
-		bpf::AccelCounters now = bpf::accel_counters(fs);
-		out::Value v = {{"time", timestamp()}, {"accel", accel_value(now)}};
-		if (before)
-			v["accel_per_second"] = rates(now, *before, *watch);
+		Sample now = sample(fs, which);
+		out::Value v = {{"time", timestamp()}};
+		members(now, v);
+		if (before && now.accel && before->accel)
+			v["accel_per_second"] = rates(*now.accel, *before->accel, *watch, {"sockets"});
+		if (before && now.steer && before->steer)
+			v["steer_per_second"] = rates(*now.steer, *before->steer, *watch, {"rules"});
 		cli.print(v);
-		before = now;
+		before = std::move(now);
 	}
 	return 0;
 }
@@ -104,7 +161,7 @@ void add_stats(Cli &cli)
 	auto count = std::make_shared<std::optional<long>>();
 	CLI::App *st = cli.command("stats", "Counters of sonic's data plane, read from the pinned maps",
 				   [&cli, which, watch, count] { return stats(cli, *which, *watch, *count); });
-	st->add_option("which", *which, "accel | all (help: print this help)")->capture_default_str();
+	st->add_option("which", *which, "accel | steer | all (help: print this help)")->capture_default_str();
 	st->add_option("--watch", *watch, "Print again every SECS seconds until interrupted");
 	st->add_option("--count", *count, "With --watch: stop after N samples");
 }

@@ -17,7 +17,7 @@
 #          or a list of the accepted values separated by commas
 #          (--format:pem,der,p12); without a TYPE the value is not completed
 _sonic_table=(
-	'|objects|prog accel ca cert run stats'
+	'|objects|prog accel tproxy ca cert run stats'
 	'|flags|-h --help -j --json -p --pretty -d --debug -q --quiet --version'
 	'|options|--bpffs:dir --state-dir:dir'
 	'prog|verbs|help load unload show'
@@ -27,6 +27,9 @@ _sonic_table=(
 	'accel enable|keywords|cgroup:cgroup ports'
 	'accel disable|keywords|cgroup:cgroup'
 	'accel disable|options|--timeout'
+	'tproxy|verbs|help add del list flush'
+	'tproxy add|keywords|dev cgroup:cgroup proto dport dst to mark table'
+	'tproxy del|keywords|dev cgroup:cgroup proto dport dst to mark table'
 	'ca|verbs|help init show export trust'
 	'ca init|flags|--force'
 	'ca init|options|--key-type:ecdsa-p256,rsa-2048,rsa-4096 --cn --days'
@@ -37,7 +40,7 @@ _sonic_table=(
 	'cert purge|flags|--expired --all'
 	'run|flags|--check'
 	'run|options|--config:file --mode:reverse,forward,transparent --listen --upstream --workers'
-	'stats|args|accel all'
+	'stats|args|accel steer all'
 	'stats|options|--watch --count'
 )
 

@@ -18,3 +18,15 @@ static_assert(sizeof(struct sonic_accel_stats) == 8 * SONIC_ACCEL_NR_COUNTERS);
 static_assert(sizeof(struct sonic_accel_stats) % 8 == 0, "per-CPU values are 8-byte aligned");
 static_assert(sizeof(struct sonic_accel_iter) == 56);
 static_assert(SONIC_ACCEL_NR_COUNTERS == 14, "update kCounterNames in core/bpf/accel.cpp");
+
+static_assert(sizeof(struct sonic_steer_port_key) == 24);
+static_assert(sizeof(struct sonic_steer_rule) == 136);
+static_assert(offsetof(struct sonic_steer_rule, dst) == 24);
+static_assert(offsetof(struct sonic_steer_rule, to) == 40);
+static_assert(offsetof(struct sonic_steer_rule, ranges) == 72);
+static_assert(sizeof(struct sonic_steer_orig_key) == 48);
+static_assert(sizeof(struct sonic_steer_orig) == 24);
+static_assert(sizeof(struct sonic_steer_dev_key) == 16);
+static_assert(sizeof(struct sonic_steer_stats) == 8 * SONIC_STEER_NR_COUNTERS);
+static_assert(SONIC_STEER_MAX_RULES <= 64, "a port entry's mask has 64 bits");
+static_assert(SONIC_STEER_NR_COUNTERS == 11, "update kCounterNames in core/bpf/steer.cpp");

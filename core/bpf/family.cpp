@@ -1,6 +1,7 @@
 #include "bpf/family.hpp"
 
 #include "accel.skel.h"
+#include "steer.skel.h"
 #include "bpf/libbpf.hpp"
 #include "out/error.hpp"
 #include "sonic_abi.h"
@@ -19,9 +20,11 @@ namespace sonic::bpf {
 namespace {
 
 const void *accel_elf(size_t *size) { return accel_bpf__elf_bytes(size); }
+const void *steer_elf(size_t *size) { return steer_bpf__elf_bytes(size); }
 
 const Family kFamilies[] = {
 	{"accel", "local socket acceleration (sockops + sk_msg over a SOCKHASH)", accel_elf},
+	{"steer", "transparent steering (tc + sk_assign, cgroup connect + getsockopt)", steer_elf},
 };
 
 struct ObjectCloser {

@@ -11,6 +11,9 @@ import sonictest
 from sonictest import Sonic
 
 
+STEER_PROGRAMS = {"steer_tc", "steer_connect4", "steer_connect6", "steer_sockops", "steer_getsockopt"}
+
+
 def wait_gone(prog_ids, seconds=5.0):
     """Programs are freed after their last reference drops (RCU): poll."""
     deadline = time.monotonic() + seconds
@@ -27,16 +30,18 @@ def test_load_show_unload_leaves_bpffs_as_it_was(sonic, bpffs):
 
     loaded = sonic.ok("prog", "load")
     assert loaded["changed"] is True
-    accel = loaded["families"][0]
+    accel, steer = loaded["families"]
     assert accel["name"] == "accel"
     assert set(accel["programs"]) == {"accel_sockops", "accel_msg", "accel_release"}
+    assert steer["name"] == "steer"
+    assert set(steer["programs"]) == STEER_PROGRAMS
 
     again = sonic.ok("prog", "load")
     assert again["changed"] is False
 
     shown = sonic.ok("prog", "show")
     progs = {p["name"]: p for p in shown["programs"]}
-    assert set(progs) == {"accel_sockops", "accel_msg", "accel_release"}
+    assert set(progs) == {"accel_sockops", "accel_msg", "accel_release"} | STEER_PROGRAMS
     assert progs["accel_sockops"]["type"] == "sock_ops"
     assert progs["accel_msg"]["type"] == "sk_msg"
     assert progs["accel_release"]["type"] == "tracing"
@@ -187,7 +192,7 @@ def test_bpffs_root_outside_sys_fs_bpf_gets_its_own_mount(tmp_path):
         {sonic} -q --bpffs {root} prog unload
     """.format(sonic=sonictest.SONIC, root=root))
     assert r.returncode == 0, r
-    assert r.stdout.split() == ["bpf_fs", "accel_msg", "accel_release", "accel_sockops"]
+    assert r.stdout.split() == ["bpf_fs", "accel_msg", "accel_release", "accel_sockops"] + sorted(STEER_PROGRAMS)
 
 
 def test_unknown_object_or_verb_is_exit_1_with_usage(sonic):

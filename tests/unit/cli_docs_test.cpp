@@ -15,6 +15,7 @@
 // The completion files share one table of 'PATH|KIND|WORDS' lines, described
 // at the top of each file.
 #include "bpf/accel.hpp"
+#include "bpf/steer.hpp"
 #include "cli.hpp"
 
 #include <algorithm>
@@ -413,6 +414,15 @@ std::vector<std::string> accel_counter_fields()
 	return fields;
 }
 
+// Every field of `sonic stats steer`, named as in its JSON.
+std::vector<std::string> steer_counter_fields()
+{
+	std::vector<std::string> fields = {"rules", "packets_assigned"};
+	for (size_t i = 0; i < SONIC_STEER_NR_COUNTERS; ++i)
+		fields.emplace_back(sonic::bpf::steer_counter_name(i));
+	return fields;
+}
+
 Problems check_counters(const std::vector<std::string> &fields, const std::string &stats_page)
 {
 	Problems problems;
@@ -422,7 +432,7 @@ Problems check_counters(const std::vector<std::string> &fields, const std::strin
 		for (const std::string &tag : page.tags)
 			described = described || tag == field;
 		if (!described)
-			problems.push_back("man/sonic-stats.8: no .TP entry for the accel counter " + quoted(field));
+			problems.push_back("man/sonic-stats.8: no .TP entry for the counter " + quoted(field));
 	}
 	return problems;
 }
@@ -574,7 +584,7 @@ TEST_CASE("the walk sees the whole command tree", "[docs]")
 		}
 		enable_cgroup |= cmd.name() == "sonic accel enable" &&
 				 cmd.keywords == std::vector<std::string>{"cgroup", "ports"};
-		stats_accel |= cmd.name() == "sonic stats" && cmd.args == std::vector<std::string>{"accel", "all"};
+		stats_accel |= cmd.name() == "sonic stats" && cmd.args == std::vector<std::string>{"accel", "steer", "all"};
 	}
 	CHECK(unload_force);
 	CHECK(root_bpffs);
@@ -592,6 +602,7 @@ TEST_CASE("sonic-stats(8) describes every counter", "[docs]")
 	auto page = read_source("man/sonic-stats.8");
 	REQUIRE(page);
 	report(check_counters(accel_counter_fields(), *page));
+	report(check_counters(steer_counter_fields(), *page));
 }
 
 TEST_CASE("each completion file offers exactly the command tree", "[docs]")

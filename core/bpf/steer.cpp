@@ -1,0 +1,745 @@
+#include "bpf/steer.hpp"
+
+#include "bpf/family.hpp"
+#include "bpf/fd.hpp"
+#include "bpf/libbpf.hpp"
+#include "net/local.hpp"
+#include "net/policy.hpp"
+#include "net/tc.hpp"
+#include "out/error.hpp"
+#include "sys/cgroup.hpp"
+#include "sys/fs.hpp"
+
+#include <algorithm>
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <set>
+#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace sonic::bpf {
+
+namespace {
+
+const char *const kCounterNames[SONIC_STEER_NR_COUNTERS] = {
+	"assigned_established", "assigned_listener",	"redirected",	    "redirected_no_listener",
+	"bypassed",		"orig_recorded",	"orig_answered",    "miss_no_rule",
+	"drop_no_listener",	"drop_assign_failed",	"passed_malformed",
+};
+
+constexpr const char *kGetsockoptLink = "steer_getsockopt";
+// Links per steered cgroup: <program>_cg<id>.
+constexpr const char *kCgroupPrograms[] = {"steer_connect4", "steer_connect6", "steer_sockops"};
+
+std::string cgroup_link(const char *prog, uint64_t id) { return std::string(prog) + "_cg" + std::to_string(id); }
+
+struct SteerObjects {
+	Fd tc, connect4, connect6, sockops, getsockopt;
+	Fd rules, ports, devs, stats;
+
+	explicit SteerObjects(const Bpffs &fs)
+	{
+		const std::string op = "open steer objects";
+		tc = open_pinned_or_throw(fs.prog_path("steer_tc"), op);
+		connect4 = open_pinned_or_throw(fs.prog_path("steer_connect4"), op);
+		connect6 = open_pinned_or_throw(fs.prog_path("steer_connect6"), op);
+		sockops = open_pinned_or_throw(fs.prog_path("steer_sockops"), op);
+		getsockopt = open_pinned_or_throw(fs.prog_path("steer_getsockopt"), op);
+		rules = open_pinned_or_throw(fs.map_path("steer_rules"), op);
+		ports = open_pinned_or_throw(fs.map_path("steer_ports"), op);
+		devs = open_pinned_or_throw(fs.map_path("steer_devs"), op);
+		stats = open_pinned_or_throw(fs.map_path("steer_stats"), op);
+	}
+
+	int prog_of(const char *name) const
+	{
+		std::string n = name;
+		if (n == "steer_connect4")
+			return connect4.get();
+		if (n == "steer_connect6")
+			return connect6.get();
+		return sockops.get();
+	}
+};
+
+uint32_t parse_u32(const std::string &text, const std::string &what)
+{
+	uint32_t value = 0;
+	int base = 10;
+	std::string_view s = text;
+	if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		s.remove_prefix(2);
+	}
+	auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value, base);
+	if (s.empty() || ec != std::errc() || ptr != s.data() + s.size())
+		throw usage_error("parse " + what, "'" + text + "' is not a number from 0 to 4294967295");
+	return value;
+}
+
+// ---- rule <-> map value ----------------------------------------------------
+
+struct sonic_steer_rule to_value(const SteerRule &r)
+{
+	struct sonic_steer_rule v{};
+	v.flags = SONIC_STEER_RULE_IN_USE;
+	v.kind = r.kind == SteerKind::Dev ? SONIC_STEER_DEV : SONIC_STEER_CGROUP;
+	v.family = static_cast<__u8>(r.family);
+	v.netns = r.netns;
+	v.scope = r.scope;
+	if (r.dst) {
+		v.dst_prefix = static_cast<__u8>(r.dst->prefix16());
+		std::memcpy(v.dst, r.dst->addr.bytes.data(), 16);
+	}
+	std::memcpy(v.to, r.to.addr.bytes.data(), 16);
+	v.to_port = r.to.port;
+	v.mark = r.mark;
+	v.table = r.table;
+	v.nr_ranges = static_cast<__u8>(r.ports.size());
+	for (size_t i = 0; i < r.ports.size() && i < SONIC_STEER_MAX_RANGES; ++i)
+		v.ranges[i] = {r.ports[i].first, r.ports[i].last};
+	return v;
+}
+
+SteerRule from_value(uint32_t slot, const struct sonic_steer_rule &v)
+{
+	SteerRule r;
+	r.slot = slot;
+	r.kind = v.kind == SONIC_STEER_DEV ? SteerKind::Dev : SteerKind::Cgroup;
+	r.family = v.family;
+	r.netns = v.netns;
+	r.scope = v.scope;
+	if (v.dst_prefix > 0) {
+		net::Cidr c;
+		c.addr.family = v.family;
+		std::memcpy(c.addr.bytes.data(), v.dst, 16);
+		c.prefix = v.family == AF_INET ? v.dst_prefix - 96u : v.dst_prefix;
+		r.dst = c;
+	}
+	r.to.addr.family = v.family;
+	std::memcpy(r.to.addr.bytes.data(), v.to, 16);
+	r.to.port = v.to_port;
+	r.mark = v.mark;
+	r.table = v.table;
+	for (unsigned i = 0; i < v.nr_ranges && i < SONIC_STEER_MAX_RANGES; ++i)
+		r.ports.push_back({v.ranges[i].first, v.ranges[i].last});
+	return r;
+}
+
+std::string where_of(const SteerRule &r, uint64_t here);
+
+std::vector<SteerRule> read_rules(const SteerObjects &o)
+{
+	const uint64_t here = net::netns_cookie();
+	std::vector<SteerRule> rules;
+	for (uint32_t slot = 0; slot < SONIC_STEER_MAX_RULES; ++slot) {
+		struct sonic_steer_rule v{};
+		if (bpf_map_lookup_elem(o.rules.get(), &slot, &v) != 0)
+			throw errno_error("read steer rule", errno, std::to_string(slot));
+		if (!(v.flags & SONIC_STEER_RULE_IN_USE))
+			continue;
+		rules.push_back(from_value(slot, v));
+		rules.back().where = where_of(rules.back(), here);
+	}
+	return rules;
+}
+
+std::string where_of(const SteerRule &r, uint64_t here)
+{
+	if (r.kind == SteerKind::Cgroup)
+		return sys::cgroup_path_of(r.scope);
+	if (r.netns != here)
+		return "";
+	char name[IF_NAMESIZE] = {};
+	return if_indextoname(static_cast<unsigned>(r.scope), name) ? name : "";
+}
+
+struct sonic_steer_port_key port_key(const SteerRule &r, uint16_t port)
+{
+	struct sonic_steer_port_key k{};
+	k.scope = r.scope;
+	k.kind = r.kind == SteerKind::Dev ? SONIC_STEER_DEV : SONIC_STEER_CGROUP;
+	k.family = static_cast<__u8>(r.family);
+	k.port = port;
+	return k;
+}
+
+// Sets or clears the rule's bit in the entry of each of its ports.
+void index_ports(const SteerObjects &o, const SteerRule &r, bool set)
+{
+	const uint64_t bit = uint64_t{1} << r.slot;
+	for (const net::PortRange &range : r.ports)
+		for (unsigned p = range.first; p <= range.last; ++p) {
+			auto key = port_key(r, static_cast<uint16_t>(p));
+			uint64_t mask = 0;
+			bpf_map_lookup_elem(o.ports.get(), &key, &mask);
+			mask = set ? mask | bit : mask & ~bit;
+			int rc = mask ? bpf_map_update_elem(o.ports.get(), &key, &mask, BPF_ANY)
+				      : bpf_map_delete_elem(o.ports.get(), &key);
+			if (rc != 0 && !(mask == 0 && errno == ENOENT))
+				throw errno_error("index steer rule ports", errno, steer_rule_text(r));
+		}
+}
+
+bool same_selector(const SteerRule &a, const SteerRule &b)
+{
+	return a.kind == b.kind && a.netns == b.netns && a.scope == b.scope && a.family == b.family &&
+	       a.ports == b.ports && a.dst == b.dst;
+}
+
+bool same_target(const SteerRule &a, const SteerRule &b)
+{
+	return a.to == b.to && a.mark == b.mark && a.table == b.table;
+}
+
+bool ports_overlap(const std::vector<net::PortRange> &a, const std::vector<net::PortRange> &b)
+{
+	for (const auto &x : a)
+		for (const auto &y : b)
+			if (x.first <= y.last && y.first <= x.last)
+				return true;
+	return false;
+}
+
+SteerRule rule_of(const SteerSpec &spec)
+{
+	SteerRule r;
+	r.kind = spec.kind;
+	r.family = spec.family();
+	r.ports = spec.ports;
+	r.dst = spec.dst;
+	r.to = spec.to;
+	if (spec.kind == SteerKind::Dev) {
+		unsigned idx = if_nametoindex(spec.where.c_str());
+		if (idx == 0)
+			throw usage_error("find interface", "no such interface", spec.where);
+		r.scope = idx;
+		r.netns = net::netns_cookie();
+		r.where = spec.where;
+		r.mark = spec.mark;
+		r.table = spec.table;
+	} else {
+		std::error_code ec;
+		if (!std::filesystem::exists(spec.where, ec))
+			throw usage_error("find cgroup", "no such cgroup", spec.where);
+		sys::Cgroup cg = sys::resolve_cgroup(spec.where);
+		r.scope = cg.id;
+		r.where = cg.path;
+	}
+	return r;
+}
+
+// ---- attachments -----------------------------------------------------------
+
+struct sonic_steer_dev_key dev_key(uint64_t netns, uint64_t ifindex)
+{
+	struct sonic_steer_dev_key k{};
+	k.netns = netns;
+	k.ifindex = static_cast<__u32>(ifindex);
+	return k;
+}
+
+bool tc_attached(const SteerObjects &o, int ifindex)
+{
+	uint32_t id = net::tc_ingress_prog(ifindex);
+	return id != 0 && id == prog_id(o.tc.get());
+}
+
+bool attach_dev(const SteerObjects &o, const SteerRule &r)
+{
+	if (tc_attached(o, static_cast<int>(r.scope)))
+		return false;
+	net::TcAttach a = net::tc_attach_ingress(static_cast<int>(r.scope), o.tc.get(), r.where.c_str());
+	auto key = dev_key(r.netns, r.scope);
+	__u32 flags = 0;
+	bool known = bpf_map_lookup_elem(o.devs.get(), &key, &flags) == 0;
+	if (a.made_clsact)
+		flags |= SONIC_STEER_DEV_MADE_CLSACT;
+	if ((!known || a.made_clsact) && bpf_map_update_elem(o.devs.get(), &key, &flags, BPF_ANY) != 0)
+		throw errno_error("record steered interface", errno, r.where);
+	return true;
+}
+
+// Removes sonic's filter from an interface, and the clsact qdisc when sonic
+// made it and nothing else is on it. Returns (filter removed, qdisc removed).
+std::pair<bool, bool> detach_dev(const SteerObjects *o, uint64_t netns, int ifindex, bool made_clsact_hint)
+{
+	bool filter = net::tc_detach_ingress(ifindex);
+	bool made = made_clsact_hint;
+	if (o) {
+		auto key = dev_key(netns, static_cast<uint64_t>(ifindex));
+		__u32 flags = 0;
+		if (bpf_map_lookup_elem(o->devs.get(), &key, &flags) == 0)
+			made = made || (flags & SONIC_STEER_DEV_MADE_CLSACT);
+		bpf_map_delete_elem(o->devs.get(), &key);
+	}
+	bool qdisc = made && net::tc_clsact_filters(ifindex) == 0 && net::tc_remove_clsact(ifindex);
+	return {filter, qdisc};
+}
+
+bool links_present(const Bpffs &fs, uint64_t cgroup_id)
+{
+	for (const char *p : kCgroupPrograms)
+		if (!open_pinned(fs.link_path(cgroup_link(p, cgroup_id))))
+			return false;
+	return true;
+}
+
+bool attach_cgroup(const Bpffs &fs, const SteerObjects &o, const SteerRule &r)
+{
+	bool changed = false;
+	auto attach = [&](int prog, const std::string &dir, enum bpf_attach_type type, const std::string &link_name) {
+		const std::string path = fs.link_path(link_name);
+		if (open_pinned(path))
+			return;
+		Fd cg(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+		if (!cg)
+			throw errno_error("open cgroup", errno, dir);
+		Fd link(bpf_link_create(prog, cg.get(), type, nullptr));
+		if (!link)
+			throw errno_error("attach " + link_name, errno, dir);
+		if (bpf_obj_pin(link.get(), path.c_str()) != 0)
+			throw errno_error("pin link", errno, path);
+		changed = true;
+	};
+	// The proxy may run in any cgroup: its getsockopt calls are seen from
+	// the root.
+	attach(o.getsockopt.get(), sys::cgroup2_root_or_throw(), BPF_CGROUP_GETSOCKOPT, kGetsockoptLink);
+	attach(o.connect4.get(), r.where, BPF_CGROUP_INET4_CONNECT, cgroup_link("steer_connect4", r.scope));
+	attach(o.connect6.get(), r.where, BPF_CGROUP_INET6_CONNECT, cgroup_link("steer_connect6", r.scope));
+	attach(o.sockops.get(), r.where, BPF_CGROUP_SOCK_OPS, cgroup_link("steer_sockops", r.scope));
+	return changed;
+}
+
+unsigned unpin(const Bpffs &fs, const std::string &name)
+{
+	if (unlink(fs.link_path(name).c_str()) == 0)
+		return 1;
+	if (errno != ENOENT)
+		throw errno_error("detach link", errno, fs.link_path(name));
+	return 0;
+}
+
+// Drops what no remaining rule needs: the interface's filter, the policy
+// routing of (family, mark, table), a cgroup's links, the getsockopt link.
+bool release_unused(const Bpffs &fs, const SteerObjects &o, const SteerRule &gone, const std::vector<SteerRule> &left)
+{
+	bool changed = false;
+	if (gone.kind == SteerKind::Dev) {
+		bool dev_used = false, route_used = false;
+		for (const SteerRule &r : left) {
+			if (r.kind != SteerKind::Dev || r.netns != gone.netns)
+				continue;
+			dev_used = dev_used || r.scope == gone.scope;
+			route_used = route_used || (r.family == gone.family && r.mark == gone.mark && r.table == gone.table);
+		}
+		if (!dev_used) {
+			auto [filter, qdisc] = detach_dev(&o, gone.netns, static_cast<int>(gone.scope), false);
+			changed = changed || filter || qdisc;
+		}
+		if (!route_used)
+			changed = net::remove_policy_route({gone.family, gone.mark, gone.table}) || changed;
+		return changed;
+	}
+	bool cgroup_used = false, any_cgroup = false;
+	for (const SteerRule &r : left) {
+		if (r.kind != SteerKind::Cgroup)
+			continue;
+		any_cgroup = true;
+		cgroup_used = cgroup_used || r.scope == gone.scope;
+	}
+	if (!cgroup_used)
+		for (const char *p : kCgroupPrograms)
+			changed = unpin(fs, cgroup_link(p, gone.scope)) > 0 || changed;
+	if (!any_cgroup)
+		changed = unpin(fs, kGetsockoptLink) > 0 || changed;
+	return changed;
+}
+
+std::optional<uint32_t> free_slot(const std::vector<SteerRule> &rules)
+{
+	std::set<uint32_t> used;
+	for (const SteerRule &r : rules)
+		used.insert(r.slot);
+	for (uint32_t s = 0; s < SONIC_STEER_MAX_RULES; ++s)
+		if (!used.count(s))
+			return s;
+	return std::nullopt;
+}
+
+void check_conflicts(const SteerRule &want, const std::vector<SteerRule> &rules)
+{
+	for (const SteerRule &r : rules) {
+		if (want.kind == SteerKind::Dev && r.kind == SteerKind::Dev && r.netns == want.netns &&
+		    r.mark == want.mark && r.table != want.table)
+			throw usage_error("add steer rule",
+					  "mark " + std::to_string(want.mark) + " already leads to table " +
+						  std::to_string(r.table) + " (rule `" + steer_rule_text(r) + "`)");
+		if (r.kind == want.kind && r.netns == want.netns && r.scope == want.scope && r.family == want.family &&
+		    r.dst == want.dst && ports_overlap(r.ports, want.ports))
+			throw usage_error("add steer rule",
+					  "conflicts with rule `" + steer_rule_text(r) +
+						  "`: same interface or cgroup, destination and overlapping ports")
+				.with_hint("delete that rule first, or use ports it does not cover");
+	}
+}
+
+// /proc/net/tcp addresses: IPv4 as one host-order word, IPv6 as four.
+std::optional<net::IpAddr> proc_addr(std::string_view hex, int family)
+{
+	net::IpAddr a;
+	a.family = family;
+	const size_t words = family == AF_INET ? 1 : 4;
+	if (hex.size() != words * 8)
+		return std::nullopt;
+	uint8_t raw[16] = {};
+	for (size_t w = 0; w < words; ++w) {
+		uint32_t v = 0;
+		auto [p, ec] = std::from_chars(hex.data() + w * 8, hex.data() + w * 8 + 8, v, 16);
+		if (ec != std::errc())
+			return std::nullopt;
+		std::memcpy(raw + w * 4, &v, 4); // the kernel printed the word in host order
+	}
+	if (family == AF_INET) {
+		uint32_t be;
+		std::memcpy(&be, raw, 4);
+		return net::ipv4_mapped(be);
+	}
+	std::memcpy(a.bytes.data(), raw, 16);
+	return a;
+}
+
+} // namespace
+
+std::string_view steer_counter_name(size_t index)
+{
+	return index < SONIC_STEER_NR_COUNTERS ? kCounterNames[index] : "unknown";
+}
+
+SteerSpec parse_steer_spec(const SteerWords &w)
+{
+	SteerSpec s;
+	if (w.dev && w.cgroup)
+		throw usage_error("tproxy", "give either dev or cgroup, not both").with_usage();
+	if (!w.dev && !w.cgroup)
+		throw usage_error("tproxy", "a rule needs dev IFACE or cgroup PATH").with_usage();
+	if (w.dev) {
+		s.kind = SteerKind::Dev;
+		s.where = *w.dev;
+		if (s.where.empty() || s.where.size() >= IF_NAMESIZE)
+			throw usage_error("find interface", "not a valid interface name", s.where);
+	} else {
+		s.kind = SteerKind::Cgroup;
+		s.where = *w.cgroup;
+		if (s.where.empty())
+			throw usage_error("find cgroup", "empty cgroup path");
+	}
+	if (!w.proto)
+		throw usage_error("tproxy", "a rule needs proto tcp").with_usage();
+	if (*w.proto != "tcp")
+		throw usage_error("parse protocol", "only tcp is steered", *w.proto);
+	if (!w.dport)
+		throw usage_error("tproxy", "a rule needs dport PORTS").with_usage();
+	s.ports = net::parse_port_list(*w.dport);
+	if (s.ports.size() > SONIC_STEER_MAX_RANGES)
+		throw usage_error("parse ports",
+				  "at most " + std::to_string(SONIC_STEER_MAX_RANGES) + " ports or ranges per rule", *w.dport);
+	if (!w.to)
+		throw usage_error("tproxy", "a rule needs to ADDR:PORT").with_usage();
+	s.to = net::parse_endpoint(*w.to);
+	if (w.dst) {
+		s.dst = net::parse_cidr(*w.dst);
+		if (s.dst->addr.family != s.to.addr.family)
+			throw usage_error("parse rule", "dst " + *w.dst + " and to " + *w.to + " are of different families");
+		if (s.dst->prefix == 0)
+			s.dst.reset(); // 0.0.0.0/0 is every destination of the family
+	}
+	if (s.kind == SteerKind::Cgroup && (w.mark || w.table))
+		throw usage_error("parse rule", "mark and table apply to dev rules only (cgroup rules route nothing)");
+	if (w.mark) {
+		s.mark = parse_u32(*w.mark, "mark");
+		if (s.mark == 0)
+			throw usage_error("parse mark", "mark 0 would match every unmarked packet", *w.mark);
+		if (s.mark == kSteerBypassMark)
+			throw usage_error("parse mark", "reserved for the proxy's own upstream connections", *w.mark);
+	}
+	if (w.table) {
+		s.table = parse_u32(*w.table, "table");
+		if (s.table == 0 || s.table == 253 || s.table == 254 || s.table == 255)
+			throw usage_error("parse table", "tables 0 and 253-255 belong to the kernel", *w.table);
+	}
+	return s;
+}
+
+std::string steer_rule_text(const SteerRule &r)
+{
+	std::string s = r.kind == SteerKind::Dev ? "dev " : "cgroup ";
+	if (!r.where.empty())
+		s += r.where;
+	else
+		s += (r.kind == SteerKind::Dev ? "ifindex " : "id ") + std::to_string(r.scope);
+	s += " proto tcp dport " + net::format_port_list(r.ports);
+	if (r.dst)
+		s += " dst " + net::to_string(*r.dst);
+	s += " to " + net::to_string(r.to);
+	if (r.kind == SteerKind::Dev) {
+		std::ostringstream mark;
+		mark << "0x" << std::hex << r.mark;
+		s += " mark " + mark.str() + " table " + std::to_string(r.table);
+	}
+	return s;
+}
+
+SteerChange steer_add(const Bpffs &fs, const SteerSpec &spec)
+{
+	SteerChange c;
+	c.rule = rule_of(spec);
+	fs.ensure();
+	Fd lock = fs.lock();
+	c.loaded = load_family(fs, builtin_family("steer")).changed;
+	c.changed = c.loaded;
+	SteerObjects o(fs);
+	std::vector<SteerRule> rules = read_rules(o);
+
+	std::optional<SteerRule> existing;
+	for (const SteerRule &r : rules)
+		if (same_selector(r, c.rule)) {
+			if (!same_target(r, c.rule))
+				throw usage_error("add steer rule", "a rule for the same traffic goes elsewhere: `" +
+									    steer_rule_text(r) + "`")
+					.with_hint("delete it first");
+			existing = r;
+		}
+	if (!existing) {
+		check_conflicts(c.rule, rules);
+		auto slot = free_slot(rules);
+		if (!slot)
+			throw usage_error("add steer rule",
+					  "all " + std::to_string(SONIC_STEER_MAX_RULES) + " rule slots are in use");
+		c.rule.slot = *slot;
+		// The rule first, then its ports: the programs find a rule only
+		// through its ports.
+		struct sonic_steer_rule v = to_value(c.rule);
+		if (bpf_map_update_elem(o.rules.get(), &c.rule.slot, &v, BPF_ANY) != 0)
+			throw errno_error("write steer rule", errno, steer_rule_text(c.rule));
+		index_ports(o, c.rule, true);
+		c.changed = true;
+	} else {
+		c.rule.slot = existing->slot;
+	}
+	// Attachments are made (again) even for an existing rule, so `add`
+	// repairs what someone removed by hand.
+	if (c.rule.kind == SteerKind::Dev) {
+		c.changed = net::ensure_policy_route({c.rule.family, c.rule.mark, c.rule.table}) || c.changed;
+		c.changed = attach_dev(o, c.rule) || c.changed;
+	} else {
+		c.changed = attach_cgroup(fs, o, c.rule) || c.changed;
+	}
+	return c;
+}
+
+SteerChange steer_del(const Bpffs &fs, const SteerSpec &spec)
+{
+	SteerChange c;
+	c.rule = rule_of(spec);
+	if (!family_maps_usable(fs, builtin_family("steer")))
+		return c;
+	Fd lock = fs.lock();
+	SteerObjects o(fs);
+	std::vector<SteerRule> rules = read_rules(o);
+	auto it = std::find_if(rules.begin(), rules.end(), [&](const SteerRule &r) { return same_selector(r, c.rule); });
+	if (it == rules.end())
+		return c;
+	if (!same_target(*it, c.rule))
+		throw usage_error("delete steer rule", "the rule for this traffic goes elsewhere: `" +
+							      steer_rule_text(*it) + "`");
+	SteerRule gone = *it;
+	rules.erase(it);
+	index_ports(o, gone, false);
+	struct sonic_steer_rule empty{};
+	if (bpf_map_update_elem(o.rules.get(), &gone.slot, &empty, BPF_ANY) != 0)
+		throw errno_error("delete steer rule", errno, steer_rule_text(gone));
+	release_unused(fs, o, gone, rules);
+	c.rule.slot = gone.slot;
+	c.changed = true;
+	return c;
+}
+
+std::vector<SteerRuleState> steer_list(const Bpffs &fs)
+{
+	std::vector<SteerRuleState> out;
+	if (!family_maps_usable(fs, builtin_family("steer")))
+		return out;
+	Fd lock = fs.lock();
+	SteerObjects o(fs);
+	const uint64_t here = net::netns_cookie();
+	for (SteerRule &r : read_rules(o)) {
+		SteerRuleState st;
+		st.listener = tcp_listening(r.to);
+		if (r.kind == SteerKind::Dev) {
+			st.this_netns = r.netns == here;
+			if (st.this_netns) {
+				st.attached = tc_attached(o, static_cast<int>(r.scope));
+				net::PolicyState p = net::policy_route_state({r.family, r.mark, r.table});
+				st.routing = p.rule && p.route;
+			} else {
+				st.listener = false; // cannot be seen from here
+			}
+		} else {
+			st.attached = !r.where.empty() && links_present(fs, r.scope) &&
+				      open_pinned(fs.link_path(kGetsockoptLink)).has_value();
+			st.routing = true;
+		}
+		st.rule = std::move(r);
+		out.push_back(std::move(st));
+	}
+	return out;
+}
+
+SteerFlush steer_flush(const Bpffs &fs)
+{
+	std::optional<Fd> lock;
+	if (fs.present())
+		lock = fs.lock();
+	return steer_flush_locked(fs);
+}
+
+SteerFlush steer_flush_locked(const Bpffs &fs)
+{
+	SteerFlush f;
+	const uint64_t here = net::netns_cookie();
+	std::optional<SteerObjects> o;
+	if (fs.present() && family_maps_usable(fs, builtin_family("steer")))
+		o.emplace(fs);
+	std::set<int> devs;
+	if (o) {
+		for (const SteerRule &r : read_rules(*o)) {
+			if (r.kind == SteerKind::Dev && r.netns != here) {
+				++f.other_netns_rules;
+				continue;
+			}
+			index_ports(*o, r, false);
+			struct sonic_steer_rule empty{};
+			if (bpf_map_update_elem(o->rules.get(), &r.slot, &empty, BPF_ANY) != 0)
+				throw errno_error("delete steer rule", errno, steer_rule_text(r));
+			++f.rules;
+		}
+	}
+	// Every interface of this namespace: a filter left by a crash or by
+	// another bpffs root is sonic's when its program is steer_tc.
+	if (struct if_nameindex *names = if_nameindex()) {
+		for (struct if_nameindex *n = names; n->if_index != 0; ++n) {
+			int idx = static_cast<int>(n->if_index);
+			uint32_t id = net::tc_ingress_prog(idx);
+			if (id == 0)
+				continue;
+			Fd prog(bpf_prog_get_fd_by_id(id));
+			struct bpf_prog_info info{};
+			__u32 len = sizeof(info);
+			if (!prog || bpf_obj_get_info_by_fd(prog.get(), &info, &len) != 0 ||
+			    std::string(info.name) != "steer_tc")
+				continue;
+			devs.insert(idx);
+		}
+		if_freenameindex(names);
+	}
+	for (int idx : devs) {
+		auto [filter, qdisc] = detach_dev(o ? &*o : nullptr, here, idx, false);
+		f.filters += filter;
+		f.qdiscs += qdisc;
+	}
+	for (const net::PolicyRoute &p : net::sonic_policy_routes())
+		f.routes += net::remove_policy_route(p);
+	if (fs.present())
+		for (const std::string &name : fs.list("link"))
+			if (name.rfind("steer_", 0) == 0)
+				f.links += unpin(fs, name);
+	f.changed = f.rules || f.filters || f.qdiscs || f.routes || f.links;
+	return f;
+}
+
+SteerCounters steer_counters(const Bpffs &fs)
+{
+	if (!family_maps_usable(fs, builtin_family("steer")))
+		throw env_error("read steer counters", "steer is not loaded", fs.root())
+			.with_hint("run `sonic tproxy add ...` or `sonic prog load` first");
+	Fd stats = open_pinned_or_throw(fs.map_path("steer_stats"), "read steer counters");
+	Fd rules = open_pinned_or_throw(fs.map_path("steer_rules"), "read steer counters");
+	int ncpus = libbpf_num_possible_cpus();
+	if (ncpus <= 0)
+		throw kernel_error("read steer counters", "cannot count possible CPUs");
+	std::vector<struct sonic_steer_stats> per_cpu(static_cast<size_t>(ncpus));
+	__u32 zero = 0;
+	if (bpf_map_lookup_elem(stats.get(), &zero, per_cpu.data()) != 0)
+		throw errno_error("read steer counters", errno, fs.map_path("steer_stats"));
+	SteerCounters c;
+	for (const auto &cpu : per_cpu)
+		for (size_t i = 0; i < SONIC_STEER_NR_COUNTERS; ++i)
+			c.counter[i] += cpu.counter[i];
+	for (uint32_t slot = 0; slot < SONIC_STEER_MAX_RULES; ++slot) {
+		struct sonic_steer_rule v{};
+		if (bpf_map_lookup_elem(rules.get(), &slot, &v) == 0 && (v.flags & SONIC_STEER_RULE_IN_USE))
+			++c.rules;
+	}
+	return c;
+}
+
+bool tcp_listening(const net::Endpoint &e)
+{
+	for (int family : {AF_INET, AF_INET6}) {
+		auto text = sys::try_read_file(family == AF_INET ? "/proc/net/tcp" : "/proc/net/tcp6");
+		if (!text)
+			continue;
+		std::istringstream in(*text);
+		std::string line;
+		std::getline(in, line); // header
+		while (std::getline(in, line)) {
+			std::istringstream fields(line);
+			std::string sl, local, remote, state;
+			fields >> sl >> local >> remote >> state;
+			if (state != "0A") // TCP_LISTEN
+				continue;
+			size_t colon = local.find(':');
+			if (colon == std::string::npos)
+				continue;
+			unsigned port = 0;
+			std::from_chars(local.data() + colon + 1, local.data() + local.size(), port, 16);
+			if (port != e.port)
+				continue;
+			auto addr = proc_addr(std::string_view(local).substr(0, colon), family);
+			if (!addr)
+				continue;
+			if (addr->is_unspecified() && (addr->family == e.addr.family || family == AF_INET6))
+				return true;
+			if (*addr == e.addr || (e.addr.is_unspecified() && addr->family == e.addr.family))
+				return true;
+		}
+	}
+	return false;
+}
+
+std::optional<sockaddr_storage> original_destination(int fd)
+{
+	sockaddr_storage ss{};
+	socklen_t len = sizeof(ss);
+	if (getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len) != 0)
+		return std::nullopt;
+	const int level = ss.ss_family == AF_INET6 ? SOL_IPV6 : SOL_IP;
+	sockaddr_storage orig{};
+	socklen_t olen = ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+	constexpr int kSoOriginalDst = 80; // SO_ORIGINAL_DST, IP6T_SO_ORIGINAL_DST
+	if (getsockopt(fd, level, kSoOriginalDst, &orig, &olen) == 0)
+		return orig;
+	return ss;
+}
+
+} // namespace sonic::bpf

@@ -1,0 +1,224 @@
+"""sonic tproxy: transparent steering through a gateway (root).
+
+The lab (tests/lib/tproxy_lab.py) joins client, gateway and server network
+namespaces with veth pairs. sonic runs in the gateway namespace with a bpffs
+root of this test's own. The transparent listener is a fixture: today the
+small Python proxy in tests/lib/tproxy_listener.py, later
+`sonic run --mode transparent`.
+"""
+import subprocess
+
+import pytest
+
+import sonictest
+import tproxy_lab
+from tproxy_lab import SERVER4, SERVER6, Lab, PythonListener, nsexec, wait_for
+
+
+@pytest.fixture
+def lab():
+    lab = Lab()
+    lab.start_server()
+    yield lab
+    lab.close()
+
+
+@pytest.fixture
+def gw_sonic(lab, bpffs):
+    """sonic run inside the gateway namespace; flushes what it steered."""
+    s = sonictest.Sonic(bpffs)
+    prefix = nsexec(lab.gateway, [])
+    s.gw = lambda *args, **kw: s.run(*args, prefix=prefix, **kw)
+    s.gw_ok = lambda *args, **kw: s.ok(*args, prefix=prefix, **kw)
+    yield s
+    s.run("tproxy", "flush", prefix=prefix)
+
+
+@pytest.fixture
+def listener(lab):
+    """The transparent proxy in the gateway, on 127.0.0.1:15001 and
+    [::1]:15001."""
+    made = []
+
+    def start(addrs=("127.0.0.1:15001", "[::1]:15001"), cgroup=None):
+        p = PythonListener(lab, lab.gateway, addrs, cgroup=cgroup)
+        made.append(p)
+        return p
+    yield start
+    for p in made:
+        p.stop()
+
+
+def steer_stats(s):
+    return s.gw_ok("stats", "steer")["steer"]
+
+
+def body_of(result):
+    code, out, err = result
+    assert code == 0, "curl failed (%d): %s" % (code, err)
+    return out.strip()
+
+
+@pytest.mark.parametrize("server,target", [(SERVER4, "127.0.0.1:15001"), (SERVER6, "[::1]:15001")],
+                         ids=["ipv4", "ipv6"])
+def test_dev_rule_steers_matching_port_through_the_listener(lab, gw_sonic, listener, server, target):
+    proxy = listener()
+    added = gw_sonic.gw_ok("tproxy", "add", "dev", lab.gw_client_dev, "proto", "tcp", "dport", "80",
+                           "to", target)
+    assert added["changed"] is True and added["listener"] == "listening"
+
+    assert body_of(lab.curl(lab.client, server, 80)) == "server port 80"
+    seen = proxy.connections()
+    assert [(c["orig"], c["orig_port"]) for c in seen] == [(server, 80)]
+    st = steer_stats(gw_sonic)
+    assert st["assigned_listener"] >= 1, st
+    assert st["assigned_established"] >= 1, st  # the request after the SYN
+    assert st["packets_assigned"] == st["assigned_listener"] + st["assigned_established"]
+
+    # Not a steered port: straight through the gateway.
+    assert body_of(lab.curl(lab.client, server, 8080)) == "server port 8080"
+    assert len(proxy.connections()) == 1
+
+    # flush: plain routing again, nothing of sonic's left in the gateway.
+    flushed = gw_sonic.gw_ok("tproxy", "flush")
+    assert flushed["changed"] is True and flushed["rules"] == 1 and flushed["filters"] == 1
+    assert body_of(lab.curl(lab.client, server, 80)) == "server port 80"
+    assert len(proxy.connections()) == 1
+    rules = subprocess.run(nsexec(lab.gateway, ["ip", "rule"]), capture_output=True, text=True).stdout
+    assert "5300" not in rules
+    qdiscs = subprocess.run(nsexec(lab.gateway, ["tc", "qdisc", "show", "dev", lab.gw_client_dev]),
+                            capture_output=True, text=True).stdout
+    assert "clsact" not in qdiscs
+    assert gw_sonic.gw_ok("tproxy", "list")["rules"] == []
+
+
+def test_dst_prefix_limits_the_rule(lab, gw_sonic, listener):
+    proxy = listener()
+    gw_sonic.gw_ok("tproxy", "add", "dev", lab.gw_client_dev, "proto", "tcp", "dport", "80,8080",
+                   "dst", "10.10.9.0/24", "to", "127.0.0.1:15001")
+    assert body_of(lab.curl(lab.client, SERVER4, 80)) == "server port 80"
+    assert proxy.connections() == []
+    assert steer_stats(gw_sonic)["miss_no_rule"] >= 1
+    gw_sonic.gw_ok("tproxy", "add", "dev", lab.gw_client_dev, "proto", "tcp", "dport", "80",
+                   "dst", "10.10.2.0/24", "to", "127.0.0.1:15001")
+    assert body_of(lab.curl(lab.client, SERVER4, 80)) == "server port 80"
+    assert len(proxy.connections()) == 1
+
+
+def test_no_listener_drops_until_the_proxy_comes(lab, gw_sonic, listener):
+    gw_sonic.gw_ok("tproxy", "add", "dev", lab.gw_client_dev, "proto", "tcp", "dport", "80",
+                   "to", "127.0.0.1:15001")
+    rows = gw_sonic.gw_ok("tproxy", "list")["rules"]
+    assert len(rows) == 1 and rows[0]["listener"] == "no listener" and rows[0]["state"] == "active"
+    code, _, _ = lab.curl(lab.client, SERVER4, 80, timeout=2)
+    assert code != 0
+    assert steer_stats(gw_sonic)["drop_no_listener"] >= 1
+
+    proxy = listener()
+    assert gw_sonic.gw_ok("tproxy", "list")["rules"][0]["listener"] == "listening"
+    assert body_of(lab.curl(lab.client, SERVER4, 80)) == "server port 80"
+    assert len(proxy.connections()) == 1
+
+
+def test_list_reads_the_kernel_and_add_repairs(lab, gw_sonic, listener):
+    spec = ("dev", lab.gw_client_dev, "proto", "tcp", "dport", "80,443,8000-8100", "to", "127.0.0.1:15001")
+    assert gw_sonic.gw_ok("tproxy", "add", *spec)["changed"] is True
+    again = gw_sonic.gw_ok("tproxy", "add", *spec)
+    assert again["changed"] is False
+    row, = gw_sonic.gw_ok("tproxy", "list")["rules"]
+    assert row["dev"] == lab.gw_client_dev and row["dport"] == "80,443,8000-8100"
+    assert row["to"] == "127.0.0.1:15001" and row["mark"] == "0x5300" and row["table"] == 5300
+    # Someone removes the filter by hand: list says so, add puts it back.
+    subprocess.run(nsexec(lab.gateway, ["tc", "qdisc", "del", "dev", lab.gw_client_dev, "clsact"]), check=True)
+    assert gw_sonic.gw_ok("tproxy", "list")["rules"][0]["state"] == "filter missing"
+    assert gw_sonic.gw_ok("tproxy", "add", *spec)["changed"] is True
+    assert gw_sonic.gw_ok("tproxy", "list")["rules"][0]["state"] == "active"
+    # del, then del again.
+    assert gw_sonic.gw_ok("tproxy", "del", *spec)["changed"] is True
+    assert gw_sonic.gw_ok("tproxy", "del", *spec)["changed"] is False
+    assert gw_sonic.gw_ok("tproxy", "list")["rules"] == []
+    assert gw_sonic.gw_ok("tproxy", "flush")["changed"] is False
+
+
+def test_clsact_of_someone_else_is_kept(lab, gw_sonic):
+    subprocess.run(nsexec(lab.gateway, ["tc", "qdisc", "add", "dev", lab.gw_client_dev, "clsact"]), check=True)
+    gw_sonic.gw_ok("tproxy", "add", "dev", lab.gw_client_dev, "proto", "tcp", "dport", "80", "to",
+                   "127.0.0.1:15001")
+    flushed = gw_sonic.gw_ok("tproxy", "flush")
+    assert flushed["filters"] == 1 and flushed["qdiscs"] == 0
+    qdiscs = subprocess.run(nsexec(lab.gateway, ["tc", "qdisc", "show", "dev", lab.gw_client_dev]),
+                            capture_output=True, text=True).stdout
+    assert "clsact" in qdiscs
+
+
+def bad(s, *args):
+    r = s.gw("-j", "tproxy", *args)
+    assert r.code == 1, r
+    return r.error()["error"]
+
+
+def test_bad_input(lab, gw_sonic, cgroup):
+    dev = lab.gw_client_dev
+    assert "nosuchdev0" in bad(gw_sonic, "add", "dev", "nosuchdev0", "proto", "tcp", "dport", "80", "to",
+                               "127.0.0.1:1")
+    assert "/nonexistent/cg" in bad(gw_sonic, "add", "cgroup", "/nonexistent/cg", "proto", "tcp", "dport",
+                                    "80", "to", "127.0.0.1:1")
+    for ports in ("0", "70000", "90-80", "80,,81", "http"):
+        bad(gw_sonic, "add", "dev", dev, "proto", "tcp", "dport", ports, "to", "127.0.0.1:1")
+    for cidr in ("10.0.0.0/33", "10.0.0.1/8", "10.0.0", "fd00::/129"):
+        bad(gw_sonic, "add", "dev", dev, "proto", "tcp", "dport", "80", "dst", cidr, "to", "127.0.0.1:1")
+    bad(gw_sonic, "add", "dev", dev, "proto", "udp", "dport", "80", "to", "127.0.0.1:1")
+    bad(gw_sonic, "add", "dev", dev, "proto", "tcp", "dport", "80", "to", "127.0.0.1")
+    bad(gw_sonic, "add", "dev", dev, "proto", "tcp", "dport", "80", "dst", "fd00::/8", "to", "127.0.0.1:1")
+    bad(gw_sonic, "add", "dev", dev, "proto", "tcp", "dport", "80", "to", "127.0.0.1:1", "mark", "0x5301")
+    bad(gw_sonic, "add", "cgroup", cgroup, "proto", "tcp", "dport", "80", "to", "127.0.0.1:1", "mark", "7")
+    bad(gw_sonic, "add", "dev", dev, "cgroup", cgroup, "proto", "tcp", "dport", "80", "to", "127.0.0.1:1")
+    # Conflicts: overlapping ports elsewhere, or a mark already taken.
+    gw_sonic.gw_ok("tproxy", "add", "dev", dev, "proto", "tcp", "dport", "80-90", "to", "127.0.0.1:15001")
+    assert "conflicts" in bad(gw_sonic, "add", "dev", dev, "proto", "tcp", "dport", "85", "to",
+                              "127.0.0.1:15002")
+    assert "elsewhere" in bad(gw_sonic, "add", "dev", dev, "proto", "tcp", "dport", "80-90", "to",
+                              "127.0.0.1:15002")
+    assert "table" in bad(gw_sonic, "add", "dev", lab.gw_server_dev, "proto", "tcp", "dport", "80", "to",
+                          "127.0.0.1:15001", "table", "77")
+    assert len(gw_sonic.gw_ok("tproxy", "list")["rules"]) == 1
+
+
+def test_cgroup_rule_intercepts_only_processes_in_the_cgroup(lab, gw_sonic, listener, cgroup_factory):
+    steered = cgroup_factory("steered")
+    # The proxy runs inside the steered cgroup too: its upstream connects
+    # carry the bypass mark and are not sent back to it.
+    proxy = listener(cgroup=steered)
+    for target in ("127.0.0.1:15001", "[::1]:15001"):
+        added = gw_sonic.gw_ok("tproxy", "add", "cgroup", steered, "proto", "tcp", "dport", "80", "to", target)
+        assert added["changed"] is True
+
+    assert body_of(lab.curl(lab.gateway, SERVER4, 80, cgroup=steered)) == "server port 80"
+    assert body_of(lab.curl(lab.gateway, SERVER6, 80, cgroup=steered)) == "server port 80"
+    seen = proxy.connections()
+    assert [(c["orig"], c["orig_port"], c["via"]) for c in seen] == [
+        (SERVER4, 80, "so_original_dst"), (SERVER6, 80, "so_original_dst")]
+
+    outside = cgroup_factory("outside")
+    assert body_of(lab.curl(lab.gateway, SERVER4, 80, cgroup=outside)) == "server port 80"
+    assert body_of(lab.curl(lab.gateway, SERVER4, 8080, cgroup=steered)) == "server port 8080"
+    assert len(proxy.connections()) == 2
+
+    st = steer_stats(gw_sonic)
+    assert st["redirected"] == 2 and st["orig_recorded"] == 2 and st["orig_answered"] == 2, st
+    assert st["bypassed"] == 2, st
+
+    rows = gw_sonic.gw_ok("tproxy", "list")["rules"]
+    assert {r["cgroup"] for r in rows} == {steered}
+    assert all(r["state"] == "active" and r["listener"] == "listening" for r in rows)
+    flushed = gw_sonic.gw_ok("tproxy", "flush")
+    assert flushed["rules"] == 2 and flushed["links"] == 4
+    assert body_of(lab.curl(lab.gateway, SERVER4, 80, cgroup=steered)) == "server port 80"
+    assert len(proxy.connections()) == 2
+
+
+def test_cgroup_rule_without_listener_refuses(lab, gw_sonic, cgroup):
+    gw_sonic.gw_ok("tproxy", "add", "cgroup", cgroup, "proto", "tcp", "dport", "80", "to", "127.0.0.1:15009")
+    code, _, err = lab.curl(lab.gateway, SERVER4, 80, cgroup=cgroup, timeout=3)
+    assert code == 7, err  # curl: could not connect (refused at once)
+    assert steer_stats(gw_sonic)["redirected_no_listener"] == 1
