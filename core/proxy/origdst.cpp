@@ -27,22 +27,24 @@ bool same(const sockaddr_storage &a, const sockaddr_storage &b)
 
 } // namespace
 
-std::optional<sockaddr_storage> original_destination(int fd, bool tproxy, const sockaddr_storage &listener)
+std::optional<sockaddr_storage> original_destination(int fd, const sockaddr_storage &listener)
 {
 	sockaddr_storage ss{};
 	socklen_t len = sizeof(ss);
 	if (getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len) != 0)
 		return std::nullopt;
-	if (!tproxy) {
-		sockaddr_storage orig{};
-		len = sizeof(orig);
-		int rc = ss.ss_family == AF_INET6
-				 ? getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &orig, &len)
-				 : getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &orig, &len);
-		if (rc != 0)
-			return std::nullopt;
+	// The three ways a connection arrives, one question each: an iptables
+	// or nft REDIRECT (conntrack) and sonic's cgroup steering (its
+	// getsockopt program) answer SO_ORIGINAL_DST; under TPROXY or sonic's
+	// tc steering (bpf_sk_assign) the accepted socket already has the
+	// original destination as its own address. TPROXY answers the first
+	// question too, with that same address.
+	sockaddr_storage orig{};
+	socklen_t olen = sizeof(orig);
+	int rc = ss.ss_family == AF_INET6 ? getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &orig, &olen)
+					  : getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &orig, &olen);
+	if (rc == 0)
 		ss = orig;
-	}
 	if (same(ss, listener))
 		return std::nullopt;
 	return ss;

@@ -12,7 +12,7 @@ namespace sonic::proxy {
 // FD is an accepted socket. Returns nullopt when the destination cannot be
 // known, or when it is the listener itself (a client that connected to the
 // proxy directly, which would loop).
-std::optional<sockaddr_storage> original_destination(int fd, bool tproxy, const sockaddr_storage &listener);
+std::optional<sockaddr_storage> original_destination(int fd, const sockaddr_storage &listener);
 
 // Makes a listening socket able to accept connections for any address
 // (IP_TRANSPARENT / IPV6_TRANSPARENT; needs CAP_NET_ADMIN). Returns errno.

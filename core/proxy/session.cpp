@@ -115,7 +115,7 @@ struct Session::Target {
 
 Session::Session(Worker &worker, tcp::socket client, const config::Listener &listener)
 	: worker_(worker), gen_(worker.generation()), cfg_(*gen_->config), mode_(listener.mode),
-	  tproxy_(listener.tproxy), tcp_upstream_(listener.upstream), client_(std::move(client)),
+	  tcp_upstream_(listener.upstream), client_(std::move(client)),
 	  parser_(http::Kind::Request, cfg_.limits.header_bytes)
 {
 	worker_.attach(this);
@@ -181,7 +181,7 @@ awaitable<void> Session::run()
 	if (mode_ == config::Mode::Tcp) {
 		co_await run_tcp(nullptr);
 	} else if (mode_ == config::Mode::Transparent) {
-		auto orig = original_destination(client_.native_handle(), tproxy_, listener_addr_);
+		auto orig = original_destination(client_.native_handle(), listener_addr_);
 		if (orig) {
 			original_dst_ = to_endpoint(*orig);
 			have_original_dst_ = true;
@@ -580,6 +580,9 @@ awaitable<std::unique_ptr<UpConn>> Session::connect(ServerState &server, int &st
 	timed_out_ = false;
 	set_deadline(cfg_.timeouts.upstream_connect);
 	upstream_ = &c->sock;
+	c->sock.open(server.endpoint.protocol(), ec);
+	if (!ec)
+		worker_.mark_upstream(c->sock.native_handle());
 	co_await c->sock.async_connect(server.endpoint, with(ec));
 	upstream_ = nullptr;
 	if (ec) {

@@ -67,7 +67,6 @@ private:
 	std::shared_ptr<Generation> gen_;
 	const config::Config &cfg_;
 	config::Mode mode_;
-	bool tproxy_;
 	size_t tcp_upstream_;
 	sockaddr_storage listener_addr_{};
 	tcp::socket client_;

@@ -2,7 +2,9 @@
 
 #include "out/log.hpp"
 #include "proxy/session.hpp"
+#include "sonic_abi.h"
 
+#include <cerrno>
 #include <cstring>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -228,6 +230,16 @@ std::unique_ptr<UpConn> Worker::pooled(ServerState &server, bool verify)
 		}
 	}
 	return nullptr;
+}
+
+void Worker::mark_upstream(int fd)
+{
+	uint32_t mark = SONIC_STEER_BYPASS_MARK;
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0 && !mark_warned_) {
+		mark_warned_ = true;
+		log::warn(std::string("cannot mark upstream connections (SO_MARK needs CAP_NET_ADMIN): ") +
+			  std::strerror(errno) + "; a `sonic tproxy` cgroup rule covering sonic itself would loop");
+	}
 }
 
 std::unique_ptr<UpConn> Worker::new_conn(ServerState &server)

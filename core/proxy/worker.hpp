@@ -142,6 +142,9 @@ public:
 	// Back to the pool (or closed when the pool is full or we drain).
 	void release(std::unique_ptr<UpConn> conn);
 	std::unique_ptr<UpConn> new_conn(ServerState &server);
+	// Marks an upstream socket so that sonic's steering never sends the
+	// proxy's own connections back to it (SONIC_STEER_BYPASS_MARK).
+	void mark_upstream(int fd);
 	// The state of a server reached by address (forward, transparent).
 	ServerState &server_for(const tcp::endpoint &endpoint);
 	// Forward mode: a cached name resolution, or null when it is stale.
@@ -171,6 +174,7 @@ private:
 	BufferPool buffers_;
 	Session *sessions_ = nullptr; // intrusive list of live sessions
 	bool draining_ = false;
+	bool mark_warned_ = false;
 	std::shared_ptr<Generation> gen_;
 	asio::io_context ctx_;
 	std::vector<std::shared_ptr<Acceptor>> acceptors_;

@@ -12,7 +12,7 @@ import pytest
 
 import sonictest
 import tproxy_lab
-from tproxy_lab import SERVER4, SERVER6, Lab, PythonListener, nsexec, wait_for
+from tproxy_lab import SERVER4, SERVER6, Lab, PythonListener, SonicListener, nsexec, wait_for
 
 
 @pytest.fixture
@@ -222,3 +222,48 @@ def test_cgroup_rule_without_listener_refuses(lab, gw_sonic, cgroup):
     code, _, err = lab.curl(lab.gateway, SERVER4, 80, cgroup=cgroup, timeout=3)
     assert code == 7, err  # curl: could not connect (refused at once)
     assert steer_stats(gw_sonic)["redirected_no_listener"] == 1
+
+
+@pytest.fixture
+def sonic_listener(lab, bpffs):
+    """`sonic run --mode transparent` in the gateway on 127.0.0.1:15001 and
+    [::1]:15001 (the same addresses as the Python listener)."""
+    made = []
+
+    def start(cgroup=None):
+        p = SonicListener(lab, lab.gateway, ("127.0.0.1:15001", "[::1]:15001"), cgroup=cgroup, bpffs=bpffs)
+        made.append(p)
+        return p
+    yield start
+    for p in made:
+        p.stop()
+
+
+def test_sonic_run_serves_dev_and_cgroup_steering(lab, gw_sonic, sonic_listener, cgroup_factory):
+    steered = cgroup_factory("steered")
+    # sonic run sits in the steered cgroup itself: its own upstream
+    # connections must not come back to it.
+    proxy = sonic_listener(cgroup=steered)
+    for target in ("127.0.0.1:15001", "[::1]:15001"):
+        gw_sonic.gw_ok("tproxy", "add", "dev", lab.gw_client_dev, "proto", "tcp", "dport", "80", "to", target)
+        gw_sonic.gw_ok("tproxy", "add", "cgroup", steered, "proto", "tcp", "dport", "80", "to", target)
+
+    # From the client namespace, through the gateway: tc + bpf_sk_assign.
+    assert body_of(lab.curl(lab.client, SERVER4, 80)) == "server port 80"
+    assert body_of(lab.curl(lab.client, SERVER6, 80)) == "server port 80"
+    # From a process of the gateway in the cgroup: connect hooks.
+    assert body_of(lab.curl(lab.gateway, SERVER4, 80, cgroup=steered)) == "server port 80"
+    assert body_of(lab.curl(lab.gateway, SERVER6, 80, cgroup=steered)) == "server port 80"
+    # Not steered: another port, and a process outside the cgroup.
+    assert body_of(lab.curl(lab.client, SERVER4, 8080)) == "server port 8080"
+    assert body_of(lab.curl(lab.gateway, SERVER4, 80, cgroup=cgroup_factory("outside"))) == "server port 80"
+
+    assert wait_for(lambda: len(proxy.requests()) >= 4)
+    seen = proxy.requests()
+    upstreams = sorted(r["upstream"] for r in seen)
+    want = sorted(["%s:80" % SERVER4, "[%s]:80" % SERVER6] * 2)
+    assert upstreams == want, seen
+    assert all(r["status"] == 200 and r["mode"] == "transparent" for r in seen), seen
+    st = steer_stats(gw_sonic)
+    assert st["assigned_listener"] >= 2 and st["redirected"] == 2 and st["orig_answered"] >= 2, st
+    assert st["bypassed"] >= 2, st  # sonic's own upstream connects

@@ -10,6 +10,7 @@ with a body naming the port it was reached on.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -157,6 +158,48 @@ class PythonListener:
             os.unlink(self.log_path)
         except FileNotFoundError:
             pass
+
+
+class SonicListener:
+    """`sonic run` with transparent listeners on ADDRS in namespace NS,
+    logging every request as a JSON line."""
+
+    def __init__(self, lab, ns, addrs, cgroup=None, bpffs=None):
+        self.dir = tempfile.mkdtemp(prefix="sonic-steer-run-")
+        self.log_path = os.path.join(self.dir, "access.jsonl")
+        conf = ["workers = 1"]
+        for a in addrs:
+            conf += ["[[listener]]", 'address = "%s"' % a, 'mode = "transparent"', "tproxy = true"]
+        conf += ["[access_log]", 'path = "%s"' % self.log_path]
+        path = os.path.join(self.dir, "sonic.toml")
+        with open(path, "w") as f:
+            f.write("\n".join(conf) + "\n")
+        argv = [sonictest.SONIC]
+        if bpffs:
+            argv += ["--bpffs", bpffs]
+        self.proc = lab.spawn(ns, argv + ["run", "--config", path], cgroup=cgroup)
+        ok = wait_for(lambda: self.proc.poll() is not None or all(
+            subprocess.run(nsexec(ns, ["ss", "-Hltn", "sport", "=", ":" + a.rsplit(":", 1)[1]]),
+                           capture_output=True, text=True).stdout.strip() for a in addrs))
+        assert ok and self.proc.poll() is None, "sonic run did not start: %s" % (
+            self.proc.stderr.read() if self.proc.poll() is not None else "timeout")
+
+    def requests(self):
+        try:
+            with open(self.log_path) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.communicate()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def wait_for(predicate, seconds=5.0):
