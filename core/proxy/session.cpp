@@ -706,7 +706,9 @@ awaitable<Session::Outcome> Session::relay_response(std::unique_ptr<UpConn> up, 
 		const bool client_11 = req_.minor == 1;
 		const bool encode = framing == http::Framing::UntilClose && client_11;
 		const bool decode = framing == http::Framing::Chunked && !client_11;
-		bool keep = req_.keep_alive && !closing_ && !worker_.draining() &&
+		// After a reload a connection ends with its current response, so
+		// that the client's next one is served by the new configuration.
+		bool keep = req_.keep_alive && !closing_ && !worker_.draining() && gen_.get() == worker_.current_generation() &&
 			    requests_ < cfg_.limits.keepalive_requests && !decode &&
 			    !(framing == http::Framing::UntilClose && !client_11);
 		const bool up_reusable = h.keep_alive;

@@ -129,6 +129,7 @@ public:
 	BufferPool &buffers() { return buffers_; }
 	bool draining() const { return draining_; }
 	std::shared_ptr<Generation> generation() const { return gen_; }
+	const Generation *current_generation() const { return gen_.get(); }
 
 	void attach(Session *s);
 	void detach(Session *s);
