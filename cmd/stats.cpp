@@ -1,7 +1,9 @@
-// sonic stats [accel|all] [--watch SECS] [--count N]
+// sonic stats [accel|splice|all] [--watch SECS] [--count N]
 #include "cli.hpp"
 
 #include "bpf/accel.hpp"
+#include "bpf/family.hpp"
+#include "bpf/splice.hpp"
 #include "out/error.hpp"
 #include "sys/caps.hpp"
 
@@ -14,22 +16,62 @@ namespace sonic::cmd {
 
 namespace {
 
-out::Value accel_value(const bpf::AccelCounters &c)
+// One sample of every family asked for: its gauges and its counters.
+struct Sample {
+	std::optional<bpf::AccelCounters> accel;
+	std::optional<bpf::SpliceCounters> splice;
+};
+
+Sample take_sample(const bpf::Bpffs &fs, const std::string &which)
 {
-	out::Value v = {{"sockets", c.sockets}};
-	for (size_t i = 0; i < SONIC_ACCEL_NR_COUNTERS; ++i)
-		v[std::string(bpf::accel_counter_name(i))] = c.counter[i];
+	Sample s;
+	const bool all = which == "all";
+	if (which == "accel" || (all && bpf::family_maps_usable(fs, bpf::builtin_family("accel"))))
+		s.accel = bpf::accel_counters(fs);
+	if (which == "splice" || (all && bpf::family_maps_usable(fs, bpf::builtin_family("splice"))))
+		s.splice = bpf::splice_counters(fs);
+	if (!s.accel && !s.splice)
+		throw env_error("read counters", "no sonic BPF family is loaded", fs.root())
+			.with_hint("run `sonic prog load` or `sonic accel enable` first");
+	return s;
+}
+
+template <size_t N, typename NameFn>
+out::Value counters_value(out::Value v, const std::array<uint64_t, N> &counter, NameFn name)
+{
+	for (size_t i = 0; i < N; ++i)
+		v[std::string(name(i))] = counter[i];
 	return v;
 }
 
-out::Value rates(const bpf::AccelCounters &now, const bpf::AccelCounters &before, double seconds)
+template <size_t N, typename NameFn>
+out::Value rates(const std::array<uint64_t, N> &now, const std::array<uint64_t, N> &before, double seconds,
+		 NameFn name)
 {
 	out::Value v = out::Value::object();
-	for (size_t i = 0; i < SONIC_ACCEL_NR_COUNTERS; ++i) {
-		double d = static_cast<double>(now.counter[i] - before.counter[i]) / seconds;
-		v[std::string(bpf::accel_counter_name(i))] = static_cast<uint64_t>(d + 0.5);
+	for (size_t i = 0; i < N; ++i) {
+		double d = static_cast<double>(now[i] - before[i]) / seconds;
+		v[std::string(name(i))] = static_cast<uint64_t>(d + 0.5);
 	}
 	return v;
+}
+
+void add_sample(out::Value &v, const Sample &now, const Sample *before, double seconds)
+{
+	if (now.accel) {
+		v["accel"] = counters_value({{"sockets", now.accel->sockets}}, now.accel->counter, bpf::accel_counter_name);
+		if (before && before->accel)
+			v["accel_per_second"] =
+				rates(now.accel->counter, before->accel->counter, seconds, bpf::accel_counter_name);
+	}
+	if (now.splice) {
+		const bpf::SpliceCounters &c = *now.splice;
+		v["splice"] = counters_value({{"tunnels", c.tunnels}, {"sockets", c.sockets}, {"copying", c.copying}},
+					     c.counter, bpf::splice_counter_name);
+		if (before && before->splice)
+			v["splice_per_second"] =
+				rates(c.counter, before->splice->counter, seconds, bpf::splice_counter_name);
+	}
 }
 
 std::string timestamp()
@@ -61,8 +103,8 @@ int stats(Cli &cli, const std::string &which, std::optional<double> watch, std::
 		std::cout << help_of(cli.app.get_subcommand("stats"));
 		return 0;
 	}
-	if (which != "accel" && which != "all")
-		throw usage_error("stats", "unknown statistics '" + which + "' (accel, all)");
+	if (which != "accel" && which != "splice" && which != "all")
+		throw usage_error("stats", "unknown statistics '" + which + "' (accel, splice, all)");
 	if (watch && !(*watch > 0))
 		throw usage_error("stats", "--watch needs a positive number of seconds");
 	if (count && *count < 1)
@@ -73,7 +115,9 @@ int stats(Cli &cli, const std::string &which, std::optional<double> watch, std::
 	bpf::Bpffs fs = cli.bpffs();
 
 	if (!watch) {
-		cli.print({{"accel", accel_value(bpf::accel_counters(fs))}});
+		out::Value v = out::Value::object();
+		add_sample(v, take_sample(fs, which), nullptr, 0);
+		cli.print(v);
 		return 0;
 	}
 	sigset_t set;
@@ -81,14 +125,13 @@ int stats(Cli &cli, const std::string &which, std::optional<double> watch, std::
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigprocmask(SIG_BLOCK, &set, nullptr);
-	std::optional<bpf::AccelCounters> before;
+	std::optional<Sample> before;
 	for (long n = 0; !count || n < *count; ++n) {
 		if (n > 0 && !wait_or_signal(*watch))
 			break;
-		bpf::AccelCounters now = bpf::accel_counters(fs);
-		out::Value v = {{"time", timestamp()}, {"accel", accel_value(now)}};
-		if (before)
-			v["accel_per_second"] = rates(now, *before, *watch);
+		Sample now = take_sample(fs, which);
+		out::Value v = {{"time", timestamp()}};
+		add_sample(v, now, before ? &*before : nullptr, *watch);
 		cli.print(v);
 		before = now;
 	}
@@ -104,7 +147,7 @@ void add_stats(Cli &cli)
 	auto count = std::make_shared<std::optional<long>>();
 	CLI::App *st = cli.command("stats", "Counters of sonic's data plane, read from the pinned maps",
 				   [&cli, which, watch, count] { return stats(cli, *which, *watch, *count); });
-	st->add_option("which", *which, "accel | all (help: print this help)")->capture_default_str();
+	st->add_option("which", *which, "accel | splice | all (help: print this help)")->capture_default_str();
 	st->add_option("--watch", *watch, "Print again every SECS seconds until interrupted");
 	st->add_option("--count", *count, "With --watch: stop after N samples");
 }

@@ -1,4 +1,4 @@
-// BPF program families compiled into sonic (accel now; splice and steer
+// BPF program families compiled into sonic (accel and splice now; steer
 // later) and the generic load / pin / unpin of one family.
 //
 // A family's programs are pinned as <bpffs>/prog/<program>, its maps as
