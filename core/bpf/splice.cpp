@@ -305,11 +305,20 @@ SpliceState SpliceTunnel::advance(SpliceDir dir)
 	return state = SpliceState::Ended;
 }
 
-void SpliceTunnel::copy_ended(SpliceDir dir)
+SpliceState SpliceTunnel::copy_eof(SpliceDir dir, uint64_t bytes_read)
 {
 	const int src = static_cast<int>(dir);
+	if (state_[src] != SpliceState::Copy)
+		return state_[src];
+	// tcp_bpf reports end of stream as soon as its own queue is empty and
+	// the FIN is in, while buffers passed to it may still wait on the
+	// psock backlog: only the byte count says they have all been read.
+	struct sonic_splice_sock st{};
+	if (unread(fd_[src]) > 0 || bpf_map_lookup_elem(splice_->state_fd(), &cookie_[src], &st) != 0 ||
+	    bytes_read < st.passed)
+		return SpliceState::Copy;
 	shut_write(fd_[1 - src]);
-	state_[src] = SpliceState::Ended;
+	return state_[src] = SpliceState::Ended;
 }
 
 SpliceTunnel::Unpaired SpliceTunnel::unpair()

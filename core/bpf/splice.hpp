@@ -27,7 +27,12 @@
 //                    still on their way: call again after kRetry, read nothing.
 //       Copy         from now on the proxy copies this direction itself:
 //                    read the source, write the destination (the kernel keeps
-//                    TCP backpressure); at end of stream call copy_ended().
+//                    TCP backpressure). A read of 0 is not yet the end: the
+//                    kernel may still be moving bytes onto the source's queue
+//                    (they wait behind data going out of that socket). Call
+//                    copy_eof() with the bytes read so far; it says Ended
+//                    (and shuts the destination down) or Copy: read again
+//                    after kSpliceRetry.
 //       Ended        every byte reached the destination's send queue and
 //                    advance() shut the destination down for writing (the
 //                    FIN goes out after the data, never before).
@@ -77,9 +82,11 @@ public:
 
 	// Looks at one direction and says what the caller does next (above).
 	SpliceState advance(SpliceDir dir);
-	// In Copy: the source reached end of stream and the caller wrote every
-	// byte it read; shuts the destination down for writing.
-	void copy_ended(SpliceDir dir);
+	// In Copy, after a read of 0: BYTES_READ is every byte the caller read
+	// from the source in Copy and wrote to the destination. Returns Ended
+	// (destination shut down for writing) when that is all the kernel left
+	// on the source, else Copy.
+	SpliceState copy_eof(SpliceDir dir, uint64_t bytes_read);
 
 	struct Unpaired {
 		uint64_t discarded_bytes = 0; // held by the kernel for a destination
