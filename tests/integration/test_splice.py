@@ -149,15 +149,28 @@ def stats(sonic):
     return sonic.ok("stats", "splice")["splice"]
 
 
-def run_clients(port, count, client):
+HEADER = 4  # bytes of the index every client sends first
+
+
+def header(i):
+    return struct.pack("!I", i)
+
+
+def run_clients(port, count, client, send_header=True, rcvbuf=0):
     """Runs CLIENT(sock, i) on COUNT connections; each first sends its index
-    so the server end knows which payloads belong to it."""
+    (unless the client does it itself) so the server end knows which
+    payloads belong to it."""
     results, errors = {}, []
 
     def one(i):
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-                s.sendall(struct.pack("!I", i))
+            with socket.socket() as s:
+                if rcvbuf:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+                s.settimeout(60)
+                s.connect(("127.0.0.1", port))
+                if send_header:
+                    s.sendall(header(i))
                 results[i] = client(s, i)
         except Exception as e:
             errors.append("client %d: %r" % (i, e))
@@ -196,7 +209,7 @@ def test_16_tunnels_move_8mib_each_way_byte_identical_and_spliced(loaded, relays
     assert report["spliced"] == 16 and report["failed"] == 0 and report["discarded_bytes"] == 0, report
     after = stats(loaded)
     d = {k: after[k] - before[k] for k in after}
-    total = 2 * 16 * size
+    total = 2 * 16 * size + 16 * HEADER
     assert d["redirect_bytes"] + d["passed_bytes"] == total, d
     assert d["redirect_bytes"] == total - report["copied_bytes"], (d, report)
     assert d["redirect_bytes"] >= 0.9 * total, d
@@ -211,7 +224,7 @@ def test_early_bytes_and_unread_bytes_keep_their_order(loaded, relays):
 
     def client(s, i):
         data = payload(size, 10 + i)
-        s.sendall(data[:1000])       # read by the relay before pairing
+        s.sendall(header(i) + data[:1000])  # read by the relay before pairing
         time.sleep(0.3)              # arrives while the relay is still waiting
         s.sendall(data[1000:5000])
         send_all(s, data[5000:])
@@ -222,7 +235,7 @@ def test_early_bytes_and_unread_bytes_keep_their_order(loaded, relays):
         return recv_to_eof(s) == (size, digest(payload(size, 10 + i)))
     server = Server(server_end)
     relay = relays(loaded.bpffs, server.port, 4, "--early-wait", "1000")
-    assert all(run_clients(relay.port, 4, client).values())
+    assert all(run_clients(relay.port, 4, client, send_header=False).values())
     assert all(server.join().values())
     report = relay.report()
     assert report["spliced"] == 4 and report["early_bytes"] >= 4 * 1000, report
@@ -287,9 +300,10 @@ def tcp_mem_pages():
 
 
 def test_slow_reader_keeps_kernel_memory_bounded(loaded, relays):
-    """A fast server and a client that reads 64 KiB every 10 ms: the
-    direction falls back to copying when the kernel backlog passes its
-    limit, so memory stays bounded and every byte still arrives."""
+    """A fast server and a client with a small receive buffer that reads
+    64 KiB every 10 ms: the direction falls back to copying when the kernel
+    backlog passes its limit, so memory stays bounded and every byte still
+    arrives."""
     size = 64 * MiB
     peak = [0]
     base = tcp_mem_pages()
@@ -316,7 +330,7 @@ def test_slow_reader_keeps_kernel_memory_bounded(loaded, relays):
     server = Server(server_end)
     relay = relays(loaded.bpffs, server.port, 2)
     before = stats(loaded)
-    assert all(run_clients(relay.port, 2, client).values())
+    assert all(run_clients(relay.port, 2, client, rcvbuf=128 << 10).values())
     assert all(server.join().values())
     report = relay.report()
     after = stats(loaded)
@@ -334,7 +348,7 @@ def test_without_the_family_the_relay_copies(sonic, relays):
     assert all(run_clients(relay.port, 4, client).values())
     assert all(server.join().values())
     report = relay.report()
-    assert report["spliced"] == 0 and report["copied_bytes"] == 2 * 4 * size, report
+    assert report["spliced"] == 0 and report["copied_bytes"] == 2 * 4 * size + 4 * HEADER, report
     assert "not loaded" in report["unavailable"] and "sonic prog load" in report["unavailable"]
     r = sonic.run("-j", "stats", "splice")
     assert r.code == 3 and "not loaded" in r.error()["error"], r
