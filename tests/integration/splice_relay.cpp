@@ -127,6 +127,7 @@ struct Stats {
 	long spliced = 0;
 	long copied_dirs = 0;
 	long failed = 0;
+	long drain_waits = 0; // end of stream seen while the kernel still held bytes
 	uint64_t early_bytes = 0;
 	uint64_t copied_bytes = 0;
 	uint64_t discarded_bytes = 0;
@@ -191,6 +192,9 @@ struct Tunnel {
 				case SpliceState::Spliced:
 					continue;
 				case SpliceState::Draining:
+					++stats.drain_waits;
+					waiting = true;
+					continue;
 				case SpliceState::CopyPending:
 					waiting = true;
 					continue;
@@ -369,8 +373,8 @@ int main(int argc, char **argv)
 		}
 	}
 	std::printf("{\"conns\": %ld, \"spliced\": %ld, \"copied_directions\": %ld, \"failed\": %ld, "
-		    "\"early_bytes\": %llu, \"copied_bytes\": %llu, \"discarded_bytes\": %llu, \"unavailable\": %s}\n",
-		    stats.finished, stats.spliced, stats.copied_dirs, stats.failed,
+		    "\"drain_waits\": %ld, \"early_bytes\": %llu, \"copied_bytes\": %llu, \"discarded_bytes\": %llu, \"unavailable\": %s}\n",
+		    stats.finished, stats.spliced, stats.copied_dirs, stats.failed, stats.drain_waits,
 		    static_cast<unsigned long long>(stats.early_bytes), static_cast<unsigned long long>(stats.copied_bytes),
 		    static_cast<unsigned long long>(stats.discarded_bytes),
 		    unavailable.empty() ? "null" : json_string(unavailable).c_str());
