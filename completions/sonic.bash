@@ -26,7 +26,7 @@ _sonic_table=(
 	'accel enable|keywords|cgroup:cgroup ports'
 	'accel disable|keywords|cgroup:cgroup'
 	'accel disable|options|--timeout'
-	'stats|args|accel all'
+	'stats|args|accel splice all'
 	'stats|options|--watch --count'
 )
 

@@ -26,7 +26,7 @@ set -g __sonic_table \
 	'accel enable|keywords|cgroup:cgroup ports' \
 	'accel disable|keywords|cgroup:cgroup' \
 	'accel disable|options|--timeout' \
-	'stats|args|accel all' \
+	'stats|args|accel splice all' \
 	'stats|options|--watch --count'
 
 # Prints the WORDS of the entries PATH|KIND, one a line, as written (NAME:TYPE).

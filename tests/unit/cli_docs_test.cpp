@@ -11,10 +11,12 @@
 //                      "sonic OBJ ..." for an object without verbs) whose
 //                      line names the verb's options, keywords and arguments,
 //                      and a .TP entry for each of those;
-//   man/sonic-stats.8  a .TP entry per counter field of `sonic stats`.
+//   man/sonic-stats.8  a .TP entry per counter field of `sonic stats` (accel
+//                      and splice).
 // The completion files share one table of 'PATH|KIND|WORDS' lines, described
 // at the top of each file.
 #include "bpf/accel.hpp"
+#include "bpf/splice.hpp"
 #include "cli.hpp"
 
 #include <algorithm>
@@ -409,7 +411,17 @@ std::vector<std::string> accel_counter_fields()
 	return fields;
 }
 
-Problems check_counters(const std::vector<std::string> &fields, const std::string &stats_page)
+// Every field of `sonic stats splice`, named as in its JSON.
+std::vector<std::string> splice_counter_fields()
+{
+	std::vector<std::string> fields = {"tunnels", "sockets", "copying"};
+	for (size_t i = 0; i < SONIC_SPLICE_NR_COUNTERS; ++i)
+		fields.emplace_back(sonic::bpf::splice_counter_name(i));
+	return fields;
+}
+
+Problems check_counters(const std::vector<std::string> &fields, const std::string &stats_page,
+			const std::string &family = "accel")
 {
 	Problems problems;
 	const Page page = parse_roff(stats_page);
@@ -418,7 +430,7 @@ Problems check_counters(const std::vector<std::string> &fields, const std::strin
 		for (const std::string &tag : page.tags)
 			described = described || tag == field;
 		if (!described)
-			problems.push_back("man/sonic-stats.8: no .TP entry for the accel counter " + quoted(field));
+			problems.push_back("man/sonic-stats.8: no .TP entry for the " + family + " counter " + quoted(field));
 	}
 	return problems;
 }
@@ -554,7 +566,7 @@ TEST_CASE("the walk sees the whole command tree", "[docs]")
 		}
 		enable_cgroup |= cmd.name() == "sonic accel enable" &&
 				 cmd.keywords == std::vector<std::string>{"cgroup", "ports"};
-		stats_accel |= cmd.name() == "sonic stats" && cmd.args == std::vector<std::string>{"accel", "all"};
+		stats_accel |= cmd.name() == "sonic stats" && cmd.args == std::vector<std::string>{"accel", "splice", "all"};
 	}
 	CHECK(unload_force);
 	CHECK(root_bpffs);
@@ -572,6 +584,7 @@ TEST_CASE("sonic-stats(8) describes every counter", "[docs]")
 	auto page = read_source("man/sonic-stats.8");
 	REQUIRE(page);
 	report(check_counters(accel_counter_fields(), *page));
+	report(check_counters(splice_counter_fields(), *page, "splice"));
 }
 
 TEST_CASE("each completion file offers exactly the command tree", "[docs]")
