@@ -148,9 +148,10 @@ enum sonic_accel_iter_op {
  * Flow control. A redirect consumes the data from the receiving socket (its
  * window reopens at once) and queues it on the peer's psock until the peer
  * can send it, with no limit. Above this many bytes queued there, the
- * direction goes to userspace copying for the rest of its life: its data is
- * passed to the receiving socket's own queue, which is charged to its
- * receive buffer, so TCP's window slows the sender again.
+ * direction goes to userspace copying: its data is passed to the receiving
+ * socket's own queue, which is charged to its receive buffer, so TCP's
+ * window slows the sender again. It goes back to redirecting once the peer
+ * has sent every byte redirected and every byte userspace copied.
  */
 #define SONIC_SPLICE_BACKLOG_LIMIT (4u << 20)
 
@@ -173,7 +174,7 @@ struct sonic_splice_sock {
 enum sonic_splice_sock_flags {
 	SONIC_SPLICE_CLIENT = 1 << 0,  /* the client end (stats: direction) */
 	SONIC_SPLICE_STARTED = 1 << 1, /* peer_base is set */
-	SONIC_SPLICE_COPY = 1 << 2,    /* data stays here for userspace (sticky) */
+	SONIC_SPLICE_COPY = 1 << 2,    /* data stays here for userspace */
 	SONIC_SPLICE_OVERFLOW = 1 << 3, /* ... because the peer's backlog was full */
 };
 
@@ -184,6 +185,7 @@ enum sonic_splice_counter {
 	SONIC_SPLICE_CLIENT_BYTES,     /* of those: client -> upstream */
 	SONIC_SPLICE_UPSTREAM_BYTES,   /* of those: upstream -> client */
 	SONIC_SPLICE_OVERFLOWS,        /* directions switched to copying */
+	SONIC_SPLICE_RESUMED,          /* ... and back to redirecting */
 	SONIC_SPLICE_PASSED,           /* buffers left for userspace copying */
 	SONIC_SPLICE_PASSED_BYTES,
 	SONIC_SPLICE_NO_STATE,         /* buffers of a socket sonic did not pair

@@ -12,8 +12,10 @@
  * A buffer is never dropped. When the peer cannot take it (not in the map,
  * or its psock backlog above SONIC_SPLICE_BACKLOG_LIMIT) the buffer is
  * passed to the receiving socket itself, where the proxy reads it, and the
- * direction stays that way (SONIC_SPLICE_COPY): going back to redirects
- * would let new data overtake what userspace has not forwarded yet.
+ * direction stays that way (SONIC_SPLICE_COPY) until the peer's send
+ * sequence shows that every byte redirected and every byte passed has gone
+ * into its send queue: only then can a redirect not overtake a byte that
+ * userspace has yet to forward.
  *
  * The byte counts in the state let the proxy tell when every byte of a
  * direction has left the psock backlog for the peer's send queue, the
@@ -83,14 +85,14 @@ static __always_inline int start(struct sonic_splice_sock *st)
 	return 1;
 }
 
-/* Bytes redirected to the peer that its worker has not sent yet: every byte
- * the peer sent since the direction started came from this direction (the
- * proxy writes nothing to a paired socket). */
-static __always_inline __u32 backlog(const struct sonic_splice_sock *st)
+/* Bytes of this direction the peer has not put in its send queue yet: the
+ * peer's worker sends what was redirected, the proxy writes what was passed
+ * (and nothing else to a paired socket), in the one sequence space. */
+static __always_inline __u32 pending(const struct sonic_splice_sock *st)
 {
 	__u32 sent = write_seq_of(st->peer_addr) - st->peer_base;
 
-	return (__u32)st->redirected - sent;
+	return (__u32)(st->redirected + st->passed) - sent;
 }
 
 SEC("sk_skb/stream_verdict")
@@ -116,13 +118,17 @@ int splice_verdict(struct __sk_buff *skb)
 		count(s, SONIC_SPLICE_NO_STATE, 1);
 		return SK_PASS;
 	}
-	if (st->flags & SONIC_SPLICE_COPY)
-		goto pass;
-	if (!(st->flags & SONIC_SPLICE_STARTED)) {
+	if (st->flags & SONIC_SPLICE_COPY) {
+		/* A direction that never started has no base to compare with. */
+		if (!(st->flags & SONIC_SPLICE_STARTED) || pending(st))
+			goto pass;
+		st->flags &= ~(SONIC_SPLICE_COPY | SONIC_SPLICE_OVERFLOW);
+		count(s, SONIC_SPLICE_RESUMED, 1);
+	} else if (!(st->flags & SONIC_SPLICE_STARTED)) {
 		if (!start(st))
 			goto no_peer;
 		count(s, SONIC_SPLICE_STREAMS, 1);
-	} else if (backlog(st) > SONIC_SPLICE_BACKLOG_LIMIT) {
+	} else if (pending(st) > SONIC_SPLICE_BACKLOG_LIMIT) {
 		st->flags |= SONIC_SPLICE_COPY | SONIC_SPLICE_OVERFLOW;
 		count(s, SONIC_SPLICE_OVERFLOWS, 1);
 		goto pass;

@@ -24,4 +24,4 @@ static_assert(offsetof(struct sonic_splice_sock, passed) == 16);
 static_assert(offsetof(struct sonic_splice_sock, peer_base) == 32);
 static_assert(offsetof(struct sonic_splice_sock, flags) == 36);
 static_assert(sizeof(struct sonic_splice_stats) == 8 * SONIC_SPLICE_NR_COUNTERS);
-static_assert(SONIC_SPLICE_NR_COUNTERS == 11, "update kCounterNames in core/bpf/splice.cpp");
+static_assert(SONIC_SPLICE_NR_COUNTERS == 12, "update kCounterNames in core/bpf/splice.cpp");

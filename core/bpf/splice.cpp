@@ -24,7 +24,7 @@ constexpr uint8_t kTcpEstablished = 1; // include/net/tcp_states.h
 
 const char *const kCounterNames[SONIC_SPLICE_NR_COUNTERS] = {
 	"streams", "redirects", "redirect_bytes", "client_bytes", "upstream_bytes", "overflows",
-	"passed",  "passed_bytes", "no_state",     "no_peer",      "empty",
+	"resumed", "passed",    "passed_bytes",   "no_state",     "no_peer",        "empty",
 };
 
 uint64_t cookie_of(int fd)
@@ -246,7 +246,7 @@ SpliceTunnel::SpliceTunnel(std::shared_ptr<const Splice> splice, int client_fd, 
 
 SpliceTunnel::SpliceTunnel(SpliceTunnel &&o) noexcept
 	: splice_(std::move(o.splice_)), fd_(o.fd_), cookie_(o.cookie_), base_(o.base_), state_(o.state_),
-	  paired_(std::exchange(o.paired_, false))
+	  copied_(o.copied_), paired_(std::exchange(o.paired_, false))
 {
 }
 
@@ -288,7 +288,7 @@ SpliceState SpliceTunnel::advance(SpliceDir dir)
 	uint32_t flags = 0;
 	uint64_t sent = redirected(src, &flags);
 	if (flags & SONIC_SPLICE_COPY)
-		return state = delivered(src) >= sent ? SpliceState::Copy : SpliceState::CopyPending;
+		return state = SpliceState::Copy;
 	if (!(poll_now(fd_[src], POLLRDHUP) & (POLLRDHUP | POLLHUP)))
 		return state = SpliceState::Spliced;
 	// The source ended. Its last bytes may still be on the receive queue
@@ -298,11 +298,25 @@ SpliceState SpliceTunnel::advance(SpliceDir dir)
 		return state = SpliceState::Draining;
 	sent = redirected(src, &flags); // after the queue is empty: final
 	if (flags & SONIC_SPLICE_COPY)
-		return state = delivered(src) >= sent ? SpliceState::Copy : SpliceState::CopyPending;
+		return state = SpliceState::Copy;
 	if (delivered(src) < sent)
 		return state = SpliceState::Draining;
 	shut_write(fd_[dst]);
 	return state = SpliceState::Ended;
+}
+
+SpliceState SpliceTunnel::copy_read(SpliceDir dir, uint64_t bytes)
+{
+	const int src = static_cast<int>(dir);
+	if (state_[src] != SpliceState::Copy)
+		return state_[src];
+	// Everything before these bytes: what the kernel redirected (its
+	// count does not move while they are passed to us) and what the
+	// caller wrote of earlier reads.
+	if (delivered(src) < redirected(src, nullptr) + copied_[src])
+		return SpliceState::CopyPending;
+	copied_[src] += bytes;
+	return SpliceState::Copy;
 }
 
 SpliceState SpliceTunnel::copy_eof(SpliceDir dir, uint64_t bytes_read)
@@ -312,10 +326,11 @@ SpliceState SpliceTunnel::copy_eof(SpliceDir dir, uint64_t bytes_read)
 		return state_[src];
 	// tcp_bpf reports end of stream as soon as its own queue is empty and
 	// the FIN is in, while buffers passed to it may still wait on the
-	// psock backlog: only the byte count says they have all been read.
+	// psock backlog: only the byte counts say they have all been read, and
+	// that what the kernel took back after the copy has been sent.
 	struct sonic_splice_sock st{};
 	if (unread(fd_[src]) > 0 || bpf_map_lookup_elem(splice_->state_fd(), &cookie_[src], &st) != 0 ||
-	    bytes_read < st.passed)
+	    bytes_read < st.passed || delivered(src) < st.redirected + st.passed)
 		return SpliceState::Copy;
 	shut_write(fd_[1 - src]);
 	return state_[src] = SpliceState::Ended;

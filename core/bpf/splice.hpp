@@ -22,17 +22,25 @@
 //       Spliced      the kernel forwards; wait again.
 //       Draining     the source ended; the kernel still holds some of its
 //                    bytes for the destination: call again after kRetry.
-//       CopyPending  the direction moved to userspace copying (the peer fell
-//                    behind, see flow control); bytes redirected before are
-//                    still on their way: call again after kRetry, read nothing.
-//       Copy         from now on the proxy copies this direction itself:
-//                    read the source, write the destination (the kernel keeps
-//                    TCP backpressure). A read of 0 is not yet the end: the
-//                    kernel may still be moving bytes onto the source's queue
-//                    (they wait behind data going out of that socket). Call
-//                    copy_eof() with the bytes read so far; it says Ended
-//                    (and shuts the destination down) or Copy: read again
-//                    after kSpliceRetry.
+//       Copy         the kernel passes this direction's bytes to the source
+//                    socket for the proxy to copy (the peer fell behind: see
+//                    flow control; or the pairing raced with the first
+//                    bytes). From now on the proxy reads the source and
+//                    writes the destination, keeping TCP's backpressure:
+//                    - after each read of N > 0 bytes and before writing
+//                      them, call copy_read(dir, N): Copy means write them
+//                      all now; CopyPending means bytes redirected earlier
+//                      are still on their way, so hold them and ask again
+//                      after kSpliceRetry;
+//                    - a read of 0 is not yet the end: buffers may still be
+//                      on their way to the source's queue. Call copy_eof()
+//                      with the bytes read so far; it says Ended (and shuts
+//                      the destination down) or Copy: read again after
+//                      kSpliceRetry;
+//                    - EAGAIN: wait for readable. Once the proxy has written
+//                      everything and the peer has sent everything, the
+//                      kernel takes the direction back by itself; reads then
+//                      find nothing until the end of stream.
 //       Ended        every byte reached the destination's send queue and
 //                    advance() shut the destination down for writing (the
 //                    FIN goes out after the data, never before).
@@ -82,6 +90,10 @@ public:
 
 	// Looks at one direction and says what the caller does next (above).
 	SpliceState advance(SpliceDir dir);
+	// In Copy, after reading BYTES > 0 from the source: Copy when they may
+	// be written to the destination now (every byte before them is in its
+	// send queue), CopyPending when they must wait.
+	SpliceState copy_read(SpliceDir dir, uint64_t bytes);
 	// In Copy, after a read of 0: BYTES_READ is every byte the caller read
 	// from the source in Copy and wrote to the destination. Returns Ended
 	// (destination shut down for writing) when that is all the kernel left
@@ -112,6 +124,7 @@ private:
 	std::array<uint64_t, 2> cookie_{};       // their SO_COOKIEs
 	std::array<uint64_t, 2> base_{};         // bytes each had queued to send at pair()
 	std::array<SpliceState, 2> state_{SpliceState::Spliced, SpliceState::Spliced}; // per direction
+	std::array<uint64_t, 2> copied_{};       // bytes the caller was told to write, per direction
 	bool paired_ = false;
 };
 

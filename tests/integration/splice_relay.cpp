@@ -117,6 +117,7 @@ void write_all(int fd, const char *p, size_t n)
 struct Copier {
 	std::vector<char> buf = std::vector<char>(1 << 17);
 	size_t off = 0, len = 0;
+	bool cleared = true; // buf[off, len) may be written (splice said so)
 	bool eof = false;
 	bool active = false;
 	uint64_t bytes = 0;
@@ -147,6 +148,13 @@ struct Tunnel {
 		Copier &c = copier[d];
 		const int src = fd[d], dst = fd[1 - d];
 		for (;;) {
+			if (c.off < c.len && !c.cleared) {
+				if (splice->copy_read(static_cast<SpliceDir>(d), c.len) != SpliceState::Copy) {
+					waiting = true;
+					return true;
+				}
+				c.cleared = true;
+			}
 			if (c.off < c.len) {
 				ssize_t w = write(dst, c.buf.data() + c.off, c.len - c.off);
 				if (w < 0)
@@ -175,6 +183,7 @@ struct Tunnel {
 			}
 			c.off = 0;
 			c.len = static_cast<size_t>(r);
+			c.cleared = !splice;
 			c.bytes += c.len;
 			stats.copied_bytes += c.len;
 		}

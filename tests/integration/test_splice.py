@@ -342,7 +342,10 @@ def test_slow_reader_keeps_kernel_memory_bounded(loaded, relays):
     assert all(server.join().values())
     report = relay.report()
     after = stats(loaded)
-    assert after["overflows"] - before["overflows"] == 1, (after, report, peak)
+    # The direction went to copying at least once; it may come back to the
+    # kernel whenever the reader catches up, and leave again.
+    assert after["overflows"] - before["overflows"] >= 1, (after, report, peak)
+    assert after["overflows"] - after["resumed"] - (before["overflows"] - before["resumed"]) in (0, 1)
     assert report["copied_directions"] == 1 and report["discarded_bytes"] == 0, report
     # Backlog limit (4 MiB) plus the relay's send buffer and the client's
     # receive buffer: far from the 64 MiB an unbounded backlog would hold.
