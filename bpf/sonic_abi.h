@@ -146,14 +146,17 @@ enum sonic_accel_iter_op {
 
 /*
  * Flow control. A redirect consumes the data from the receiving socket (its
- * window reopens at once) and queues it on the peer's psock until the peer
- * can send it, with no limit. Above this many bytes queued there, the
+ * window reopens at once) and queues it on the peer's psock until the peer's
+ * worker can send it, with no limit. When more than BACKLOG_LIMIT bytes wait
+ * there while the peer's send buffer is full (its reader is slow), or more
+ * than BACKLOG_HARD_LIMIT in any case (the worker is starved of CPU), the
  * direction goes to userspace copying: its data is passed to the receiving
  * socket's own queue, which is charged to its receive buffer, so TCP's
  * window slows the sender again. It goes back to redirecting once the peer
  * has sent every byte redirected and every byte userspace copied.
  */
 #define SONIC_SPLICE_BACKLOG_LIMIT (4u << 20)
+#define SONIC_SPLICE_BACKLOG_HARD_LIMIT (32u << 20)
 
 /*
  * State of one spliced socket, in splice_socks_state keyed by the socket's

@@ -95,6 +95,27 @@ static __always_inline __u32 pending(const struct sonic_splice_sock *st)
 	return (__u32)(st->redirected + st->passed) - sent;
 }
 
+/* Whether the peer's send buffer is full: its reader, not its worker, is
+ * what holds the backlog back. */
+static __always_inline int send_buffer_full(__u64 sk_addr)
+{
+	struct sock *sk = (void *)sk_addr;
+	int queued = 0, limit = 0;
+
+	bpf_probe_read_kernel(&queued, sizeof(queued), &sk->sk_wmem_queued);
+	bpf_probe_read_kernel(&limit, sizeof(limit), &sk->sk_sndbuf);
+	return queued >= limit;
+}
+
+static __always_inline int overflowing(const struct sonic_splice_sock *st)
+{
+	__u32 backlog = pending(st);
+
+	if (backlog > SONIC_SPLICE_BACKLOG_HARD_LIMIT)
+		return 1;
+	return backlog > SONIC_SPLICE_BACKLOG_LIMIT && send_buffer_full(st->peer_addr);
+}
+
 SEC("sk_skb/stream_verdict")
 int splice_verdict(struct __sk_buff *skb)
 {
@@ -128,7 +149,7 @@ int splice_verdict(struct __sk_buff *skb)
 		if (!start(st))
 			goto no_peer;
 		count(s, SONIC_SPLICE_STREAMS, 1);
-	} else if (pending(st) > SONIC_SPLICE_BACKLOG_LIMIT) {
+	} else if (overflowing(st)) {
 		st->flags |= SONIC_SPLICE_COPY | SONIC_SPLICE_OVERFLOW;
 		count(s, SONIC_SPLICE_OVERFLOWS, 1);
 		goto pass;

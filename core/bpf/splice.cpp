@@ -388,7 +388,11 @@ SpliceCounters splice_counters(const Bpffs &fs)
 	void *prev = nullptr;
 	while (bpf_map_get_next_key(state.get(), prev, &next) == 0) {
 		struct sonic_splice_sock st{};
-		if (bpf_map_lookup_elem(state.get(), &next, &st) == 0) {
+		uint64_t in_map = 0;
+		// State of a proxy that died without unpairing stays behind: only
+		// sockets still in the map count.
+		if (bpf_map_lookup_elem(state.get(), &next, &st) == 0 &&
+		    bpf_map_lookup_elem(socks.get(), &next, &in_map) == 0) {
 			c.tunnels += (st.flags & SONIC_SPLICE_CLIENT) ? 1 : 0;
 			c.copying += (st.flags & SONIC_SPLICE_COPY) ? 1 : 0;
 		}

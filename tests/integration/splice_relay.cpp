@@ -25,6 +25,7 @@
 #include <netinet/tcp.h>
 #include <optional>
 #include <poll.h>
+#include <csignal>
 #include <string>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -135,12 +136,29 @@ struct Stats {
 };
 
 struct Tunnel {
+	int ep = -1;
 	int fd[2] = {-1, -1}; // client, upstream
+	bool want_out[2] = {false, false}; // EPOLLOUT registered
 	std::optional<sonic::bpf::SpliceTunnel> splice;
 	Copier copier[2];
 	bool ended[2] = {false, false};
 	bool failed = false;
 	bool waiting = false; // a direction is Draining or CopyPending
+
+	// Events a socket is watched for. A spliced socket is not watched for
+	// EPOLLOUT: the kernel's own sends would wake the relay for nothing.
+	static uint32_t events(bool out) { return EPOLLIN | EPOLLRDHUP | EPOLLET | (out ? EPOLLOUT : 0); }
+
+	void watch_writable(int side)
+	{
+		if (want_out[side])
+			return;
+		want_out[side] = true;
+		struct epoll_event e{};
+		e.events = events(true);
+		e.data.ptr = this;
+		check(epoll_ctl(ep, EPOLL_CTL_MOD, fd[side], &e) == 0, "epoll_ctl");
+	}
 
 	// Copies what can be copied now; returns false on a socket error.
 	bool pump(int d, Stats &stats)
@@ -157,6 +175,8 @@ struct Tunnel {
 			}
 			if (c.off < c.len) {
 				ssize_t w = write(dst, c.buf.data() + c.off, c.len - c.off);
+				if (w < 0 && errno == EAGAIN)
+					watch_writable(1 - d);
 				if (w < 0)
 					return errno == EAGAIN || errno == EINTR;
 				c.off += static_cast<size_t>(w);
@@ -288,6 +308,7 @@ std::string json_string(const std::string &s)
 int main(int argc, char **argv)
 {
 	Options o = parse(argc, argv);
+	std::signal(SIGPIPE, SIG_IGN); // a peer gone mid-write is an error, not an exit
 	std::string unavailable;
 	std::shared_ptr<const sonic::bpf::Splice> splice;
 	if (!o.copy) {
@@ -358,12 +379,14 @@ int main(int argc, char **argv)
 						std::fprintf(stderr, "splice_relay: copying: %s\n", e.what());
 					}
 				}
-				for (int fd : t->fd) {
-					set_nonblocking(fd);
+				t->ep = ep;
+				for (int side = 0; side < 2; ++side) {
+					set_nonblocking(t->fd[side]);
+					t->want_out[side] = !t->splice;
 					struct epoll_event e{};
-					e.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+					e.events = Tunnel::events(t->want_out[side]);
 					e.data.ptr = t.get();
-					check(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) == 0, "epoll_ctl");
+					check(epoll_ctl(ep, EPOLL_CTL_ADD, t->fd[side], &e) == 0, "epoll_ctl");
 				}
 				touched.push_back(t.get());
 				tunnels.emplace(t.get(), std::move(t));
