@@ -246,7 +246,7 @@ SpliceTunnel::SpliceTunnel(std::shared_ptr<const Splice> splice, int client_fd, 
 
 SpliceTunnel::SpliceTunnel(SpliceTunnel &&o) noexcept
 	: splice_(std::move(o.splice_)), fd_(o.fd_), cookie_(o.cookie_), base_(o.base_), state_(o.state_),
-	  copied_(o.copied_), paired_(std::exchange(o.paired_, false))
+	  copied_(o.copied_), drained_(o.drained_), paired_(std::exchange(o.paired_, false))
 {
 }
 
@@ -313,8 +313,14 @@ SpliceState SpliceTunnel::copy_read(SpliceDir dir, uint64_t bytes)
 	// Everything before these bytes: what the kernel redirected (its
 	// count does not move while they are passed to us) and what the
 	// caller wrote of earlier reads.
-	if (delivered(src) < redirected(src, nullptr) + copied_[src])
-		return SpliceState::CopyPending;
+	// One map read per batch; the send queue is read only when the kernel
+	// redirected more since the last time it was known to be sent.
+	const uint64_t before = redirected(src, nullptr);
+	if (before != drained_[src]) {
+		if (delivered(src) < before + copied_[src])
+			return SpliceState::CopyPending;
+		drained_[src] = before;
+	}
 	copied_[src] += bytes;
 	return SpliceState::Copy;
 }

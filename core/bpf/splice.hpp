@@ -125,6 +125,7 @@ private:
 	std::array<uint64_t, 2> base_{};         // bytes each had queued to send at pair()
 	std::array<SpliceState, 2> state_{SpliceState::Spliced, SpliceState::Spliced}; // per direction
 	std::array<uint64_t, 2> copied_{};       // bytes the caller was told to write, per direction
+	std::array<uint64_t, 2> drained_{};      // redirected count known to be sent, per direction
 	bool paired_ = false;
 };
 
