@@ -57,8 +57,8 @@ def digest(data):
 class Relay:
     """splice_relay between 127.0.0.1:<port> and a server port."""
 
-    def __init__(self, bpffs, upstream_port, conns, *extra):
-        argv = [RELAY, "--bpffs", bpffs, "--upstream", "127.0.0.1:%d" % upstream_port,
+    def __init__(self, bpffs, upstream_port, conns, *extra, prefix=()):
+        argv = list(prefix) + [RELAY, "--bpffs", bpffs, "--upstream", "127.0.0.1:%d" % upstream_port,
                 "--conns", str(conns)] + list(extra)
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
@@ -366,6 +366,19 @@ def test_without_the_family_the_relay_copies(sonic, relays):
     assert "not loaded" in report["unavailable"] and "sonic prog load" in report["unavailable"]
     r = sonic.run("-j", "stats", "splice")
     assert r.code == 3 and "not loaded" in r.error()["error"], r
+
+
+def test_without_privileges_the_relay_copies_and_says_why(loaded, relays):
+    size = MiB
+    client, server_end = both_ways(size)
+    server = Server(server_end)
+    relay = relays(loaded.bpffs, server.port, 2, prefix=["setpriv", "--reuid=65534", "--regid=65534",
+                                                         "--clear-groups"])
+    assert all(run_clients(relay.port, 2, client).values())
+    assert all(server.join().values())
+    report = relay.report()
+    assert report["spliced"] == 0 and report["copied_bytes"] == 2 * 2 * size + 2 * HEADER, report
+    assert "privilege" in report["unavailable"] or "ermission" in report["unavailable"], report
 
 
 def test_unload_with_live_tunnels_loses_nothing_and_leaves_nothing(loaded, relays):
