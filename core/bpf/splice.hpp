@@ -52,6 +52,16 @@
 //     sockets. unpair() (also run by the destructor) takes the sockets out of
 //     the map; bytes the kernel still held for a destination at that point
 //     are discarded and counted in its result, which is 0 after two Ended.
+//
+// Known limits (see the issue note for the measurements):
+//  - Bytes that reach the first socket of a pair in the microseconds before
+//    its peer enters the map make that direction Copy for good (no_peer).
+//  - A direction in Copy waits on the source's psock worker, which sends the
+//    other direction first: a client that reads nothing until its upload is
+//    done can stall an upload that overflowed while its download backlogged.
+//  - A proxy that dies without unpair() leaves its tunnels' state entries in
+//    splice_state (the sockets leave the map when they close); they are
+//    freed with the map at `sonic prog unload`.
 #pragma once
 
 #include "bpf/bpffs.hpp"
