@@ -275,6 +275,15 @@ uint64_t SpliceTunnel::delivered(int side) const
 	return queued_total(fd_[dest]) - base_[dest];
 }
 
+uint64_t SpliceTunnel::redirected_bytes(SpliceDir dir) const
+{
+	const int side = static_cast<int>(dir);
+	struct sonic_splice_sock st{};
+	if (!paired_ || bpf_map_lookup_elem(splice_->state_fd(), &cookie_[side], &st) != 0)
+		return 0;
+	return st.redirected;
+}
+
 SpliceState SpliceTunnel::advance(SpliceDir dir)
 {
 	const int src = static_cast<int>(dir);

@@ -110,6 +110,11 @@ public:
 	// on the source, else Copy.
 	SpliceState copy_eof(SpliceDir dir, uint64_t bytes_read);
 
+	// Bytes the kernel has forwarded in DIR since pair() (not counting what
+	// the caller copied); 0 once unpaired. For metrics and idle checks: it
+	// never throws.
+	uint64_t redirected_bytes(SpliceDir dir) const;
+
 	struct Unpaired {
 		uint64_t discarded_bytes = 0; // held by the kernel for a destination
 	};

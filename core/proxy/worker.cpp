@@ -55,9 +55,10 @@ void ReadBuffer::compact()
 
 // ---- worker ------------------------------------------------------------
 
-Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config, int access_log_fd)
+Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config, int access_log_fd,
+	       std::shared_ptr<const bpf::Splice> splice)
 	: index_(index), now_(Clock::now()), log_(access_log_fd), buffers_(buffer_size(*config)),
-	  ctx_(ASIO_CONCURRENCY_HINT_UNSAFE_IO)
+	  splice_(std::move(splice)), ctx_(ASIO_CONCURRENCY_HINT_UNSAFE_IO)
 {
 	gen_.reset(build(std::move(config)));
 }
