@@ -140,6 +140,68 @@ enum sonic_accel_iter_op {
 	SONIC_ACCEL_ITER_COUNT = 4,      /* only count (visited, pending) */
 };
 
+/* ---- splice: kernel TCP tunnels (sk_skb verdict over a SOCKHASH) --------- */
+
+#define SONIC_SPLICE_MAX_SOCKS 65536
+
+/*
+ * Flow control. A redirect consumes the data from the receiving socket (its
+ * window reopens at once) and queues it on the peer's psock until the peer's
+ * worker can send it, with no limit. When more than BACKLOG_LIMIT bytes wait
+ * there while the peer's send buffer is full (its reader is slow), or more
+ * than BACKLOG_HARD_LIMIT in any case (the worker is starved of CPU), the
+ * direction goes to userspace copying: its data is passed to the receiving
+ * socket's own queue, which is charged to its receive buffer, so TCP's
+ * window slows the sender again. It goes back to redirecting once the peer
+ * has sent every byte redirected and every byte userspace copied.
+ */
+#define SONIC_SPLICE_BACKLOG_LIMIT (4u << 20)
+#define SONIC_SPLICE_BACKLOG_HARD_LIMIT (32u << 20)
+
+/*
+ * State of one spliced socket, in splice_socks_state keyed by the socket's
+ * cookie (SO_COOKIE); the socket itself is in splice_socks under the same
+ * key. Written by sonic when it pairs the sockets; the program updates the
+ * byte counts and flags.
+ */
+struct sonic_splice_sock {
+	__u64 peer;       /* cookie of the socket this one's data goes out of */
+	__u64 redirected; /* bytes handed to the peer's psock (never decreases) */
+	__u64 passed;     /* bytes left on this socket for userspace to copy */
+	__u64 peer_addr;  /* kernel address of the peer, learned by the first
+			   * redirect; read only to size its backlog */
+	__u32 peer_base;  /* the peer's write_seq when this direction started */
+	__u32 flags;      /* enum sonic_splice_sock_flags */
+};
+
+enum sonic_splice_sock_flags {
+	SONIC_SPLICE_CLIENT = 1 << 0,  /* the client end (stats: direction) */
+	SONIC_SPLICE_STARTED = 1 << 1, /* peer_base is set */
+	SONIC_SPLICE_COPY = 1 << 2,    /* data stays here for userspace */
+	SONIC_SPLICE_OVERFLOW = 1 << 3, /* ... because the peer's backlog was full */
+};
+
+enum sonic_splice_counter {
+	SONIC_SPLICE_STREAMS,          /* directions that carried their first byte */
+	SONIC_SPLICE_REDIRECTS,        /* buffers moved to the peer's psock */
+	SONIC_SPLICE_REDIRECT_BYTES,
+	SONIC_SPLICE_CLIENT_BYTES,     /* of those: client -> upstream */
+	SONIC_SPLICE_UPSTREAM_BYTES,   /* of those: upstream -> client */
+	SONIC_SPLICE_OVERFLOWS,        /* directions switched to copying */
+	SONIC_SPLICE_RESUMED,          /* ... and back to redirecting */
+	SONIC_SPLICE_PASSED,           /* buffers left for userspace copying */
+	SONIC_SPLICE_PASSED_BYTES,
+	SONIC_SPLICE_NO_STATE,         /* buffers of a socket sonic did not pair
+					* (or is unpairing): left for userspace */
+	SONIC_SPLICE_NO_PEER,          /* peer not in the map: direction copied */
+	SONIC_SPLICE_EMPTY,            /* zero-length buffers (a bare FIN) dropped */
+	SONIC_SPLICE_NR_COUNTERS,
+};
+
+struct sonic_splice_stats {
+	__u64 counter[SONIC_SPLICE_NR_COUNTERS];
+};
+
 /* ---- steer: transparent steering (tc + sk_assign, cgroup connect) ------- */
 
 #define SONIC_STEER_MAX_RULES 64   /* one bit each in a port entry's mask */

@@ -59,6 +59,8 @@ struct list_head___sonic {
 
 struct sock {
 	void *sk_user_data;
+	int sk_sndbuf;
+	int sk_wmem_queued;
 } __attribute__((preserve_access_index));
 
 struct sk_psock___sonic {

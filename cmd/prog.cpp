@@ -4,8 +4,10 @@
 #include "bpf/accel.hpp"
 #include "bpf/family.hpp"
 #include "bpf/progs.hpp"
+#include "bpf/splice.hpp"
 #include "bpf/steer.hpp"
 #include "out/error.hpp"
+#include "out/log.hpp"
 #include "sys/caps.hpp"
 
 #include <filesystem>
@@ -26,6 +28,9 @@ int load(Cli &cli)
 	bool changed = false;
 	for (const bpf::Family &f : cli.families) {
 		bpf::LoadResult r = bpf::load_family(fs, f);
+		// splice works as soon as it is loaded: the proxy only adds sockets.
+		if (f.name == "splice")
+			r.changed |= bpf::splice_attach(fs);
 		changed |= r.changed;
 		families.push_back({{"name", std::string(f.name)}, {"changed", r.changed}, {"programs", r.programs}, {"maps", r.maps}});
 	}
@@ -76,6 +81,18 @@ int unload(Cli &cli, bool force, double timeout)
 			bpf::SteerFlush flushed = bpf::steer_flush_locked(fs);
 			v["steer_rules_removed"] = flushed.rules;
 		}
+	for (const bpf::Family &f : cli.families) {
+		if (f.name != "splice" || !bpf::family_maps_usable(fs, f))
+			continue;
+		// Tunnels stay up: the proxies holding the maps keep programs and
+		// maps alive until their last tunnel is closed. Nothing is dropped.
+		uint64_t tunnels = bpf::splice_counters(fs).tunnels;
+		v["splice_tunnels_left"] = tunnels;
+		if (tunnels > 0)
+			log::warn(std::to_string(tunnels) +
+				  " spliced tunnel(s) keep running: their proxies hold the programs and maps, "
+				  "which leave the kernel when the last one closes them");
+	}
 	out::Value removed = out::Value::array();
 	for (const bpf::Family &f : cli.families)
 		for (const std::string &path : bpf::unpin_family(fs, f))

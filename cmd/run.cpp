@@ -75,7 +75,7 @@ int run(Cli &cli, const RunArgs &args)
 		cli.report(summary(c, true));
 		return 0;
 	}
-	proxy::Server server(c, [args] { return load(args); });
+	proxy::Server server(c, [args] { return load(args); }, cli.bpffs().root());
 	server.start();
 	if (cli.format() == out::Format::Text) {
 		if (!cli.g.quiet) {

@@ -1,8 +1,9 @@
-// sonic stats [accel|steer|all] [--watch SECS] [--count N]
+// sonic stats [accel|splice|steer|all] [--watch SECS] [--count N]
 #include "cli.hpp"
 
 #include "bpf/accel.hpp"
 #include "bpf/family.hpp"
+#include "bpf/splice.hpp"
 #include "bpf/steer.hpp"
 #include "out/error.hpp"
 #include "sys/caps.hpp"
@@ -24,6 +25,14 @@ out::Value accel_value(const bpf::AccelCounters &c)
 	return v;
 }
 
+out::Value splice_value(const bpf::SpliceCounters &c)
+{
+	out::Value v = {{"tunnels", c.tunnels}, {"sockets", c.sockets}, {"copying", c.copying}};
+	for (size_t i = 0; i < SONIC_SPLICE_NR_COUNTERS; ++i)
+		v[std::string(bpf::splice_counter_name(i))] = c.counter[i];
+	return v;
+}
+
 out::Value steer_value(const bpf::SteerCounters &c)
 {
 	out::Value v = {{"rules", c.rules},
@@ -36,7 +45,7 @@ out::Value steer_value(const bpf::SteerCounters &c)
 
 // One sample: the counters of each family asked for, as JSON members.
 struct Sample {
-	std::optional<out::Value> accel, steer;
+	std::optional<out::Value> accel, splice, steer;
 };
 
 Sample sample(const bpf::Bpffs &fs, const std::string &which)
@@ -45,16 +54,21 @@ Sample sample(const bpf::Bpffs &fs, const std::string &which)
 	if (which == "all") {
 		// Every loaded family; an error only when none is.
 		const bool accel = bpf::family_maps_usable(fs, bpf::builtin_family("accel"));
+		const bool splice = bpf::family_maps_usable(fs, bpf::builtin_family("splice"));
 		const bool steer = bpf::family_maps_usable(fs, bpf::builtin_family("steer"));
-		if (!accel && !steer)
+		if (!accel && !splice && !steer)
 			throw env_error("read counters", "no family is loaded", fs.root())
 				.with_hint("run `sonic accel enable`, `sonic tproxy add ...` or `sonic prog load` first");
 		if (accel)
 			s.accel = accel_value(bpf::accel_counters(fs));
+		if (splice)
+			s.splice = splice_value(bpf::splice_counters(fs));
 		if (steer)
 			s.steer = steer_value(bpf::steer_counters(fs));
 	} else if (which == "accel") {
 		s.accel = accel_value(bpf::accel_counters(fs));
+	} else if (which == "splice") {
+		s.splice = splice_value(bpf::splice_counters(fs));
 	} else {
 		s.steer = steer_value(bpf::steer_counters(fs));
 	}
@@ -107,8 +121,8 @@ int stats(Cli &cli, const std::string &which, std::optional<double> watch, std::
 		std::cout << help_of(cli.app.get_subcommand("stats"));
 		return 0;
 	}
-	if (which != "accel" && which != "steer" && which != "all")
-		throw usage_error("stats", "unknown statistics '" + which + "' (accel, steer, all)").with_usage();
+	if (which != "accel" && which != "splice" && which != "steer" && which != "all")
+		throw usage_error("stats", "unknown statistics '" + which + "' (accel, splice, steer, all)").with_usage();
 	if (watch && !(*watch > 0))
 		throw usage_error("stats", "--watch needs a positive number of seconds");
 	if (count && *count < 1)
@@ -121,6 +135,8 @@ int stats(Cli &cli, const std::string &which, std::optional<double> watch, std::
 	auto members = [](const Sample &smp, out::Value &v) {
 		if (smp.accel)
 			v["accel"] = *smp.accel;
+		if (smp.splice)
+			v["splice"] = *smp.splice;
 		if (smp.steer)
 			v["steer"] = *smp.steer;
 	};
@@ -144,6 +160,9 @@ int stats(Cli &cli, const std::string &which, std::optional<double> watch, std::
 		members(now, v);
 		if (before && now.accel && before->accel)
 			v["accel_per_second"] = rates(*now.accel, *before->accel, *watch, {"sockets"});
+		if (before && now.splice && before->splice)
+			v["splice_per_second"] =
+				rates(*now.splice, *before->splice, *watch, {"tunnels", "sockets", "copying"});
 		if (before && now.steer && before->steer)
 			v["steer_per_second"] = rates(*now.steer, *before->steer, *watch, {"rules"});
 		cli.print(v);
@@ -161,7 +180,7 @@ void add_stats(Cli &cli)
 	auto count = std::make_shared<std::optional<long>>();
 	CLI::App *st = cli.command("stats", "Counters of sonic's data plane, read from the pinned maps",
 				   [&cli, which, watch, count] { return stats(cli, *which, *watch, *count); });
-	st->add_option("which", *which, "accel | steer | all (help: print this help)")->capture_default_str();
+	st->add_option("which", *which, "accel | splice | steer | all (help: print this help)")->capture_default_str();
 	st->add_option("--watch", *watch, "Print again every SECS seconds until interrupted");
 	st->add_option("--count", *count, "With --watch: stop after N samples");
 }

@@ -40,7 +40,7 @@ _sonic_table=(
 	'cert purge|flags|--expired --all'
 	'run|flags|--check'
 	'run|options|--config:file --mode:reverse,forward,transparent --listen --upstream --workers'
-	'stats|args|accel steer all'
+	'stats|args|accel splice steer all'
 	'stats|options|--watch --count'
 )
 

@@ -40,7 +40,7 @@ set -g __sonic_table \
 	'cert purge|flags|--expired --all' \
 	'run|flags|--check' \
 	'run|options|--config:file --mode:reverse,forward,transparent --listen --upstream --workers' \
-	'stats|args|accel steer all' \
+	'stats|args|accel splice steer all' \
 	'stats|options|--watch --count'
 
 # Prints the WORDS of the entries PATH|KIND, one a line, as written (NAME:TYPE).

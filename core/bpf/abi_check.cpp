@@ -19,6 +19,14 @@ static_assert(sizeof(struct sonic_accel_stats) % 8 == 0, "per-CPU values are 8-b
 static_assert(sizeof(struct sonic_accel_iter) == 56);
 static_assert(SONIC_ACCEL_NR_COUNTERS == 14, "update kCounterNames in core/bpf/accel.cpp");
 
+static_assert(sizeof(struct sonic_splice_sock) == 40);
+static_assert(offsetof(struct sonic_splice_sock, redirected) == 8);
+static_assert(offsetof(struct sonic_splice_sock, passed) == 16);
+static_assert(offsetof(struct sonic_splice_sock, peer_base) == 32);
+static_assert(offsetof(struct sonic_splice_sock, flags) == 36);
+static_assert(sizeof(struct sonic_splice_stats) == 8 * SONIC_SPLICE_NR_COUNTERS);
+static_assert(SONIC_SPLICE_NR_COUNTERS == 12, "update kCounterNames in core/bpf/splice.cpp");
+
 static_assert(sizeof(struct sonic_steer_port_key) == 24);
 static_assert(sizeof(struct sonic_steer_rule) == 136);
 static_assert(offsetof(struct sonic_steer_rule, dst) == 24);

@@ -1,6 +1,7 @@
 #include "bpf/family.hpp"
 
 #include "accel.skel.h"
+#include "splice.skel.h"
 #include "steer.skel.h"
 #include "bpf/libbpf.hpp"
 #include "out/error.hpp"
@@ -20,10 +21,12 @@ namespace sonic::bpf {
 namespace {
 
 const void *accel_elf(size_t *size) { return accel_bpf__elf_bytes(size); }
+const void *splice_elf(size_t *size) { return splice_bpf__elf_bytes(size); }
 const void *steer_elf(size_t *size) { return steer_bpf__elf_bytes(size); }
 
 const Family kFamilies[] = {
 	{"accel", "local socket acceleration (sockops + sk_msg over a SOCKHASH)", accel_elf},
+	{"splice", "kernel TCP tunnels (sk_skb verdict over a SOCKHASH)", splice_elf},
 	{"steer", "transparent steering (tc + sk_assign, cgroup connect + getsockopt)", steer_elf},
 };
 

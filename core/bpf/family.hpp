@@ -1,5 +1,5 @@
-// BPF program families compiled into sonic (accel and steer; splice
-// later) and the generic load / pin / unpin of one family.
+// BPF program families compiled into sonic (accel, splice and steer) and
+// the generic load / pin / unpin of one family.
 //
 // A family's programs are pinned as <bpffs>/prog/<program>, its maps as
 // <bpffs>/map/<map>, and its links as <bpffs>/link/<family>_<what>. Every

@@ -227,7 +227,8 @@ Config build(const toml::table &root, const std::string &source)
 	Config c;
 	c.source = source;
 	r.check_keys(root,
-		     {"workers", "listener", "upstream", "route", "timeouts", "limits", "headers", "access_log", "admin"},
+		     {"workers", "listener", "upstream", "route", "timeouts", "limits", "headers", "access_log", "admin",
+		      "tunnels"},
 		     "");
 	if (auto w = r.integer(root, "workers", 0, 1024))
 		c.workers = static_cast<unsigned>(*w);
@@ -353,6 +354,10 @@ Config build(const toml::table &root, const std::string &source)
 		c.access_log.path = r.string(*t, "path").value_or("-");
 		if (c.access_log.path.empty())
 			r.fail(*t->get("path"), "path must be a file or \"-\" (standard output)");
+	}
+	if (const toml::table *t = r.table(root, "tunnels")) {
+		r.check_keys(*t, {"splice"}, "[tunnels]");
+		c.tunnels.splice = r.boolean(*t, "splice").value_or(c.tunnels.splice);
 	}
 	if (const toml::table *t = r.table(root, "admin")) {
 		r.check_keys(*t, {"enabled", "listen"}, "[admin]");

@@ -86,6 +86,10 @@ struct AccessLog {
 	std::string path = "-"; // "-": standard output
 };
 
+struct Tunnels {
+	bool splice = true; // kernel splicing when the splice family is loaded
+};
+
 struct Admin {
 	bool enabled = false;
 	Endpoint listen{"127.0.0.1", 9901};
@@ -104,6 +108,7 @@ struct Config {
 	HeaderPolicy headers;
 	AccessLog access_log;
 	Admin admin;
+	Tunnels tunnels;
 
 	// The route of HOST (lower case, without port) and PATH, or null.
 	const Route *route(std::string_view host, std::string_view path) const;

@@ -80,9 +80,17 @@ std::string prometheus_text(const std::vector<const Metrics *> &w, const ServerF
 		       sum(w, [k](const Metrics &m) -> const Counter & { return m.tunnels[k]; }));
 	family(out, "sonic_tunnels_active", "gauge", "Tunnels open now.");
 	sample(out, "sonic_tunnels_active", "", sum(w, [](const Metrics &m) -> const Counter & { return m.tunnels_active; }));
-	family(out, "sonic_tunnel_bytes_total", "counter", "Bytes carried by finished tunnels, by direction.");
-	sample(out, "sonic_tunnel_bytes_total", "direction=\"upstream\"", sum(w, [](const Metrics &m) -> const Counter & { return m.tunnel_bytes_up; }));
-	sample(out, "sonic_tunnel_bytes_total", "direction=\"client\"", sum(w, [](const Metrics &m) -> const Counter & { return m.tunnel_bytes_down; }));
+	family(out, "sonic_tunnel_bytes_total", "counter",
+	       "Bytes carried by finished tunnels, by direction and by path: spliced (forwarded by the kernel) or "
+	       "copied (through sonic's buffers).");
+	sample(out, "sonic_tunnel_bytes_total", "direction=\"upstream\",path=\"spliced\"",
+	       sum(w, [](const Metrics &m) -> const Counter & { return m.tunnel_spliced_up; }));
+	sample(out, "sonic_tunnel_bytes_total", "direction=\"upstream\",path=\"copied\"",
+	       sum(w, [](const Metrics &m) -> const Counter & { return m.tunnel_copied_up; }));
+	sample(out, "sonic_tunnel_bytes_total", "direction=\"client\",path=\"spliced\"",
+	       sum(w, [](const Metrics &m) -> const Counter & { return m.tunnel_spliced_down; }));
+	sample(out, "sonic_tunnel_bytes_total", "direction=\"client\",path=\"copied\"",
+	       sum(w, [](const Metrics &m) -> const Counter & { return m.tunnel_copied_down; }));
 	family(out, "sonic_config_reloads_total", "counter", "Configurations loaded by SIGHUP.");
 	sample(out, "sonic_config_reloads_total", "", facts.reloads);
 	family(out, "sonic_config_reload_errors_total", "counter", "SIGHUP reloads refused (the old configuration stayed).");

@@ -35,8 +35,12 @@ struct alignas(64) Metrics {
 	Counter client_aborts;
 	Counter tunnels[kTunnelKinds];
 	Counter tunnels_active;
-	Counter tunnel_bytes_up;   // client -> upstream
-	Counter tunnel_bytes_down; // upstream -> client
+	// Tunnel bytes client -> upstream (up) and upstream -> client (down),
+	// forwarded by the kernel (spliced) or through sonic's buffers (copied).
+	Counter tunnel_spliced_up;
+	Counter tunnel_spliced_down;
+	Counter tunnel_copied_up;
+	Counter tunnel_copied_down;
 
 	void count_status(int status)
 	{

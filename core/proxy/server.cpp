@@ -1,5 +1,6 @@
 #include "proxy/server.hpp"
 
+#include "bpf/splice.hpp"
 #include "out/error.hpp"
 #include "out/log.hpp"
 #include "proxy/admin.hpp"
@@ -109,8 +110,9 @@ int open_listener(const config::Endpoint &endpoint, bool transparent)
 	return fd;
 }
 
-Server::Server(config::Config config, std::function<config::Config()> reload)
-	: config_(std::make_shared<const config::Config>(std::move(config))), reload_(std::move(reload))
+Server::Server(config::Config config, std::function<config::Config()> reload, std::string bpffs)
+	: config_(std::make_shared<const config::Config>(std::move(config))), reload_(std::move(reload)),
+	  bpffs_(std::move(bpffs))
 {
 }
 
@@ -150,6 +152,18 @@ void Server::start()
 		throw;
 	}
 
+	// Tunnels are spliced by the kernel when the family is loaded; it is
+	// opened once and shared by every worker. Without it they are copied,
+	// which is said once here rather than per tunnel.
+	if (config_->tunnels.splice) {
+		bpf::SpliceOpen opened = bpf::open_splice(bpf::Bpffs(bpffs_), false);
+		splice_ = std::move(opened.splice);
+		if (splice_)
+			log::info("tunnels: spliced by the kernel (the splice family under " + bpffs_ + ")");
+		else
+			log::info("tunnels: copied in userspace: " + opened.unavailable);
+	}
+
 	// Every thread started from here on inherits the blocked signals, so only
 	// wait() receives them.
 	sigset_t set;
@@ -160,7 +174,7 @@ void Server::start()
 	std::signal(SIGPIPE, SIG_IGN);
 
 	for (unsigned i = 0; i < n; ++i) {
-		auto w = std::make_unique<Worker>(i, config_, log_fd_);
+		auto w = std::make_unique<Worker>(i, config_, log_fd_, splice_);
 		for (const config::Listener &l : config_->listeners)
 			w->add_listener(fds[l.address.text()][i], l);
 		workers_.push_back(std::move(w));
@@ -198,6 +212,8 @@ void Server::reload()
 		log::error(std::string("reload: ") + e.what() + "; the running configuration stays");
 		return;
 	}
+	if (next->tunnels.splice && !config_->tunnels.splice && !splice_)
+		log::warn("reload: [tunnels] splice = true takes effect on restart");
 	if (next->worker_count() != workers() && next->workers != 0)
 		log::warn("reload: a new number of workers takes effect on restart");
 	if (next->admin.enabled != config_->admin.enabled || !(next->admin.listen == config_->admin.listen))

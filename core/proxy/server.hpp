@@ -13,6 +13,10 @@
 #include <thread>
 #include <vector>
 
+namespace sonic::bpf {
+class Splice;
+}
+
 namespace sonic::proxy {
 
 class Worker;
@@ -21,7 +25,8 @@ class Admin;
 class Server {
 public:
 	// RELOAD reads the configuration again on SIGHUP; it throws on a bad one.
-	Server(config::Config config, std::function<config::Config()> reload);
+	// BPFFS is where the splice family is looked for ([tunnels] splice).
+	Server(config::Config config, std::function<config::Config()> reload, std::string bpffs);
 	~Server();
 	Server(const Server &) = delete;
 	Server &operator=(const Server &) = delete;
@@ -43,6 +48,8 @@ private:
 
 	std::shared_ptr<const config::Config> config_;
 	std::function<config::Config()> reload_;
+	std::string bpffs_;
+	std::shared_ptr<const bpf::Splice> splice_; // opened at start, or null
 	std::vector<std::unique_ptr<Worker>> workers_;
 	std::vector<std::thread> threads_;
 	std::unique_ptr<Admin> admin_;

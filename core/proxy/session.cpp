@@ -1,12 +1,17 @@
 #include "proxy/session.hpp"
 
+#include "bpf/steer.hpp"
 #include "http/serialize.hpp"
+#include "out/log.hpp"
 #include "proxy/origdst.hpp"
 #include "proxy/tunnel.hpp"
 
 #include <array>
+#include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <llhttp.h>
+#include <sys/socket.h>
 
 namespace sonic::proxy {
 
@@ -20,6 +25,26 @@ tcp::endpoint to_endpoint(const sockaddr_storage &ss)
 	tcp::endpoint ep;
 	std::memcpy(ep.data(), &ss, ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
 	return ep;
+}
+
+// Marks an upstream socket as the proxy's own, before it connects: the steer
+// family never sends a socket with this mark back to the proxy (cgroup rules
+// would otherwise catch sonic's connections when sonic runs in a steered
+// cgroup). Setting it needs CAP_NET_ADMIN; without it the connection goes
+// unmarked, which is said once.
+void mark_upstream(tcp::socket &sock)
+{
+	static std::atomic<bool> told{false};
+	const int mark = static_cast<int>(bpf::kSteerBypassMark);
+	if (setsockopt(sock.native_handle(), SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0)
+		return;
+	const int err = errno;
+	if (told.exchange(true))
+		return;
+	if (err == EPERM)
+		log::info("upstream connections carry no steering bypass mark (SO_MARK needs CAP_NET_ADMIN)");
+	else
+		log::warn(std::string("upstream connections carry no steering bypass mark: ") + std::strerror(err));
 }
 
 std::string endpoint_text(const tcp::endpoint &ep)
@@ -581,9 +606,10 @@ awaitable<std::unique_ptr<UpConn>> Session::connect(ServerState &server, int &st
 	set_deadline(cfg_.timeouts.upstream_connect);
 	upstream_ = &c->sock;
 	c->sock.open(server.endpoint.protocol(), ec);
-	if (!ec)
-		worker_.mark_upstream(c->sock.native_handle());
-	co_await c->sock.async_connect(server.endpoint, with(ec));
+	if (!ec) {
+		mark_upstream(c->sock);
+		co_await c->sock.async_connect(server.endpoint, with(ec));
+	}
 	upstream_ = nullptr;
 	if (ec) {
 		worker_.counters().upstream_connect_errors.add();
@@ -833,14 +859,16 @@ awaitable<void> Session::pump_tunnel(tcp::socket &upstream, std::span<const char
 	const size_t cap = pool.size();
 	upstream_ = &upstream;
 	TunnelContext ctx{&deadline, worker_.now_ptr(), cfg_.timeouts.tunnel_idle, std::span<char>(a.get(), cap),
-			  std::span<char>(b.get(), cap)};
+			  std::span<char>(b.get(), cap), cfg_.tunnels.splice ? worker_.splice() : nullptr};
 	TunnelBytes bytes = co_await tunnel(client_, upstream, from_client, from_upstream, ctx);
 	upstream_ = nullptr;
 	pool.give(std::move(a), cap);
 	pool.give(std::move(b), cap);
 	m.tunnels_active.sub();
-	m.tunnel_bytes_up.add(bytes.client_to_upstream);
-	m.tunnel_bytes_down.add(bytes.upstream_to_client);
+	m.tunnel_spliced_up.add(bytes.spliced_up);
+	m.tunnel_spliced_down.add(bytes.spliced_down);
+	m.tunnel_copied_up.add(bytes.client_to_upstream - bytes.spliced_up);
+	m.tunnel_copied_down.add(bytes.upstream_to_client - bytes.spliced_down);
 	req_.bytes_sent += bytes.upstream_to_client;
 	req_.bytes_received += bytes.client_to_upstream;
 	req_.upstream = where;

@@ -1,6 +1,7 @@
 // The byte pump of every tunnel: CONNECT, Upgrade (websocket), tcp routes
-// and transparent non-HTTP connections. One function, so that kernel
-// splicing can take over here once a BPF family offers it.
+// and transparent non-HTTP connections. With the splice family (see
+// core/bpf/splice.hpp) the kernel forwards the bytes and sonic only watches
+// for the ends; a direction the kernel hands back is copied here.
 #pragma once
 
 #include "proxy/asio.hpp"
@@ -9,11 +10,18 @@
 #include <cstdint>
 #include <span>
 
+namespace sonic::bpf {
+class Splice;
+}
+
 namespace sonic::proxy {
 
 struct TunnelBytes {
 	uint64_t client_to_upstream = 0;
 	uint64_t upstream_to_client = 0;
+	// Of those, the bytes the kernel forwarded.
+	uint64_t spliced_up = 0;
+	uint64_t spliced_down = 0;
 };
 
 struct TunnelContext {
@@ -25,13 +33,17 @@ struct TunnelContext {
 	// One buffer per direction.
 	std::span<char> client_buffer;
 	std::span<char> upstream_buffer;
+	// The splice family, or null to copy every byte in userspace.
+	const bpf::Splice *splice = nullptr;
 };
 
-// Copies bytes both ways between two connected sockets until both
+// Moves bytes both ways between two connected sockets until both
 // directions have ended, passing a half-close (EOF) on as a shutdown of the
 // other side's sending direction. FROM_CLIENT and FROM_UPSTREAM are bytes
 // already read from each side, sent first. An error on either side (reset,
 // timeout) ends both directions. The sockets stay open: the caller closes.
+// With ctx.splice the sockets are paired once those bytes are written, and
+// the kernel forwards the rest; a tunnel it refuses to pair is copied.
 asio::awaitable<TunnelBytes> tunnel(tcp::socket &client, tcp::socket &upstream, std::span<const char> from_client,
 				    std::span<const char> from_upstream, TunnelContext ctx);
 

@@ -2,7 +2,6 @@
 
 #include "out/log.hpp"
 #include "proxy/session.hpp"
-#include "sonic_abi.h"
 
 #include <cerrno>
 #include <cstring>
@@ -57,9 +56,10 @@ void ReadBuffer::compact()
 
 // ---- worker ------------------------------------------------------------
 
-Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config, int access_log_fd)
+Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config, int access_log_fd,
+	       std::shared_ptr<const bpf::Splice> splice)
 	: index_(index), now_(Clock::now()), log_(access_log_fd), buffers_(buffer_size(*config)),
-	  ctx_(ASIO_CONCURRENCY_HINT_UNSAFE_IO)
+	  splice_(std::move(splice)), ctx_(ASIO_CONCURRENCY_HINT_UNSAFE_IO)
 {
 	gen_.reset(build(std::move(config)));
 }
@@ -230,16 +230,6 @@ std::unique_ptr<UpConn> Worker::pooled(ServerState &server, bool verify)
 		}
 	}
 	return nullptr;
-}
-
-void Worker::mark_upstream(int fd)
-{
-	uint32_t mark = SONIC_STEER_BYPASS_MARK;
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0 && !mark_warned_) {
-		mark_warned_ = true;
-		log::warn(std::string("cannot mark upstream connections (SO_MARK needs CAP_NET_ADMIN): ") +
-			  std::strerror(errno) + "; a `sonic tproxy` cgroup rule covering sonic itself would loop");
-	}
 }
 
 std::unique_ptr<UpConn> Worker::new_conn(ServerState &server)

@@ -16,6 +16,10 @@
 #include <string>
 #include <vector>
 
+namespace sonic::bpf {
+class Splice;
+}
+
 namespace sonic::proxy {
 
 using Clock = std::chrono::steady_clock;
@@ -102,7 +106,9 @@ class Session;
 
 class Worker {
 public:
-	Worker(unsigned index, std::shared_ptr<const config::Config> config, int access_log_fd);
+	// SPLICE: the splice family shared by every worker, or null.
+	Worker(unsigned index, std::shared_ptr<const config::Config> config, int access_log_fd,
+	       std::shared_ptr<const bpf::Splice> splice);
 	~Worker();
 
 	// Takes a listening socket made by the server; called before run() or
@@ -127,6 +133,7 @@ public:
 	Metrics &counters() { return metrics_; }
 	AccessLog &access_log() { return log_; }
 	BufferPool &buffers() { return buffers_; }
+	const bpf::Splice *splice() const { return splice_.get(); }
 	bool draining() const { return draining_; }
 	std::shared_ptr<Generation> generation() const { return gen_; }
 	const Generation *current_generation() const { return gen_.get(); }
@@ -143,9 +150,6 @@ public:
 	// Back to the pool (or closed when the pool is full or we drain).
 	void release(std::unique_ptr<UpConn> conn);
 	std::unique_ptr<UpConn> new_conn(ServerState &server);
-	// Marks an upstream socket so that sonic's steering never sends the
-	// proxy's own connections back to it (SONIC_STEER_BYPASS_MARK).
-	void mark_upstream(int fd);
 	// The state of a server reached by address (forward, transparent).
 	ServerState &server_for(const tcp::endpoint &endpoint);
 	// Forward mode: a cached name resolution, or null when it is stale.
@@ -175,8 +179,8 @@ private:
 	BufferPool buffers_;
 	Session *sessions_ = nullptr; // intrusive list of live sessions
 	bool draining_ = false;
-	bool mark_warned_ = false;
 	std::shared_ptr<Generation> gen_;
+	std::shared_ptr<const bpf::Splice> splice_;
 	asio::io_context ctx_;
 	std::vector<std::shared_ptr<Acceptor>> acceptors_;
 	std::map<std::string, std::unique_ptr<ServerState>, std::less<>> servers_;

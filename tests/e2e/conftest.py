@@ -56,25 +56,26 @@ class Runner:
         self.workdir = str(workdir)
         self.proxies = []
 
-    def start(self, args, listen_port, wait_ports=(), timeout=10.0):
-        p = proxyrun.Proxy(args, listen_port, self.workdir, wait_ports)
+    def start(self, args, listen_port, wait_ports=(), timeout=10.0, global_args=()):
+        p = proxyrun.Proxy(args, listen_port, self.workdir, wait_ports, global_args=global_args)
         self.proxies.append(p)
         return p.start(timeout)
 
-    def reverse(self, upstream, workers=1, extra=()):
+    def reverse(self, upstream, workers=1, extra=(), global_args=()):
         port = proxyrun.free_port()
         return self.start(["--mode", "reverse", "--listen", "127.0.0.1:%d" % port,
-                           "--upstream", upstream, "--workers", workers] + list(extra), port)
+                           "--upstream", upstream, "--workers", workers] + list(extra), port,
+                          global_args=global_args)
 
-    def forward(self, workers=1):
+    def forward(self, workers=1, global_args=()):
         port = proxyrun.free_port()
         return self.start(["--mode", "forward", "--listen", "127.0.0.1:%d" % port,
-                           "--workers", workers], port)
+                           "--workers", workers], port, global_args=global_args)
 
-    def config(self, cfg):
-        """Runs sonic on a Config (see configs.py)."""
+    def config(self, cfg, global_args=()):
+        """Runs sonic on a Config (see configs.py); GLOBAL_ARGS go before `run`."""
         path = cfg.write(self.workdir)
-        return self.start(["--config", path], cfg.listen_port, cfg.wait_ports())
+        return self.start(["--config", path], cfg.listen_port, cfg.wait_ports(), global_args=global_args)
 
     def stop_all(self):
         problems = []

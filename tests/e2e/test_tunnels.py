@@ -1,10 +1,20 @@
 """Tunnels: CONNECT through forward mode to a socat echo target, absolute-form
 requests in forward mode, an Upgrade echo through reverse mode, and an L4
-route (protocol = "tcp") moving bytes."""
+route (protocol = "tcp") moving bytes. As root the splice family is loaded
+into a bpffs directory of the test's own and the tunnels are checked to be
+spliced by the kernel (early bytes, half-close, idle timeout, /metrics), and
+upstream connections to carry the steering bypass mark."""
 import json
 import os
+import re
+import socket
 import subprocess
 import threading
+import time
+import urllib.request
+import uuid
+
+import pytest
 
 import proxyrun
 import sonicconf
@@ -13,8 +23,11 @@ from conftest import connect
 from origin import read_response
 
 
-def roundtrip(sock, data, rest=b""):
-    """Sends DATA from a thread while reading the echo; returns what came back."""
+def roundtrip(sock, data, rest=b"", expect=None):
+    """Sends DATA from a thread while reading the echo (EXPECT bytes, by
+    default as many as DATA); returns what came back."""
+    expect = len(data) if expect is None else expect
+
     def send():
         view = memoryview(data)
         for off in range(0, len(view), 65536):
@@ -22,7 +35,7 @@ def roundtrip(sock, data, rest=b""):
     t = threading.Thread(target=send, daemon=True)
     t.start()
     got = bytearray(rest)
-    while len(got) < len(data):
+    while len(got) < expect:
         d = sock.recv(1 << 20)
         if not d:
             break
@@ -68,8 +81,8 @@ def test_forward_absolute_form_with_curl(sonic_run, origin):
     assert json.loads(r.stdout)["target"] == "/echo?via=tunnel"
 
 
-def test_upgrade_echo(reverse, origin):
-    s = connect(reverse.port, timeout=30)
+def upgrade_echo(proxy, origin):
+    s = connect(proxy.port, timeout=30)
     s.sendall(b"GET /upgrade HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
     status, headers, _, rest = read_response(s)
     assert status == 101
@@ -80,19 +93,65 @@ def test_upgrade_echo(reverse, origin):
     assert origin.events_of("upgraded")
 
 
-def splice_stats():
-    """`sonic -j stats splice` when this sonic has it, else None."""
-    r = subprocess.run([sonictest.SONIC, "-j", "stats", "splice"], capture_output=True, text=True, timeout=20)
-    if r.returncode != 0:
-        return None
-    return json.loads(r.stdout).get("splice")
+def test_upgrade_echo(reverse, origin):
+    upgrade_echo(reverse, origin)
 
 
-def test_l4_route_moves_bytes(sonic_run, echo_target):
-    before = splice_stats()
-    cfg = sonicconf.Config().tcp_route("127.0.0.1:%d" % echo_target)
-    p = sonic_run.config(cfg)
-    socks = [connect(p.port, timeout=30) for _ in range(4)]
+def test_upgrade_echo_spliced(sonic_run, origin, splice_bpffs):
+    if splice_bpffs is None:
+        pytest.skip("needs root to load the splice family")
+    before = splice_stats(splice_bpffs)
+    upgrade_echo(sonic_run.reverse(origin.address, global_args=["--bpffs", splice_bpffs]), origin)
+    assert splice_stats(splice_bpffs)["redirect_bytes"] - before["redirect_bytes"] >= 2 << 20
+
+
+def splice_stats(bpffs):
+    """`sonic -j stats splice` of BPFFS."""
+    r = subprocess.run([sonictest.SONIC, "-j", "--bpffs", bpffs, "stats", "splice"], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["splice"]
+
+
+def tunnel_bytes(admin_port):
+    """sonic_tunnel_bytes_total of /metrics, summed by path."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin_port, timeout=20) as r:
+        text = r.read().decode()
+    paths = {"spliced": 0, "copied": 0}
+    active = None
+    for line in text.splitlines():
+        m = re.match(r'sonic_tunnel_bytes_total\{direction="\w+",path="(\w+)"\} (\d+)$', line)
+        if m:
+            paths[m.group(1)] += int(m.group(2))
+        elif line.startswith("sonic_tunnels_active "):
+            active = int(line.split()[1])
+    return paths, active
+
+
+@pytest.fixture
+def splice_bpffs():
+    """A bpffs directory of this test's own with every family loaded
+    (`sonic prog load`), unloaded afterwards; None without root, where
+    tunnels are copied."""
+    if os.geteuid() != 0:
+        yield None
+        return
+    root = "/sys/fs/bpf/sonic-e2e-%d-%s" % (os.getpid(), uuid.uuid4().hex[:8])
+    r = subprocess.run([sonictest.SONIC, "-q", "--bpffs", root, "prog", "load"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    yield root
+    r = subprocess.run([sonictest.SONIC, "-q", "--bpffs", root, "prog", "unload"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(root)
+
+
+def l4_traffic(port):
+    """Echoes 8 MiB through each of 4 tunnels, then 1 MiB through one whose
+    client half-closes first and still gets every byte back. Returns the
+    bytes sent each way."""
+    socks = [connect(port, timeout=30) for _ in range(4)]
     total = 0
     for s in socks:
         data = os.urandom(8 << 20)
@@ -100,10 +159,113 @@ def test_l4_route_moves_bytes(sonic_run, echo_target):
         total += len(data)
     for s in socks:
         s.close()
-    # Bytes counted as spliced: only when this sonic's `stats splice` exists
-    # (it comes with the splice BPF family). Without it this test checks the
-    # bytes above and nothing more; it does not pretend to check splicing.
-    after = splice_stats()
-    if before is not None and after is not None:
-        moved = after.get("bytes", 0) - before.get("bytes", 0)
-        assert moved >= 2 * total, "splice counted %d bytes for %d each way" % (moved, total)
+    s = connect(port, timeout=30)
+    data = os.urandom(1 << 20)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    got = bytearray()
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        got += d
+    s.close()
+    assert bytes(got) == data, "half-closed tunnel: %d of %d bytes came back" % (len(got), len(data))
+    return total + len(data)
+
+
+def finished_tunnel_bytes(admin_port):
+    """Waits until no tunnel is open, then returns tunnel_bytes by path."""
+    deadline = time.monotonic() + 20
+    while True:
+        paths, active = tunnel_bytes(admin_port)
+        if active == 0 or time.monotonic() > deadline:
+            assert active == 0, "tunnels still open"
+            return paths
+        time.sleep(0.05)
+
+
+def test_l4_route_moves_bytes(sonic_run, echo_target, splice_bpffs):
+    cfg = sonicconf.Config().tcp_route("127.0.0.1:%d" % echo_target).admin()
+    p = sonic_run.config(cfg, ["--bpffs", splice_bpffs] if splice_bpffs else [])
+    before = splice_stats(splice_bpffs) if splice_bpffs else None
+    total = l4_traffic(p.port)
+    paths = finished_tunnel_bytes(cfg.admin_port)
+    assert paths["spliced"] + paths["copied"] == 2 * total, paths
+    if splice_bpffs is None:
+        # Without root nothing can be spliced; the bytes above are the test.
+        assert paths["spliced"] == 0, paths
+        return
+    # The family is loaded for this sonic: the kernel forwards the tunnels.
+    # A direction whose reader falls behind is copied for a while (flow
+    # control), so not every byte need be spliced, but most are.
+    assert paths["spliced"] >= total, paths
+    after = splice_stats(splice_bpffs)
+    assert after["redirect_bytes"] - before["redirect_bytes"] >= paths["spliced"], (before, after, paths)
+    assert after["tunnels"] == 0, after
+
+
+def test_l4_route_copies_with_splice_off(sonic_run, echo_target, splice_bpffs):
+    if splice_bpffs is None:
+        pytest.skip("needs root to load the splice family")
+    cfg = sonicconf.Config().tcp_route("127.0.0.1:%d" % echo_target).admin().tunnels(splice=False)
+    p = sonic_run.config(cfg, ["--bpffs", splice_bpffs])
+    total = l4_traffic(p.port)
+    paths = finished_tunnel_bytes(cfg.admin_port)
+    assert paths == {"spliced": 0, "copied": 2 * total}, paths
+    assert splice_stats(splice_bpffs)["redirect_bytes"] == 0
+
+
+def test_connect_with_early_bytes_is_spliced(sonic_run, echo_target, splice_bpffs):
+    if splice_bpffs is None:
+        pytest.skip("needs root to load the splice family")
+    p = sonic_run.forward(global_args=["--bpffs", splice_bpffs])
+    before = splice_stats(splice_bpffs)
+    s = connect(p.port, timeout=30)
+    # The first tunnel bytes come with the request: sonic has read them and
+    # must write them before the kernel forwards what follows.
+    early = b"early bytes before the 200\n"
+    s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n" % echo_target + early)
+    try:
+        status, _, _, rest = read_response(s, method="CONNECT")
+        assert status == 200
+        data = os.urandom(4 << 20)
+        assert roundtrip(s, data, rest, len(early) + len(data)) == early + data
+    finally:
+        s.close()
+    assert splice_stats(splice_bpffs)["redirect_bytes"] - before["redirect_bytes"] >= len(data)
+
+
+def test_spliced_tunnel_idle_timeout(sonic_run, echo_target, splice_bpffs):
+    if splice_bpffs is None:
+        pytest.skip("needs root to load the splice family")
+    cfg = sonicconf.Config().tcp_route("127.0.0.1:%d" % echo_target).timeouts(tunnel_idle=1)
+    p = sonic_run.config(cfg, ["--bpffs", splice_bpffs])
+    s = connect(p.port, timeout=10)
+    # Bytes the kernel forwards keep the tunnel alive past tunnel_idle...
+    start = time.monotonic()
+    while time.monotonic() - start < 2.5:
+        s.sendall(b"ping")
+        assert s.recv(16) == b"ping"
+        time.sleep(0.2)
+    assert splice_stats(splice_bpffs)["tunnels"] == 1
+    # ... and a tunnel with none is closed after it.
+    quiet = time.monotonic()
+    s.settimeout(10)
+    assert s.recv(16) == b""
+    assert 0.9 < time.monotonic() - quiet < 4
+    s.close()
+
+
+def test_upstream_connections_carry_the_steer_bypass_mark(sonic_run, echo_target):
+    if os.geteuid() != 0:
+        pytest.skip("SO_MARK needs CAP_NET_ADMIN")
+    p = sonic_run.config(sonicconf.Config().tcp_route("127.0.0.1:%d" % echo_target))
+    s = connect(p.port, timeout=10)
+    s.sendall(b"x")
+    assert s.recv(1) == b"x"
+    r = subprocess.run(["ss", "-tnHe", "state", "established", "dst", "127.0.0.1:%d" % echo_target],
+                       capture_output=True, text=True, timeout=10)
+    s.close()
+    assert r.returncode == 0, r.stderr
+    assert "fwmark:0x5301" in r.stdout, r.stdout

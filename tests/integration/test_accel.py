@@ -203,6 +203,8 @@ def test_paths_that_are_not_cgroup_v2_directories_are_exit_3(sonic, cgroup, tmp_
 def test_status_and_stats_speak_text_and_json(sonic, cgroup):
     r = sonic.run("-j", "stats")
     assert r.code == 3 and "no family is loaded" in r.error()["error"]
+    r = sonic.run("-j", "stats", "accel")
+    assert r.code == 3 and "accel is not loaded" in r.error()["error"]
     assert sonic.ok("accel", "status") == {
         "enabled": False, "loaded": False, "msg_attached": False, "sockets": 0, "draining_sockets": 0,
         "draining_bytes": 0, "local_addresses": 0, "cgroups": []}

@@ -30,9 +30,11 @@ def test_load_show_unload_leaves_bpffs_as_it_was(sonic, bpffs):
 
     loaded = sonic.ok("prog", "load")
     assert loaded["changed"] is True
-    accel, steer = loaded["families"]
+    accel, splice, steer = loaded["families"]
     assert accel["name"] == "accel"
     assert set(accel["programs"]) == {"accel_sockops", "accel_msg", "accel_release"}
+    assert splice["name"] == "splice" and splice["programs"] == ["splice_verdict"]
+    assert set(splice["maps"]) == {"splice_socks", "splice_state", "splice_stats"}
     assert steer["name"] == "steer"
     assert set(steer["programs"]) == STEER_PROGRAMS
 
@@ -41,14 +43,19 @@ def test_load_show_unload_leaves_bpffs_as_it_was(sonic, bpffs):
 
     shown = sonic.ok("prog", "show")
     progs = {p["name"]: p for p in shown["programs"]}
-    assert set(progs) == {"accel_sockops", "accel_msg", "accel_release"} | STEER_PROGRAMS
+    assert set(progs) == {"accel_sockops", "accel_msg", "accel_release", "splice_verdict"} | STEER_PROGRAMS
     assert progs["accel_sockops"]["type"] == "sock_ops"
     assert progs["accel_msg"]["type"] == "sk_msg"
     assert progs["accel_release"]["type"] == "tracing"
+    assert progs["splice_verdict"]["type"] == "sk_skb"
     for p in progs.values():
         assert p["pinned"] == os.path.join(bpffs, "prog", p["name"])
         assert len(p["tag"]) == 16
-        assert p["attached"] == []
+    # accel attaches on enable and steer on `tproxy add`; splice's verdict is
+    # attached to its own map at load, since the proxy only adds sockets.
+    assert all(p["attached"] == [] for n, p in progs.items() if n != "splice_verdict")
+    assert [a.split(",")[0] for a in progs["splice_verdict"]["attached"]] == [
+        "map splice_socks (sk_skb_stream_verdict)"]
     ids = [p["id"] for p in progs.values()]
 
     text = sonic.run("prog", "show")
@@ -192,7 +199,8 @@ def test_bpffs_root_outside_sys_fs_bpf_gets_its_own_mount(tmp_path):
         {sonic} -q --bpffs {root} prog unload
     """.format(sonic=sonictest.SONIC, root=root))
     assert r.returncode == 0, r
-    assert r.stdout.split() == ["bpf_fs", "accel_msg", "accel_release", "accel_sockops"] + sorted(STEER_PROGRAMS)
+    assert r.stdout.split() == (["bpf_fs", "accel_msg", "accel_release", "accel_sockops", "splice_verdict"]
+                                + sorted(STEER_PROGRAMS))
 
 
 def test_unknown_object_or_verb_is_exit_1_with_usage(sonic):

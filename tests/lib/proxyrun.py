@@ -42,11 +42,13 @@ def toml_string(s):
 
 
 class Proxy:
-    """One `sonic run`. ARGS are the arguments after `run`; the caller puts
-    the listen port in them (listen_port) so we know what to wait on."""
+    """One `sonic run`. ARGS are the arguments after `run`, GLOBAL_ARGS those
+    before it (--bpffs DIR); the caller puts the listen port in ARGS
+    (listen_port) so we know what to wait on."""
 
-    def __init__(self, args, listen_port, workdir, wait_ports=(), env=None):
+    def __init__(self, args, listen_port, workdir, wait_ports=(), env=None, global_args=()):
         self.args = [str(a) for a in args]
+        self.global_args = [str(a) for a in global_args]
         self.port = listen_port
         self.wait_ports = list(wait_ports)
         self.workdir = workdir
@@ -59,7 +61,7 @@ class Proxy:
     def start(self, timeout=10.0):
         self.out = open(self.out_path, "wb")
         self.err = open(self.err_path, "wb")
-        self.proc = subprocess.Popen([sonictest.SONIC, "run"] + self.args, stdout=self.out,
+        self.proc = subprocess.Popen([sonictest.SONIC] + self.global_args + ["run"] + self.args, stdout=self.out,
                                      stderr=self.err, stdin=subprocess.DEVNULL, env=self.env)
         try:
             for port in [self.port] + self.wait_ports:

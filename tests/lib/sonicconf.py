@@ -24,6 +24,7 @@ class Config:
         self.admin_port = None
         self.log_path = None
         self.timeout = {}
+        self.splice = None
         self.path = None
 
     def reverse(self, *servers):
@@ -41,6 +42,11 @@ class Config:
 
     def access_log(self, path):
         self.log_path = path
+        return self
+
+    def tunnels(self, splice):
+        """[tunnels] splice = SPLICE."""
+        self.splice = splice
         return self
 
     def timeouts(self, **seconds):
@@ -67,6 +73,8 @@ class Config:
                           "", "[[route]]", "path = \"/\"", "upstream = \"origin\""]
         if self.timeout:
             lines += ["", "[timeouts]"] + ["%s = %s" % (k, v) for k, v in sorted(self.timeout.items())]
+        if self.splice is not None:
+            lines += ["", "[tunnels]", "splice = %s" % ("true" if self.splice else "false")]
         if self.log_path:
             lines += ["", "[access_log]", "path = %s" % q(self.log_path)]
         if self.admin_port:

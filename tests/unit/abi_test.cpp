@@ -2,6 +2,7 @@
 // static_asserts the layouts; these checks document the values that cross
 // the boundary and fail loudly if a counter or struct changes shape.
 #include "bpf/accel.hpp"
+#include "bpf/splice.hpp"
 #include "sonic_abi.h"
 
 #include <catch2/catch.hpp>
@@ -42,4 +43,39 @@ TEST_CASE("every counter has a unique snake_case name", "[abi]")
 	CHECK(names.size() == SONIC_ACCEL_NR_COUNTERS);
 	CHECK(sonic::bpf::accel_counter_name(SONIC_ACCEL_REDIRECTS) == "redirects");
 	CHECK(sonic::bpf::accel_counter_name(SONIC_ACCEL_REDIRECT_BYTES) == "redirect_bytes");
+}
+
+TEST_CASE("splice state and counters", "[abi]")
+{
+	CHECK(sizeof(struct sonic_splice_sock) == 40);
+	CHECK(offsetof(struct sonic_splice_sock, peer) == 0);
+	CHECK(offsetof(struct sonic_splice_sock, redirected) == 8);
+	CHECK(offsetof(struct sonic_splice_sock, passed) == 16);
+	CHECK(offsetof(struct sonic_splice_sock, peer_addr) == 24);
+	CHECK(offsetof(struct sonic_splice_sock, peer_base) == 32);
+	CHECK(offsetof(struct sonic_splice_sock, flags) == 36);
+	CHECK(sizeof(struct sonic_splice_stats) == 8 * SONIC_SPLICE_NR_COUNTERS);
+	// The limits the man page states.
+	CHECK(SONIC_SPLICE_BACKLOG_LIMIT == 4u << 20);
+	CHECK(SONIC_SPLICE_BACKLOG_HARD_LIMIT == 32u << 20);
+
+	std::set<std::string> names;
+	for (size_t i = 0; i < SONIC_SPLICE_NR_COUNTERS; ++i) {
+		std::string n(sonic::bpf::splice_counter_name(i));
+		CHECK(n != "unknown");
+		CHECK(n.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") == std::string::npos);
+		names.insert(n);
+	}
+	CHECK(names.size() == SONIC_SPLICE_NR_COUNTERS);
+	CHECK(sonic::bpf::splice_counter_name(SONIC_SPLICE_REDIRECT_BYTES) == "redirect_bytes");
+	CHECK(sonic::bpf::splice_counter_name(SONIC_SPLICE_RESUMED) == "resumed");
+	CHECK(sonic::bpf::splice_counter_name(SONIC_SPLICE_EMPTY) == "empty");
+}
+
+TEST_CASE("splice states have names", "[abi]")
+{
+	using sonic::bpf::SpliceState;
+	for (SpliceState s : {SpliceState::Spliced, SpliceState::Draining, SpliceState::CopyPending, SpliceState::Copy,
+			      SpliceState::Ended, SpliceState::Failed})
+		CHECK(sonic::bpf::splice_state_name(s) != "unknown");
 }

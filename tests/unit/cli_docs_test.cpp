@@ -11,10 +11,12 @@
 //                      "sonic OBJ ..." for an object without verbs) whose
 //                      line names the verb's options, keywords and arguments,
 //                      and a .TP entry for each of those;
-//   man/sonic-stats.8  a .TP entry per counter field of `sonic stats`.
+//   man/sonic-stats.8  a .TP entry per counter field of `sonic stats` (accel,
+//                      splice and steer), in the member of its family.
 // The completion files share one table of 'PATH|KIND|WORDS' lines, described
 // at the top of each file.
 #include "bpf/accel.hpp"
+#include "bpf/splice.hpp"
 #include "bpf/steer.hpp"
 #include "cli.hpp"
 
@@ -414,6 +416,15 @@ std::vector<std::string> accel_counter_fields()
 	return fields;
 }
 
+// Every field of `sonic stats splice`, named as in its JSON.
+std::vector<std::string> splice_counter_fields()
+{
+	std::vector<std::string> fields = {"tunnels", "sockets", "copying"};
+	for (size_t i = 0; i < SONIC_SPLICE_NR_COUNTERS; ++i)
+		fields.emplace_back(sonic::bpf::splice_counter_name(i));
+	return fields;
+}
+
 // Every field of `sonic stats steer`, named as in its JSON.
 std::vector<std::string> steer_counter_fields()
 {
@@ -423,16 +434,29 @@ std::vector<std::string> steer_counter_fields()
 	return fields;
 }
 
-Problems check_counters(const std::vector<std::string> &fields, const std::string &stats_page)
+// The counter fields of one family are looked for in that family's own
+// member of OUTPUT (".B FAMILY" up to its ".RE"): families share field names
+// (sockets, overflows, resumed), so one family's entry must not stand in for
+// another's.
+Problems check_counters(const std::vector<std::string> &fields, const std::string &stats_page,
+			const std::string &family = "accel")
 {
 	Problems problems;
-	const Page page = parse_roff(stats_page);
+	const std::string head = ".TP\n.B " + family + "\nThe counters of \\fB" + family + "\\fR";
+	const size_t output = stats_page.find(".SH OUTPUT");
+	const size_t begin = output == std::string::npos ? output : stats_page.find(head, output);
+	const size_t end = begin == std::string::npos ? begin : stats_page.find("\n.RE\n", begin);
+	if (end == std::string::npos) {
+		problems.push_back("man/sonic-stats.8: OUTPUT has no member " + quoted(family) + " with its counters");
+		return problems;
+	}
+	const Page page = parse_roff(stats_page.substr(begin, end - begin));
 	for (const std::string &field : fields) {
 		bool described = false;
 		for (const std::string &tag : page.tags)
 			described = described || tag == field;
 		if (!described)
-			problems.push_back("man/sonic-stats.8: no .TP entry for the counter " + quoted(field));
+			problems.push_back("man/sonic-stats.8: no .TP entry for the " + family + " counter " + quoted(field));
 	}
 	return problems;
 }
@@ -584,7 +608,7 @@ TEST_CASE("the walk sees the whole command tree", "[docs]")
 		}
 		enable_cgroup |= cmd.name() == "sonic accel enable" &&
 				 cmd.keywords == std::vector<std::string>{"cgroup", "ports"};
-		stats_accel |= cmd.name() == "sonic stats" && cmd.args == std::vector<std::string>{"accel", "steer", "all"};
+		stats_accel |= cmd.name() == "sonic stats" && cmd.args == std::vector<std::string>{"accel", "splice", "steer", "all"};
 	}
 	CHECK(unload_force);
 	CHECK(root_bpffs);
@@ -602,7 +626,8 @@ TEST_CASE("sonic-stats(8) describes every counter", "[docs]")
 	auto page = read_source("man/sonic-stats.8");
 	REQUIRE(page);
 	report(check_counters(accel_counter_fields(), *page));
-	report(check_counters(steer_counter_fields(), *page));
+	report(check_counters(splice_counter_fields(), *page, "splice"));
+	report(check_counters(steer_counter_fields(), *page, "steer"));
 }
 
 TEST_CASE("each completion file offers exactly the command tree", "[docs]")

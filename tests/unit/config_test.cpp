@@ -72,6 +72,15 @@ TEST_CASE("durations take seconds or units", "[config]")
 	CHECK(c.timeouts.tunnel_idle.count() == 120000);
 }
 
+TEST_CASE("[tunnels] splice is on unless turned off", "[config]")
+{
+	CHECK(load_string(kBase, "t.toml").tunnels.splice);
+	CHECK(load_string(kBase + "[tunnels]\n", "t.toml").tunnels.splice);
+	CHECK_FALSE(load_string(kBase + "[tunnels]\nsplice = false\n", "t.toml").tunnels.splice);
+	CHECK(error_of(kBase + "[tunnels]\nsplice = \"yes\"\n").rfind("t.toml:9:", 0) == 0);
+	CHECK(error_of(kBase + "[tunnels]\ncopy = true\n").find("unknown key 'copy' in [tunnels]") != std::string::npos);
+}
+
 TEST_CASE("routes: exact host, wildcard, then any host; longest path first", "[config]")
 {
 	Config c = load_string("[[listener]]\naddress = \"127.0.0.1:8080\"\n"

@@ -1,0 +1,424 @@
+"""The splice family through a real relay (tests/integration/splice_relay.cpp):
+clients on one side, servers on the other, the relay pairing the sockets with
+core/bpf/splice.hpp (root)."""
+import hashlib
+import json
+import os
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+import sonictest
+
+MiB = 1 << 20
+RELAY = os.environ.get("SONIC_SPLICE_RELAY_BIN") or os.path.join(
+    os.environ.get("SONIC_BUILD_DIR", "build"), "splice_relay")
+
+
+def payload(n, seed):
+    """N deterministic pseudo-random bytes (cheap to make, hard to confuse)."""
+    out = bytearray()
+    block = hashlib.sha256(b"%d" % seed).digest()
+    while len(out) < n:
+        block = hashlib.sha256(block).digest()
+        out += block * 64
+    return bytes(out[:n])
+
+
+def send_all(sock, data, chunk=1 << 16):
+    view = memoryview(data)
+    for off in range(0, len(view), chunk):
+        sock.sendall(view[off:off + chunk])
+
+
+def recv_to_eof(sock, pause_every=0, pause=0.0):
+    h = hashlib.sha256()
+    n = 0
+    next_pause = pause_every or None
+    while True:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            return n, h.hexdigest()
+        h.update(chunk)
+        n += len(chunk)
+        if next_pause and n >= next_pause:
+            time.sleep(pause)
+            next_pause += pause_every
+
+
+def digest(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+class Relay:
+    """splice_relay between 127.0.0.1:<port> and a server port."""
+
+    def __init__(self, bpffs, upstream_port, conns, *extra, prefix=()):
+        argv = list(prefix) + [RELAY, "--bpffs", bpffs, "--upstream", "127.0.0.1:%d" % upstream_port,
+                "--conns", str(conns)] + list(extra)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("listening "), (line, self.proc.stderr.read() if self.proc.poll() else "")
+        self.port = int(line.split()[1])
+
+    def report(self, timeout=120):
+        out, err = self.proc.communicate(timeout=timeout)
+        assert self.proc.returncode == 0, (out, err)
+        return json.loads(out.strip().splitlines()[-1])
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Server:
+    """Accepts connections and runs HANDLER(sock, index) for each in a thread."""
+
+    def __init__(self, handler):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(256)
+        self.port = self.sock.getsockname()[1]
+        self.handler = handler
+        self.errors = []
+        self.results = {}
+        self.threads = []
+        self.accepter = threading.Thread(target=self._accept, daemon=True)
+        self.accepter.start()
+
+    def _accept(self):
+        accepted = 0
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            t = threading.Thread(target=self._run, args=(conn, accepted), daemon=True)
+            accepted += 1
+            t.start()
+            self.threads.append(t)
+
+    def _run(self, conn, accepted):
+        try:
+            with conn:
+                conn.settimeout(60)
+                header = b""
+                while len(header) < 4:
+                    chunk = conn.recv(4 - len(header))
+                    assert chunk, "connection %d closed before its index" % accepted
+                    header += chunk
+                index = struct.unpack("!I", header)[0]
+                self.results[index] = self.handler(conn, index)
+        except Exception as e:  # reported by join()
+            self.errors.append("server (accepted %d): %r" % (accepted, e))
+
+    def join(self, timeout=120):
+        deadline = time.monotonic() + timeout
+        for t in list(self.threads):
+            t.join(max(0.1, deadline - time.monotonic()))
+        self.sock.close()
+        assert not self.errors, self.errors
+        return self.results
+
+
+@pytest.fixture
+def relays():
+    made = []
+
+    def start(*args, **kw):
+        r = Relay(*args, **kw)
+        made.append(r)
+        return r
+    yield start
+    for r in made:
+        r.kill()
+
+
+@pytest.fixture
+def loaded(sonic):
+    sonic.ok("prog", "load")
+    return sonic
+
+
+def stats(sonic):
+    return sonic.ok("stats", "splice")["splice"]
+
+
+HEADER = 4  # bytes of the index every client sends first
+
+
+def header(i):
+    return struct.pack("!I", i)
+
+
+def run_clients(port, count, client, send_header=True, rcvbuf=0):
+    """Runs CLIENT(sock, i) on COUNT connections; each first sends its index
+    (unless the client does it itself) so the server end knows which
+    payloads belong to it."""
+    results, errors = {}, []
+
+    def one(i):
+        try:
+            with socket.socket() as s:
+                if rcvbuf:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+                s.settimeout(60)
+                s.connect(("127.0.0.1", port))
+                if send_header:
+                    s.sendall(header(i))
+                results[i] = client(s, i)
+        except Exception as e:
+            errors.append("client %d: %r" % (i, e))
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return results
+
+
+def both_ways(size):
+    """Each end sends SIZE bytes and shuts down writing while it receives."""
+    def end(sock, seed_send, seed_recv):
+        sender = threading.Thread(target=lambda: (send_all(sock, payload(size, seed_send)),
+                                                  sock.shutdown(socket.SHUT_WR)))
+        sender.start()
+        got = recv_to_eof(sock)
+        sender.join()
+        return got == (size, digest(payload(size, seed_recv))) or "received %d of %d bytes, digest %s" % (
+            got[0], size, "right" if got[1] == digest(payload(got[0], seed_recv)) else "wrong")
+    return (lambda s, i: end(s, 1000 + i, 2000 + i)), (lambda s, i: end(s, 2000 + i, 1000 + i))
+
+
+def test_16_tunnels_move_8mib_each_way_byte_identical_and_spliced(loaded, relays):
+    size = 8 * MiB
+    client, server_end = both_ways(size)
+    server = Server(server_end)
+    before = stats(loaded)
+    relay = relays(loaded.bpffs, server.port, 16)
+    ok = run_clients(relay.port, 16, client)
+    assert all(v is True for v in ok.values()) and len(ok) == 16, ok
+    assert all(v is True for v in server.join().values())
+    report = relay.report()
+    assert report["spliced"] == 16 and report["failed"] == 0 and report["discarded_bytes"] == 0, report
+    after = stats(loaded)
+    d = {k: after[k] - before[k] for k in after}
+    total = 2 * 16 * size + 16 * HEADER
+    assert d["redirect_bytes"] + d["passed_bytes"] == total, d
+    assert d["redirect_bytes"] == total - report["copied_bytes"], (d, report)
+    assert d["redirect_bytes"] >= 0.9 * total, d
+    assert d["client_bytes"] + d["upstream_bytes"] == d["redirect_bytes"]
+    assert after["tunnels"] == 0 and after["sockets"] == 0, after
+
+
+def test_early_bytes_and_unread_bytes_keep_their_order(loaded, relays):
+    """The relay forwards what it read before pairing; what it did not read
+    is forwarded by the kernel after it."""
+    size = 2 * MiB
+
+    def client(s, i):
+        data = payload(size, 10 + i)
+        s.sendall(header(i) + data[:1000])  # read by the relay before pairing
+        time.sleep(0.3)              # arrives while the relay is still waiting
+        s.sendall(data[1000:5000])
+        send_all(s, data[5000:])
+        s.shutdown(socket.SHUT_WR)
+        return recv_to_eof(s) == (0, digest(b""))
+
+    def server_end(s, i):
+        return recv_to_eof(s) == (size, digest(payload(size, 10 + i)))
+    server = Server(server_end)
+    relay = relays(loaded.bpffs, server.port, 4, "--early-wait", "1000")
+    assert all(run_clients(relay.port, 4, client, send_header=False).values())
+    assert all(server.join().values())
+    report = relay.report()
+    assert report["spliced"] == 4 and report["early_bytes"] >= 4 * 1000, report
+
+
+def test_client_half_close_then_receives_the_rest(loaded, relays):
+    """The client sends, shuts down writing and only then gets its answer:
+    the server answers after it saw EOF, so the FIN went through, after the
+    data."""
+    up, down = 3 * MiB, 5 * MiB
+
+    def client(s, i):
+        send_all(s, payload(up, i))
+        s.shutdown(socket.SHUT_WR)
+        return recv_to_eof(s) == (down, digest(payload(down, 100 + i)))
+
+    def server_end(s, i):
+        got = recv_to_eof(s)
+        send_all(s, payload(down, 100 + i))
+        s.shutdown(socket.SHUT_WR)
+        return got == (up, digest(payload(up, i)))
+    server = Server(server_end)
+    relay = relays(loaded.bpffs, server.port, 8)
+    assert all(run_clients(relay.port, 8, client).values())
+    assert all(server.join().values())
+    report = relay.report()
+    assert report["spliced"] == 8 and report["failed"] == 0, report
+
+
+@pytest.mark.parametrize("how", ["shutdown", "close"])
+def test_upstream_ends_first(loaded, relays, how):
+    down, up = 6 * MiB, MiB
+
+    def server_end(s, i):
+        send_all(s, payload(down, 300 + i))
+        if how == "close":
+            return True
+        s.shutdown(socket.SHUT_WR)
+        return recv_to_eof(s) == (up, digest(payload(up, 400 + i)))
+
+    def client(s, i):
+        got = recv_to_eof(s)
+        if how == "shutdown":
+            send_all(s, payload(up, 400 + i))
+            s.shutdown(socket.SHUT_WR)
+        return got == (down, digest(payload(down, 300 + i)))
+    server = Server(server_end)
+    relay = relays(loaded.bpffs, server.port, 8)
+    assert all(run_clients(relay.port, 8, client).values())
+    assert all(server.join().values())
+    report = relay.report()
+    assert report["spliced"] == 8 and report["discarded_bytes"] == 0, report
+
+
+def tcp_mem_pages():
+    with open("/proc/net/sockstat") as f:
+        for line in f:
+            if line.startswith("TCP:"):
+                fields = line.split()
+                return int(fields[fields.index("mem") + 1])
+    raise RuntimeError("no TCP line in /proc/net/sockstat")
+
+
+def test_slow_reader_keeps_kernel_memory_bounded(loaded, relays):
+    """A fast server and a client with a small receive buffer that reads
+    64 KiB every 10 ms. Redirected data sits on the psock backlog, uncharged
+    to any socket (TCP's window stays open and /proc/net/sockstat does not
+    see it): without a limit the whole transfer piles up there. The
+    direction falls back to copying when the backlog passes its limit, so
+    what is in flight stays bounded, and every byte still arrives."""
+    size = 64 * MiB
+    peak = {"in_flight": 0, "tcp_mem": 0}
+    base_mem = tcp_mem_pages()
+    before = stats(loaded)
+
+    def server_end(s, i):
+        send_all(s, payload(size, 500 + i), chunk=1 << 20)
+        s.shutdown(socket.SHUT_WR)
+        return recv_to_eof(s) == (0, digest(b""))
+
+    def client(s, i):
+        h = hashlib.sha256()
+        n = 0
+        next_sample = 0
+        while True:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            h.update(chunk)
+            n += len(chunk)
+            if n < 16 * MiB:
+                time.sleep(0.01)
+            if n >= next_sample and n < 24 * MiB:
+                next_sample += MiB
+                sent = stats(loaded)["upstream_bytes"] - before["upstream_bytes"]
+                copied = stats(loaded)["passed_bytes"] - before["passed_bytes"]
+                peak["in_flight"] = max(peak["in_flight"], sent + copied - n)
+                peak["tcp_mem"] = max(peak["tcp_mem"], (tcp_mem_pages() - base_mem) * 4096)
+        s.shutdown(socket.SHUT_WR)
+        return (n, h.hexdigest()) == (size, digest(payload(size, 500 + i)))
+    server = Server(server_end)
+    relay = relays(loaded.bpffs, server.port, 1)
+    assert all(run_clients(relay.port, 1, client, rcvbuf=128 << 10).values())
+    assert all(server.join().values())
+    report = relay.report()
+    after = stats(loaded)
+    # The direction went to copying at least once; it may come back to the
+    # kernel whenever the reader catches up, and leave again.
+    assert after["overflows"] - before["overflows"] >= 1, (after, report, peak)
+    assert after["overflows"] - after["resumed"] - (before["overflows"] - before["resumed"]) in (0, 1)
+    assert report["copied_directions"] == 1 and report["discarded_bytes"] == 0, report
+    # Backlog limit (4 MiB) plus the relay's send buffer and the client's
+    # receive buffer: far from the 64 MiB an unbounded backlog would hold.
+    print("slow reader peaks:", peak)
+    assert peak["in_flight"] < 12 * MiB, peak
+    assert peak["tcp_mem"] < 32 * MiB, peak
+
+
+def test_without_the_family_the_relay_copies(sonic, relays):
+    size = MiB
+    client, server_end = both_ways(size)
+    server = Server(server_end)
+    relay = relays(sonic.bpffs, server.port, 4)
+    assert all(run_clients(relay.port, 4, client).values())
+    assert all(server.join().values())
+    report = relay.report()
+    assert report["spliced"] == 0 and report["copied_bytes"] == 2 * 4 * size + 4 * HEADER, report
+    assert "not loaded" in report["unavailable"] and "sonic prog load" in report["unavailable"]
+    r = sonic.run("-j", "stats", "splice")
+    assert r.code == 3 and "not loaded" in r.error()["error"], r
+
+
+def test_without_privileges_the_relay_copies_and_says_why(loaded, relays):
+    size = MiB
+    client, server_end = both_ways(size)
+    server = Server(server_end)
+    relay = relays(loaded.bpffs, server.port, 2, prefix=["setpriv", "--reuid=65534", "--regid=65534",
+                                                         "--clear-groups"])
+    assert all(run_clients(relay.port, 2, client).values())
+    assert all(server.join().values())
+    report = relay.report()
+    assert report["spliced"] == 0 and report["copied_bytes"] == 2 * 2 * size + 2 * HEADER, report
+    assert "privilege" in report["unavailable"] or "ermission" in report["unavailable"], report
+
+
+def test_unload_with_live_tunnels_loses_nothing_and_leaves_nothing(loaded, relays):
+    size = 24 * MiB
+
+    def client(s, i):
+        sender = threading.Thread(target=lambda: (send_all(s, payload(size, 700 + i)),
+                                                  s.shutdown(socket.SHUT_WR)))
+        sender.start()
+        got = recv_to_eof(s, pause_every=4 * MiB, pause=0.2)
+        sender.join()
+        return got == (size, digest(payload(size, 800 + i)))
+
+    def server_end(s, i):
+        sender = threading.Thread(target=lambda: (send_all(s, payload(size, 800 + i)),
+                                                  s.shutdown(socket.SHUT_WR)))
+        sender.start()
+        got = recv_to_eof(s, pause_every=4 * MiB, pause=0.2)
+        sender.join()
+        return got == (size, digest(payload(size, 700 + i)))
+    server = Server(server_end)
+    relay = relays(loaded.bpffs, server.port, 4)
+    results = {}
+    clients = threading.Thread(target=lambda: results.update(run_clients(relay.port, 4, client)))
+    clients.start()
+    deadline = time.monotonic() + 20
+    while stats(loaded)["redirect_bytes"] < 8 * MiB and time.monotonic() < deadline:
+        time.sleep(0.05)
+    unloaded = loaded.run("-j", "prog", "unload")
+    assert unloaded.code == 0, unloaded
+    assert unloaded.json()["splice_tunnels_left"] == 4, unloaded
+    assert "keep running" in unloaded.err
+    assert not os.path.exists(loaded.bpffs)
+    clients.join()
+    assert all(results.values()) and len(results) == 4, results
+    assert all(server.join().values())
+    report = relay.report()
+    assert report["spliced"] == 4 and report["discarded_bytes"] == 0, report
+    # The relay held the last references: nothing of splice is left.
+    deadline = time.monotonic() + 5
+    while sonictest.kernel_programs("splice_") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sonictest.kernel_programs("splice_") == []
