@@ -281,6 +281,10 @@ Config build(const toml::table &root, const std::string &source)
 				r.fail(*t->get("mode"), "mode must be reverse, forward or transparent");
 			l.mode = *mode;
 		}
+		// Transparent listeners take every way of steering by default;
+		// tproxy = false leaves out IP_TRANSPARENT (REDIRECT and cgroup
+		// steering only, no CAP_NET_ADMIN needed).
+		l.tproxy = l.mode == Mode::Transparent;
 		if (auto tp = r.boolean(*t, "tproxy")) {
 			if (l.mode != Mode::Transparent && *tp)
 				r.fail(*t->get("tproxy"), "tproxy goes with mode = \"transparent\"");
@@ -499,6 +503,7 @@ Config from_flags(Mode mode, const std::string &listen, const std::string &upstr
 	if (!is_ip_literal(l.address.host))
 		throw usage_error("run", "--listen must be an IP address and a port", listen);
 	l.mode = mode;
+	l.tproxy = mode == Mode::Transparent;
 	l.where = "--listen";
 	if (mode == Mode::Reverse) {
 		if (upstream.empty())

@@ -169,7 +169,7 @@ class SonicListener:
         self.log_path = os.path.join(self.dir, "access.jsonl")
         conf = ["workers = 1"]
         for a in addrs:
-            conf += ["[[listener]]", 'address = "%s"' % a, 'mode = "transparent"', "tproxy = true"]
+            conf += ["[[listener]]", 'address = "%s"' % a, 'mode = "transparent"']  # tproxy: on by default
         conf += ["[access_log]", 'path = "%s"' % self.log_path]
         path = os.path.join(self.dir, "sonic.toml")
         with open(path, "w") as f:
