@@ -9,7 +9,7 @@ import time
 import pytest
 
 import sonictest
-from sonictest import mover, mover_report
+from sonictest import mover, mover_report, tcp_mem_pages
 
 MiB = 1 << 20
 
@@ -241,13 +241,6 @@ def test_watch_stops_on_sigint(sonic, cgroup):
     assert len(out.splitlines()) >= 2
 
 
-def tcp_mem_pages():
-    with open("/proc/net/sockstat") as f:
-        for line in f:
-            if line.startswith("TCP:"):
-                fields = line.split()
-                return int(fields[fields.index("mem") + 1])
-    return 0
 
 
 def peak_tcp_mem_mib(p):

@@ -13,6 +13,7 @@ import time
 import pytest
 
 import sonictest
+from sonictest import tcp_mem_pages
 
 MiB = 1 << 20
 RELAY = os.environ.get("SONIC_SPLICE_RELAY_BIN") or os.path.join(
@@ -290,13 +291,6 @@ def test_upstream_ends_first(loaded, relays, how):
     assert report["spliced"] == 8 and report["discarded_bytes"] == 0, report
 
 
-def tcp_mem_pages():
-    with open("/proc/net/sockstat") as f:
-        for line in f:
-            if line.startswith("TCP:"):
-                fields = line.split()
-                return int(fields[fields.index("mem") + 1])
-    raise RuntimeError("no TCP line in /proc/net/sockstat")
 
 
 def test_slow_reader_keeps_kernel_memory_bounded(loaded, relays):

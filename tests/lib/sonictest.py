@@ -80,6 +80,16 @@ def spawn(argv, cgroup=None, **kw):
     return subprocess.Popen(argv, preexec_fn=enter, **kw)
 
 
+def tcp_mem_pages():
+    """The host's TCP memory in pages (/proc/net/sockstat)."""
+    with open("/proc/net/sockstat") as f:
+        for line in f:
+            if line.startswith("TCP:"):
+                fields = line.split()
+                return int(fields[fields.index("mem") + 1])
+    raise RuntimeError("no TCP line in /proc/net/sockstat")
+
+
 def mover(cgroup=None, **options):
     """Runs tests/lib/mover.py with OPTIONS (--key value) and returns its
     JSON report; the process runs inside CGROUP when given."""
