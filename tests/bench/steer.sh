@@ -48,7 +48,12 @@ cleanup() {
 	in_ns $G "$SONIC" --bpffs $BPFFS -q tproxy flush 2>/dev/null || true
 	"$SONIC" --bpffs $BPFFS -q prog unload --force 2>/dev/null || true
 	rm -rf $BPFFS
-	for ns in $C $G $S; do ip netns del $ns 2>/dev/null || true; done
+	# Whatever still runs in the namespaces (nginx's workers outlive a
+	# signal to the nsenter'd master now and then) goes with them.
+	for ns in $C $G $S; do
+		ip netns pids $ns 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+		ip netns del $ns 2>/dev/null || true
+	done
 	rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
