@@ -6,6 +6,9 @@ Rows (interleaved run by run, medians of --runs runs of --seconds each):
   nginx     nginx proxy_pass with upstream keepalive (1 worker)
   haproxy   HAProxy, nbthread 1, mode http, keep-alive to the server
   sonic     sonic run --mode reverse --workers 1
+  ROW+accel the same, with wrk, the origin and the proxy in a fresh cgroup
+            under `sonic accel enable` (sockops + sk_msg on every leg);
+            shows what sonic's data plane gives a proxy on the same host
 
 CPU placement on this 2-CPU machine: the server being measured owns CPU 0
 (the proxy in the proxy rows, the origin in the origin row); wrk, and the
@@ -21,7 +24,7 @@ Temporary configs live under one mktemp -d directory, removed on exit,
 with every process this script started.
 
   tests/bench/proxy.sh [--runs N] [--seconds S] [--connections C]
-                       [--only origin,nginx,haproxy,sonic,l4,idle] [--idle-conns N]
+                       [--only origin,nginx,haproxy,sonic,ROW+accel,l4,idle] [--idle-conns N]
 """
 import argparse
 import json
@@ -44,10 +47,13 @@ TOP = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
 
 import sonicconf  # noqa: E402
+import sonictest  # noqa: E402
 
 PROXY_CPU = "0"
 LOAD_CPU = "1"
 HTTP_ROWS = ("origin", "nginx", "haproxy", "sonic")
+ACCEL = "+accel"
+ACCEL_ROWS = tuple(r + ACCEL for r in HTTP_ROWS)
 # As high as this process may go (a container may forbid raising the hard limit).
 NOFILE = min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
 
@@ -82,6 +88,39 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_busy():
+    """Per-CPU (busy, total) jiffies from /proc/stat, keyed by CPU number."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            m = re.match(r"cpu(\d+) (.*)", line)
+            if m:
+                v = [int(x) for x in m.group(2).split()]
+                idle = v[3] + v[4]  # idle + iowait
+                out[m.group(1)] = (sum(v[:8]) - idle, sum(v[:8]))
+    return out
+
+
+def tree_cpu_seconds(pid):
+    """cpu_seconds of PID and its direct children (nginx's workers)."""
+    total = cpu_seconds(pid)
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            for child in f.read().split():
+                total += cpu_seconds(int(child))
+    except OSError:
+        pass
+    return total
+
+
+def enter(cgroup):
+    """preexec_fn: raise the FD limit, and join CGROUP when given."""
+    raise_nofile()
+    if cgroup:
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -103,12 +142,15 @@ class Bench:
         self.procs = {}
         self.ports = {}
         self.notes = []
+        self.accel_cgroup = None
+        self.accel_bpffs = None
 
     # -- processes --------------------------------------------------------
     def spawn(self, name, argv, cpu, port=None, **kw):
         log = open(os.path.join(self.tmp, name + ".log"), "wb")
+        cgroup = self.accel_cgroup if name.endswith(ACCEL) else None
         p = subprocess.Popen(["taskset", "-c", cpu] + argv, stdout=kw.pop("stdout", log), stderr=log,
-                             stdin=subprocess.DEVNULL, preexec_fn=raise_nofile, **kw)
+                             stdin=subprocess.DEVNULL, preexec_fn=lambda: enter(cgroup), **kw)
         self.procs[name] = p
         if port:
             try:
@@ -131,7 +173,24 @@ class Bench:
     def cleanup(self):
         for name in list(self.procs):
             self.stop(name)
+        if self.accel_cgroup:
+            sonictest.remove_cgroup(self.accel_cgroup)
+            sonictest.remove_bpffs_root(self.accel_bpffs, self.args.sonic)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start_accel(self):
+        """A fresh cgroup with sonic's socket acceleration on it, and its own
+        bpffs root, so the host's sonic (if any) is untouched."""
+        self.accel_bpffs = "/sys/fs/bpf/" + sonictest.unique("sonic-bench-proxy")
+        cgroup = sonictest.make_cgroup("sonic-bench-proxy")
+        self.accel_cgroup = cgroup
+        subprocess.run([self.args.sonic, "--bpffs", self.accel_bpffs, "-q", "accel", "enable", "cgroup", cgroup],
+                       check=True, capture_output=True, text=True)
+
+    def accel_stats(self):
+        r = subprocess.run([self.args.sonic, "--bpffs", self.accel_bpffs, "-j", "stats", "accel"],
+                           capture_output=True, text=True)
+        return json.loads(r.stdout) if r.returncode == 0 else {}
 
     def write(self, name, text):
         path = os.path.join(self.tmp, name)
@@ -162,23 +221,24 @@ class Bench:
             }}
             """).format(user=user, nofile=NOFILE, d=d, block=textwrap.indent(server_block, "    ")))
 
-    def start_origin(self):
+    def start_origin(self, variant=""):
+        name = "origin" + variant
         port = free_port()
         www = os.path.join(self.tmp, "www")
-        os.makedirs(www)
+        os.makedirs(www, exist_ok=True)
         with open(os.path.join(www, "index.html"), "w") as f:
             f.write("hello from the origin\n")
-        conf = self.nginx_conf("origin", "server {{ listen 127.0.0.1:{p}; root {w}; location / {{ }} }}\n"
+        conf = self.nginx_conf(name, "server {{ listen 127.0.0.1:{p}; root {w}; location / {{ }} }}\n"
                                .format(p=port, w=www))
-        self.ports["origin"] = port
+        self.ports[name] = port
         # In proxy rows the origin shares CPU 1 with wrk; the origin row
-        # restarts it on CPU 0 (run_origin_row).
-        self.spawn("origin", ["nginx", "-c", conf, "-e", os.path.join(self.tmp, "origin", "error.log")],
-                   LOAD_CPU, port)
+        # moves it to CPU 0 while it is measured alone.
+        self.spawn(name, ["nginx", "-c", conf, "-e", os.path.join(self.tmp, name, "error.log")], LOAD_CPU, port)
 
-    def start_nginx(self):
+    def start_nginx(self, variant=""):
+        name = "nginx" + variant
         port = free_port()
-        conf = self.nginx_conf("nginx", textwrap.dedent("""\
+        conf = self.nginx_conf(name, textwrap.dedent("""\
             upstream origin {{ server 127.0.0.1:{o}; keepalive 64; }}
             server {{
                 listen 127.0.0.1:{p};
@@ -188,10 +248,9 @@ class Bench:
                     proxy_set_header Connection "";
                 }}
             }}
-            """).format(o=self.ports["origin"], p=port))
-        self.ports["nginx"] = port
-        self.spawn("nginx", ["nginx", "-c", conf, "-e", os.path.join(self.tmp, "nginx", "error.log")],
-                   PROXY_CPU, port)
+            """).format(o=self.ports["origin" + variant], p=port))
+        self.ports[name] = port
+        self.spawn(name, ["nginx", "-c", conf, "-e", os.path.join(self.tmp, name, "error.log")], PROXY_CPU, port)
 
     def haproxy_conf(self, name, mode, port, server_port):
         return self.write(name + ".cfg", textwrap.dedent("""\
@@ -227,17 +286,19 @@ class Bench:
                 self.notes.append(note)
         return min(cap, self.args.idle_conns + 200)
 
-    def start_haproxy(self, name="haproxy", mode="http", server_port=None):
+    def start_haproxy(self, variant="", name=None, mode="http", server_port=None):
+        name = name or "haproxy" + variant
         port = free_port()
-        conf = self.haproxy_conf(name, mode, port, server_port or self.ports["origin"])
+        conf = self.haproxy_conf(name, mode, port, server_port or self.ports["origin" + variant])
         self.ports[name] = port
         self.spawn(name, ["haproxy", "-f", conf, "-db"], PROXY_CPU, port)
 
-    def start_sonic(self, name="sonic", config=None):
+    def start_sonic(self, variant="", name=None, config=None):
+        name = name or "sonic" + variant
         if config is None:
             port = free_port()
             argv = [self.args.sonic, "run", "--mode", "reverse", "--listen", "127.0.0.1:%d" % port,
-                    "--upstream", "127.0.0.1:%d" % self.ports["origin"], "--workers", "1"]
+                    "--upstream", "127.0.0.1:%d" % self.ports["origin" + variant], "--workers", "1"]
         else:
             port = config.listen_port
             argv = [self.args.sonic, "run", "--config", config.write(self.tmp)]
@@ -246,10 +307,17 @@ class Bench:
         self.spawn(name, argv, PROXY_CPU, port, stdout=subprocess.DEVNULL)
 
     # -- wrk --------------------------------------------------------------
-    def wrk(self, port):
+    def wrk(self, port, server=None, accel=False):
+        """rps, p50, p99, errors, and the measured server's CPU us per request
+        and CPU 1's busy share, which show which side was the bottleneck.
+        With ACCEL, wrk runs in the accelerated cgroup like the servers."""
+        cpu0 = tree_cpu_seconds(server.pid) if server else 0.0
+        busy0 = cpu_busy()
+        cgroup = self.accel_cgroup if accel else None
         r = subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c%d" % self.args.connections,
                             "-d%ds" % self.args.seconds, "--latency", "http://127.0.0.1:%d/" % port],
-                           capture_output=True, text=True, timeout=self.args.seconds + 60)
+                           capture_output=True, text=True, timeout=self.args.seconds + 60,
+                           preexec_fn=lambda: enter(cgroup))
         out = r.stdout
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
         p50 = to_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
@@ -257,44 +325,51 @@ class Bench:
         errors = re.search(r"Socket errors: (.*)", out)
         non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         bad = (errors.group(1) if errors else "") + (" non-2xx %s" % non2xx.group(1) if non2xx else "")
-        return rps, p50, p99, bad
+        busy1 = cpu_busy()
+        requests = int(re.search(r"(\d+) requests in", out).group(1))
+        us_per_req = (tree_cpu_seconds(server.pid) - cpu0) * 1e6 / requests if server and requests else 0.0
+        load = busy1[LOAD_CPU][0] - busy0[LOAD_CPU][0]
+        load_share = load / max(1, busy1[LOAD_CPU][1] - busy0[LOAD_CPU][1])
+        return rps, p50, p99, bad, us_per_req, load_share
+
+    def pin(self, name, cpu):
+        pid = self.procs[name].pid
+        subprocess.run(["taskset", "-a", "-p", "-c", cpu, str(pid)], capture_output=True)
+        for child in self.children(pid):
+            subprocess.run(["taskset", "-p", "-c", cpu, str(child)], capture_output=True)
 
     def http_rows(self, rows):
-        self.start_origin()
         started = []
         for row in rows:
-            if row == "origin":
-                started.append(row)
-                continue
+            name, variant = row.split("+")[0], row[len(row.split("+")[0]):]
             try:
-                getattr(self, "start_" + row)()
+                if variant and not self.accel_cgroup:
+                    self.start_accel()
+                if "origin" + variant not in self.procs:
+                    self.start_origin(variant)
+                if name != "origin":
+                    getattr(self, "start_" + name)(variant)
                 started.append(row)
             except Exception as e:  # a row that cannot start is reported, not fatal
                 self.notes.append("%s: not measured: %s" % (row, " | ".join(str(e).splitlines()[-3:])))
         results = {r: [] for r in started}
         for run in range(self.args.runs):
             for row in started:
-                if row == "origin":
+                if self.procs[row].poll() is not None:
+                    self.notes.append("%s: exited during run %d" % (row, run + 1))
+                    continue
+                if row.startswith("origin"):
                     # The origin measured alone owns CPU 0, like the proxies do.
-                    subprocess.run(["taskset", "-a", "-p", "-c", PROXY_CPU, str(self.procs["origin"].pid)],
-                                   capture_output=True)
-                    for child in self.children(self.procs["origin"].pid):
-                        subprocess.run(["taskset", "-p", "-c", PROXY_CPU, str(child)], capture_output=True)
-                    res = self.wrk(self.ports["origin"])
-                    subprocess.run(["taskset", "-a", "-p", "-c", LOAD_CPU, str(self.procs["origin"].pid)],
-                                   capture_output=True)
-                    for child in self.children(self.procs["origin"].pid):
-                        subprocess.run(["taskset", "-p", "-c", LOAD_CPU, str(child)], capture_output=True)
+                    self.pin(row, PROXY_CPU)
+                    res = self.wrk(self.ports[row], self.procs[row], row.endswith(ACCEL))
+                    self.pin(row, LOAD_CPU)
                 else:
-                    if self.procs[row].poll() is not None:
-                        self.notes.append("%s: exited during run %d" % (row, run + 1))
-                        continue
-                    res = self.wrk(self.ports[row])
+                    res = self.wrk(self.ports[row], self.procs[row], row.endswith(ACCEL))
                 if res[3].strip():
                     self.notes.append("%s run %d: %s" % (row, run + 1, res[3].strip()))
                 results[row].append(res)
-                print("  run %d %-8s %9.0f rps  p50 %6.2f ms  p99 %6.2f ms" % (run + 1, row, *res[:3]),
-                      file=sys.stderr)
+                print("  run %d %-13s %9.0f rps  p50 %6.2f ms  p99 %6.2f ms  %5.1f us/req  CPU1 %3.0f%%"
+                      % (run + 1, row, *res[:3], res[4], res[5] * 100), file=sys.stderr)
         return results
 
     @staticmethod
@@ -306,21 +381,34 @@ class Bench:
             return []
 
     def print_http(self, results):
-        med = {r: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v),
-                   statistics.median(x[2] for x in v)) for r, v in results.items() if v}
+        med = {r: tuple(statistics.median(x[i] for x in v) for i in (0, 1, 2, 4, 5))
+               for r, v in results.items() if v}
         print("\nHTTP/1.1 through one worker, wrk -t1 -c%d, %d x %d s, medians"
               % (self.args.connections, self.args.runs, self.args.seconds))
         print("CPU 0: the server measured (proxy, or origin in the origin row); CPU 1: wrk + origin")
-        print("%-9s %10s %9s %9s %9s %10s %11s" % ("row", "rps", "p50 ms", "p99 ms", "vs nginx", "vs origin",
-                                                "p99/nginx"))
-        for row in HTTP_ROWS:
+        print("CPU us/req: the measured server's own CPU time per request; CPU 1: how busy the load side was")
+        print("+accel rows: wrk, origin and proxy in one cgroup under `sonic accel enable`; their ratios are")
+        print("against the +accel nginx and origin")
+        print("%-13s %10s %9s %9s %9s %10s %11s %11s %7s" % ("row", "rps", "p50 ms", "p99 ms", "vs nginx",
+                                                           "vs origin", "p99/nginx", "CPU us/req", "CPU 1"))
+        for row in HTTP_ROWS + ACCEL_ROWS:
             if row not in med:
                 continue
-            rps, p50, p99 = med[row]
-            vs_nginx = "%.2fx" % (rps / med["nginx"][0]) if "nginx" in med else "-"
-            vs_origin = "%.2fx" % (rps / med["origin"][0]) if "origin" in med else "-"
-            p99_ratio = "%.2fx" % (p99 / med["nginx"][2]) if "nginx" in med and med["nginx"][2] else "-"
-            print("%-9s %10.0f %9.2f %9.2f %9s %10s %11s" % (row, rps, p50, p99, vs_nginx, vs_origin, p99_ratio))
+            variant = ACCEL if row.endswith(ACCEL) else ""
+            nginx, origin = med.get("nginx" + variant), med.get("origin" + variant)
+            rps, p50, p99, us, load = med[row]
+            vs_nginx = "%.2fx" % (rps / nginx[0]) if nginx else "-"
+            vs_origin = "%.2fx" % (rps / origin[0]) if origin else "-"
+            p99_ratio = "%.2fx" % (p99 / nginx[2]) if nginx and nginx[2] else "-"
+            print("%-13s %10.0f %9.2f %9.2f %9s %10s %11s %11.1f %6.0f%%"
+                  % (row, rps, p50, p99, vs_nginx, vs_origin, p99_ratio, us, load * 100))
+        if "sonic" + ACCEL in med and "nginx" in med:
+            a, n = med["sonic" + ACCEL], med["nginx"]
+            print("sonic with its acceleration against plain nginx: %.2fx rps, p99 %.2fx" % (a[0] / n[0], a[2] / n[2]))
+        if self.accel_cgroup:
+            st = self.accel_stats().get("accel", self.accel_stats())
+            print("accel counters over the +accel rows: redirects %s, misses %s, overflows %s"
+                  % (st.get("redirects"), st.get("misses"), st.get("overflows")))
         return med
 
     # -- L4 ---------------------------------------------------------------
@@ -338,12 +426,12 @@ class Bench:
         self.spawn("iperf3", ["iperf3", "-s", "-p", str(port), "-B", "127.0.0.1"], LOAD_CPU, port)
         rows = {"direct": (port, None)}
         try:
-            self.start_haproxy("haproxy_tcp", "tcp", port)
+            self.start_haproxy(name="haproxy_tcp", mode="tcp", server_port=port)
             rows["haproxy"] = (self.ports["haproxy_tcp"], self.procs["haproxy_tcp"].pid)
         except Exception as e:
             self.notes.append("l4 haproxy: not measured: %s" % str(e).splitlines()[0])
         try:
-            self.start_sonic("sonic_tcp", sonicconf.Config().tcp_route("127.0.0.1:%d" % port))
+            self.start_sonic(name="sonic_tcp", config=sonicconf.Config().tcp_route("127.0.0.1:%d" % port))
             rows["sonic"] = (self.ports["sonic_tcp"], self.procs["sonic_tcp"].pid)
         except Exception as e:
             self.notes.append("l4 sonic: not measured: %s" % str(e).splitlines()[0])
@@ -461,8 +549,8 @@ class Bench:
                 s.close()
 
     def main(self):
-        only = self.args.only.split(",") if self.args.only else list(HTTP_ROWS) + ["l4", "idle"]
-        http = [r for r in HTTP_ROWS if r in only]
+        only = self.args.only.split(",") if self.args.only else list(HTTP_ROWS + ACCEL_ROWS) + ["l4", "idle"]
+        http = [r for r in HTTP_ROWS + ACCEL_ROWS if r in only]
         if http:
             self.print_http(self.http_rows(http))
         if "l4" in only:
