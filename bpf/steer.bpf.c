@@ -126,23 +126,57 @@ struct match_ctx {
 	int best_len;
 };
 
-static long match_slot(__u32 slot, void *data)
+/* The index of the lowest set bit of X (X != 0), without a loop. */
+static __always_inline __u32 lowest_bit(__u64 x)
+{
+	__u32 n = 0;
+
+	if (!(x & 0xffffffffULL)) {
+		n += 32;
+		x >>= 32;
+	}
+	if (!(x & 0xffff)) {
+		n += 16;
+		x >>= 16;
+	}
+	if (!(x & 0xff)) {
+		n += 8;
+		x >>= 8;
+	}
+	if (!(x & 0xf)) {
+		n += 4;
+		x >>= 4;
+	}
+	if (!(x & 0x3)) {
+		n += 2;
+		x >>= 2;
+	}
+	if (!(x & 0x1))
+		n += 1;
+	return n;
+}
+
+/* One rule of the port entry per call, lowest slot first: a port that one
+ * rule uses costs one call, not one per possible slot. */
+static long match_slot(__u32 i, void *data)
 {
 	struct match_ctx *c = data;
 	struct sonic_steer_rule *rule;
+	__u32 slot;
 
-	if (!(c->mask & (1ULL << (slot & 63))))
-		return 0;
+	if (!c->mask)
+		return 1;
+	slot = lowest_bit(c->mask);
+	c->mask &= c->mask - 1;
 	rule = bpf_map_lookup_elem(&steer_rules, &slot);
-	if (!rule || !(rule->flags & SONIC_STEER_RULE_IN_USE) ||
-	    rule->family != c->family)
-		return 0;
-	if ((int)rule->dst_prefix > c->best_len &&
+	if (rule && (rule->flags & SONIC_STEER_RULE_IN_USE) &&
+	    rule->family == c->family &&
+	    (int)rule->dst_prefix > c->best_len &&
 	    prefix_match(rule->dst, c->dst, rule->dst_prefix)) {
 		c->best = slot;
 		c->best_len = rule->dst_prefix;
 	}
-	return 0;
+	return c->mask ? 0 : 1;
 }
 
 /*

@@ -15,8 +15,10 @@
 # finds the original destination with getsockname() in both proxied rows, so
 # only the steering differs. The iptables mark (0x100000) shares no bit with
 # the relay's bypass mark (0x5301). The server is nginx returning a small body.
-# Each row is the median of ROUNDS runs of wrk (DURATION seconds each); the
-# rows are interleaved round by round so drift hits them alike.
+# Each round runs every row once (wrk, DURATION seconds), in ABBA order; the
+# ratios are taken within each round and their median printed, next to the
+# system's CPU time per request and the tc program's own run time per packet
+# (kernel.bpf_stats_enabled, restored after).
 #
 # usage: tests/bench/steer.sh [BUILD_DIR]   (root; env ROUNDS, DURATION, CONNS)
 set -eu
@@ -29,7 +31,7 @@ DURATION=${DURATION:-5}
 CONNS=${CONNS:-32}
 
 [ "$(id -u)" -eq 0 ] || { echo "steer.sh: needs root" >&2; exit 77; }
-for tool in wrk nginx iptables gcc; do
+for tool in wrk nginx iptables gcc bpftool; do
 	command -v $tool >/dev/null || { echo "steer.sh: $tool missing (packaging/install-deps)" >&2; exit 3; }
 done
 
@@ -103,39 +105,90 @@ ipt_off() {
 	in_ns $G ip rule del fwmark 0x100000/0x100000 lookup 100
 }
 
-# Requests per second of one wrk run against PORT; fails on socket errors.
-rps() {
+# One wrk run against PORT, as "rps cpu_us_per_request": the CPU is every
+# CPU's busy time from /proc/stat over the run (wrk, relay, nginx and the
+# softirqs that forward), divided by the requests; fails on socket errors.
+busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+run() {
+	b0=$(busy)
 	out=$(in_ns $C wrk -t1 -c$CONNS -d${DURATION}s http://10.10.2.2:$1/)
+	b1=$(busy)
 	if echo "$out" | grep -q "Socket errors\|Non-2xx"; then
 		echo "steer.sh: wrk saw errors on port $1:" >&2; echo "$out" >&2; exit 1
 	fi
-	echo "$out" | awk '/^Requests\/sec:/ { print $2 }'
+	echo "$out" | awk -v b="$((b1 - b0))" -v hz="$(getconf CLK_TCK)" '
+		/^Requests\/sec:/ { rps = $2 } / requests in / { n = $1 }
+		END { printf "%s %.2f\n", rps, b / hz * 1e6 / n }'
 }
 
+# The tc program's own cost: run_time_ns and run_cnt under kernel.bpf_stats_enabled.
+prog_stats() { # bpftool leaves both out while they are 0
+	out=$(bpftool -j prog show pinned $BPFFS/prog/steer_tc 2>/dev/null |
+		sed -n 's/.*"run_time_ns":\([0-9]*\),"run_cnt":\([0-9]*\).*/\1 \2/p')
+	echo "${out:-0 0}"
+}
+STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
+trap 'sysctl -qw kernel.bpf_stats_enabled=$STATS_WAS; cleanup' EXIT INT TERM
+
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+col() { awk -v c="$1" '{ print $c }' "$2"; }
 
 # Warm up and check each path once.
-sonic_on; rps 80 >/dev/null; sonic_off
-ipt_on; rps 80 >/dev/null; ipt_off
+sonic_on; run 80 >/dev/null; sonic_off
+ipt_on; run 80 >/dev/null; ipt_off
 grep -q . $TMP/relay.out
 
+# Each round measures every row once; odd rounds go steered, iptables,
+# plain, attached and even rounds the reverse (ABBA), so neither order nor
+# drift favours a row. The ratios are taken within a round, then the median.
+# ROW PORT: one run with sonic's rule on.
+with_sonic() { sonic_on; run $2 >> $TMP/$1; sonic_off; }
+measure() {
+	case $1 in
+	steered) with_sonic steered 80 ;;
+	attached) with_sonic attached 8080 ;;
+	iptables) ipt_on; run 80 >> $TMP/iptables; ipt_off ;;
+	plain) run 8080 >> $TMP/plain ;;
+	esac
+}
 for i in $(seq "$ROUNDS"); do
-	sonic_on; rps 80 >> $TMP/steered; rps 8080 >> $TMP/attached; sonic_off
-	ipt_on; rps 80 >> $TMP/iptables; ipt_off
-	rps 8080 >> $TMP/plain
-	echo "round $i/$ROUNDS done" >&2
+	if [ $((i % 2)) -eq 1 ]; then order="steered iptables plain attached"; else order="attached plain iptables steered"; fi
+	for row in $order; do measure $row; done
+	s=$(tail -1 $TMP/steered) t=$(tail -1 $TMP/iptables) p=$(tail -1 $TMP/plain) a=$(tail -1 $TMP/attached)
+	echo "$s $t" | awk '{ print $1 / $3, $4 / $2 }' >> $TMP/ratio_steer   # rps ratio, CPU ratio (iptables/steered)
+	echo "$a $p" | awk '{ print $1 / $3, $2 / $4 }' >> $TMP/ratio_attach  # rps ratio, CPU ratio (attached/plain)
+	echo "round $i/$ROUNDS: steered $s, iptables $t, plain $p, attached $a (rps, CPU us/req)" >&2
 done
 
-steered=$(median < $TMP/steered); iptables=$(median < $TMP/iptables)
-plain=$(median < $TMP/plain); attached=$(median < $TMP/attached)
+# The program's own run time, in runs of their own: the statistics clock
+# costs every BPF program on the host, so the rounds above run without it.
+sysctl -qw kernel.bpf_stats_enabled=1
+for r in steered:80 attached:8080; do
+	sonic_on
+	p0=$(prog_stats); run ${r#*:} > /dev/null; p1=$(prog_stats)
+	echo $p0 $p1 | awk '{ print $3 - $1, $4 - $2 }' > $TMP/${r%:*}.prog
+	sonic_off
+done
+sysctl -qw kernel.bpf_stats_enabled=$STATS_WAS
+
+row() {
+	printf '%-10s %10s %12s   (%s)\n' $1 "$(col 1 $TMP/$1 | median)" "$(col 2 $TMP/$1 | median)" \
+		"$(col 1 $TMP/$1 | tr '\n' ' ' | sed 's/ $//')"
+}
+per_pkt() { awk '{ ns += $1; n += $2 } END { if (n) printf "%.0f ns/packet over %d packets", ns / n, n; else printf "no runs" }' $TMP/$1.prog; }
 echo
-echo "wrk -t1 -c$CONNS -d${DURATION}s, median of $ROUNDS rounds, requests/s (runs in parentheses)"
-printf '%-10s %10s   %s\n' steered "$steered" "($(tr '\n' ' ' < $TMP/steered))"
-printf '%-10s %10s   %s\n' iptables "$iptables" "($(tr '\n' ' ' < $TMP/iptables))"
-printf '%-10s %10s   %s\n' plain "$plain" "($(tr '\n' ' ' < $TMP/plain))"
-printf '%-10s %10s   %s\n' attached "$attached" "($(tr '\n' ' ' < $TMP/attached))"
+echo "wrk -t1 -c$CONNS -d${DURATION}s, $ROUNDS rounds (ABBA order); medians; CPU = all CPUs' busy time per request"
+printf '%-10s %10s %12s   %s\n' row "req/s" "CPU us/req" "runs, req/s"
+row steered; row iptables; row plain; row attached
 echo
-awk -v s="$steered" -v i="$iptables" -v p="$plain" -v a="$attached" 'BEGIN {
-	printf "steered / iptables TPROXY: %.3fx (target >= 1.0x)\n", s / i
-	printf "non-matching cost of the attached program: %.1f%% (target <= 5%%)\n", (1 - a / p) * 100
+echo "steer_tc run time (kernel.bpf_stats_enabled, one run each; includes the statistics clock itself):"
+echo "  steered: $(per_pkt steered); not matching: $(per_pkt attached)"
+echo
+awk '{ print $1 }' $TMP/ratio_steer | median > $TMP/m1; awk '{ print $2 }' $TMP/ratio_steer | median > $TMP/m2
+awk '{ print $1 }' $TMP/ratio_attach | median > $TMP/m3; awk '{ print $2 }' $TMP/ratio_attach | median > $TMP/m4
+awk -v r="$(cat $TMP/m1)" -v c="$(cat $TMP/m2)" -v a="$(cat $TMP/m3)" -v d="$(cat $TMP/m4)" \
+    -v lo1="$(awk '{ print $1 }' $TMP/ratio_steer | sort -n | head -1)" -v hi1="$(awk '{ print $1 }' $TMP/ratio_steer | sort -n | tail -1)" \
+    -v lo3="$(awk '{ print $1 }' $TMP/ratio_attach | sort -n | head -1)" -v hi3="$(awk '{ print $1 }' $TMP/ratio_attach | sort -n | tail -1)" 'BEGIN {
+	printf "steered / iptables TPROXY: %.3fx req/s (rounds %.3f..%.3f), %.3fx CPU per request (target >= 1.0x)\n", r, lo1, hi1, c
+	printf "non-matching traffic with the program attached: %.1f%% fewer req/s (rounds %.1f..%.1f), %.1f%% more CPU per request (target <= 5%%)\n", (1 - a) * 100, (1 - hi3) * 100, (1 - lo3) * 100, (d - 1) * 100
 }'
