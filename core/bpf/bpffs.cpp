@@ -7,11 +7,14 @@
 #include <cerrno>
 #include <fcntl.h>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <linux/magic.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
 namespace sonic::bpf {
 
@@ -39,6 +42,48 @@ void make_dirs(const std::string &path, mode_t mode)
 	if (ec)
 		throw errno_error("create directory", ec.value(), path);
 	chmod(path.c_str(), mode);
+}
+
+pid_t parent_of(pid_t pid)
+{
+	std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+	std::string line;
+	std::getline(f, line);
+	auto close = line.rfind(')');
+	if (close == std::string::npos)
+		return 0;
+	std::istringstream rest(line.substr(close + 1));
+	std::string state;
+	pid_t ppid = 0;
+	rest >> state >> ppid;
+	return ppid;
+}
+
+// `ip netns exec` and `unshare -m` run sonic in a mount namespace of its
+// own, with a fresh /sys and no bpffs. A bpffs mounted there, and every pin
+// in it, vanishes with the command while what it attached stays. Returns
+// true when the nearest ancestor in another mount namespace (the shell that
+// ran `ip netns exec`) has a bpffs at /sys/fs/bpf: the one the user meant.
+// (Binding it here is not possible: the kernel refuses bind mounts from
+// another mount namespace.)
+bool outer_bpffs_exists(const std::string &mountpoint)
+{
+	struct stat self{};
+	if (mountpoint != kSysBpf || stat("/proc/self/ns/mnt", &self) != 0)
+		return false;
+	pid_t pid = getpid();
+	for (int depth = 0; depth < 64 && pid > 1; depth++) {
+		pid = parent_of(pid);
+		if (pid <= 0)
+			break;
+		std::string proc = "/proc/" + std::to_string(pid);
+		struct stat ns{};
+		if (stat((proc + "/ns/mnt").c_str(), &ns) != 0)
+			break; // not ours to look into
+		if (ns.st_ino != self.st_ino || ns.st_dev != self.st_dev)
+			return on_bpffs(proc + "/root" + kSysBpf);
+	}
+	return false;
 }
 
 bool under(const std::string &path, const std::string &dir)
@@ -73,6 +118,10 @@ std::string Bpffs::ensure() const
 		}
 		mounted = mountpoint;
 		log::info("mounted bpffs at " + mountpoint);
+		if (outer_bpffs_exists(mountpoint))
+			log::warn("this mount namespace is not its parent's (ip netns exec?): the bpffs just mounted, and "
+				  "every pin in it, vanish when sonic exits while its attachments stay; run sonic "
+				  "through `nsenter --net=/run/netns/NAME` instead, which keeps the mount namespace");
 	}
 	if (!fs::exists(root_))
 		make_dirs(root_, 0700);

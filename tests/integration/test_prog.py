@@ -190,6 +190,22 @@ def test_bpffs_is_mounted_when_missing():
     assert "mounted bpffs at /sys/fs/bpf" in r.stderr
 
 
+def test_a_mount_namespace_of_its_own_is_warned_about():
+    # ip netns exec mounts a fresh /sys: what sonic pins there vanishes with
+    # it. Nothing is attached by prog load, so nothing outlives the command.
+    ns = sonictest.unique("mntns")
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        r = subprocess.run(["ip", "netns", "exec", ns, sonictest.SONIC, "--bpffs",
+                            "/sys/fs/bpf/" + sonictest.unique("mnt"), "prog", "load"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r
+        assert "mounted bpffs at /sys/fs/bpf" in r.stderr
+        assert "(ip netns exec?)" in r.stderr and "nsenter --net=/run/netns/NAME" in r.stderr
+    finally:
+        subprocess.run(["ip", "netns", "del", ns])
+
+
 def test_bpffs_root_outside_sys_fs_bpf_gets_its_own_mount(tmp_path):
     root = str(tmp_path / "bpf")
     r = in_private_mounts("""
