@@ -101,16 +101,17 @@ def cpu_busy():
     return out
 
 
-def tree_cpu_seconds(pid):
-    """cpu_seconds of PID and its direct children (nginx's workers)."""
-    total = cpu_seconds(pid)
+def children(pid):
     try:
         with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            for child in f.read().split():
-                total += cpu_seconds(int(child))
+            return [int(x) for x in f.read().split()]
     except OSError:
-        pass
-    return total
+        return []
+
+
+def tree_cpu_seconds(pid):
+    """cpu_seconds of PID and its direct children (nginx's workers)."""
+    return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children(pid))
 
 
 def enter(cgroup):
@@ -335,13 +336,14 @@ class Bench:
     def pin(self, name, cpu):
         pid = self.procs[name].pid
         subprocess.run(["taskset", "-a", "-p", "-c", cpu, str(pid)], capture_output=True)
-        for child in self.children(pid):
+        for child in children(pid):
             subprocess.run(["taskset", "-p", "-c", cpu, str(child)], capture_output=True)
 
     def http_rows(self, rows):
         started = []
         for row in rows:
-            name, variant = row.split("+")[0], row[len(row.split("+")[0]):]
+            name, plus, suffix = row.partition("+")
+            variant = plus + suffix
             try:
                 if variant and not self.accel_cgroup:
                     self.start_accel()
@@ -372,14 +374,6 @@ class Bench:
                       % (run + 1, row, *res[:3], res[4], res[5] * 100), file=sys.stderr)
         return results
 
-    @staticmethod
-    def children(pid):
-        try:
-            with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-                return [int(x) for x in f.read().split()]
-        except OSError:
-            return []
-
     def print_http(self, results):
         med = {r: tuple(statistics.median(x[i] for x in v) for i in (0, 1, 2, 4, 5))
                for r, v in results.items() if v}
@@ -406,7 +400,7 @@ class Bench:
             a, n = med["sonic" + ACCEL], med["nginx"]
             print("sonic with its acceleration against plain nginx: %.2fx rps, p99 %.2fx" % (a[0] / n[0], a[2] / n[2]))
         if self.accel_cgroup:
-            st = self.accel_stats().get("accel", self.accel_stats())
+            st = self.accel_stats().get("accel", {})
             print("accel counters over the +accel rows: redirects %s, misses %s, overflows %s"
                   % (st.get("redirects"), st.get("misses"), st.get("overflows")))
         return med
@@ -535,7 +529,7 @@ class Bench:
                     self.notes.append("idle %s: not measured: %s" % (row, str(e).splitlines()[0]))
                     continue
             pid = self.procs[row].pid
-            pids = [pid] + self.children(pid)  # nginx: the worker does the work
+            pids = [pid] + children(pid)  # nginx: the worker does the work
             before = sum(rss_kb(p) for p in pids)
             t0 = time.time()
             socks = self.hold_idle(self.ports[row], n)

@@ -184,11 +184,12 @@ echo
 echo "steer_tc run time (kernel.bpf_stats_enabled, one run each; includes the statistics clock itself):"
 echo "  steered: $(per_pkt steered); not matching: $(per_pkt attached)"
 echo
-awk '{ print $1 }' $TMP/ratio_steer | median > $TMP/m1; awk '{ print $2 }' $TMP/ratio_steer | median > $TMP/m2
-awk '{ print $1 }' $TMP/ratio_attach | median > $TMP/m3; awk '{ print $2 }' $TMP/ratio_attach | median > $TMP/m4
-awk -v r="$(cat $TMP/m1)" -v c="$(cat $TMP/m2)" -v a="$(cat $TMP/m3)" -v d="$(cat $TMP/m4)" \
-    -v lo1="$(awk '{ print $1 }' $TMP/ratio_steer | sort -n | head -1)" -v hi1="$(awk '{ print $1 }' $TMP/ratio_steer | sort -n | tail -1)" \
-    -v lo3="$(awk '{ print $1 }' $TMP/ratio_attach | sort -n | head -1)" -v hi3="$(awk '{ print $1 }' $TMP/ratio_attach | sort -n | tail -1)" 'BEGIN {
+low() { col "$1" "$2" | sort -n | head -1; }
+high() { col "$1" "$2" | sort -n | tail -1; }
+awk -v r="$(col 1 $TMP/ratio_steer | median)" -v c="$(col 2 $TMP/ratio_steer | median)" \
+    -v a="$(col 1 $TMP/ratio_attach | median)" -v d="$(col 2 $TMP/ratio_attach | median)" \
+    -v lo1="$(low 1 $TMP/ratio_steer)" -v hi1="$(high 1 $TMP/ratio_steer)" \
+    -v lo3="$(low 1 $TMP/ratio_attach)" -v hi3="$(high 1 $TMP/ratio_attach)" 'BEGIN {
 	printf "steered / iptables TPROXY: %.3fx req/s (rounds %.3f..%.3f), %.3fx CPU per request (target >= 1.0x)\n", r, lo1, hi1, c
 	printf "non-matching traffic with the program attached: %.1f%% fewer req/s (rounds %.1f..%.1f), %.1f%% more CPU per request (target <= 5%%)\n", (1 - a) * 100, (1 - hi3) * 100, (1 - lo3) * 100, (d - 1) * 100
 }'

@@ -386,21 +386,19 @@ def test_without_privileges_the_relay_copies_and_says_why(loaded, relays):
 def test_unload_with_live_tunnels_loses_nothing_and_leaves_nothing(loaded, relays):
     size = 24 * MiB
 
-    def client(s, i):
-        sender = threading.Thread(target=lambda: (send_all(s, payload(size, 700 + i)),
+    def both_ways(s, send_seed, expect_seed):
+        sender = threading.Thread(target=lambda: (send_all(s, payload(size, send_seed)),
                                                   s.shutdown(socket.SHUT_WR)))
         sender.start()
         got = recv_to_eof(s, pause_every=4 * MiB, pause=0.2)
         sender.join()
-        return got == (size, digest(payload(size, 800 + i)))
+        return got == (size, digest(payload(size, expect_seed)))
+
+    def client(s, i):
+        return both_ways(s, 700 + i, 800 + i)
 
     def server_end(s, i):
-        sender = threading.Thread(target=lambda: (send_all(s, payload(size, 800 + i)),
-                                                  s.shutdown(socket.SHUT_WR)))
-        sender.start()
-        got = recv_to_eof(s, pause_every=4 * MiB, pause=0.2)
-        sender.join()
-        return got == (size, digest(payload(size, 700 + i)))
+        return both_ways(s, 800 + i, 700 + i)
     server = Server(server_end)
     relay = relays(loaded.bpffs, server.port, 4)
     results = {}
