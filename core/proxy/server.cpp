@@ -129,6 +129,20 @@ Server::~Server()
 		::close(log_fd_);
 }
 
+// Tunnels are spliced by the kernel when the family is loaded; it is opened
+// once and shared by every worker. Without it they are copied, which is said
+// here rather than per tunnel.
+bool Server::open_splice(const std::string &what)
+{
+	bpf::SpliceOpen opened = bpf::open_splice(bpf::Bpffs(bpffs_), false);
+	splice_ = std::move(opened.splice);
+	if (splice_)
+		log::info(what + ": spliced by the kernel (the splice family under " + bpffs_ + ")");
+	else
+		log::info(what + ": copied in userspace: " + opened.unavailable);
+	return splice_ != nullptr;
+}
+
 void Server::start()
 {
 	// Every client and upstream connection is a descriptor: take all the
@@ -152,17 +166,8 @@ void Server::start()
 		throw;
 	}
 
-	// Tunnels are spliced by the kernel when the family is loaded; it is
-	// opened once and shared by every worker. Without it they are copied,
-	// which is said once here rather than per tunnel.
-	if (config_->tunnels.splice) {
-		bpf::SpliceOpen opened = bpf::open_splice(bpf::Bpffs(bpffs_), false);
-		splice_ = std::move(opened.splice);
-		if (splice_)
-			log::info("tunnels: spliced by the kernel (the splice family under " + bpffs_ + ")");
-		else
-			log::info("tunnels: copied in userspace: " + opened.unavailable);
-	}
+	if (config_->tunnels.splice)
+		open_splice("tunnels");
 
 	// Every thread started from here on inherits the blocked signals, so only
 	// wait() receives them.
@@ -212,8 +217,13 @@ void Server::reload()
 		log::error(std::string("reload: ") + e.what() + "; the running configuration stays");
 		return;
 	}
-	if (next->tunnels.splice && !config_->tunnels.splice && !splice_)
-		log::warn("reload: [tunnels] splice = true takes effect on restart");
+	// A family loaded (or splicing turned on) since start is taken up here:
+	// each worker gets it on its own thread, for the tunnels it opens next.
+	if (next->tunnels.splice && !splice_ && open_splice("reload: tunnels"))
+		for (auto &w : workers_) {
+			Worker *p = w.get();
+			asio::post(p->context(), [p, s = splice_] { p->set_splice(s); });
+		}
 	if (next->worker_count() != workers() && next->workers != 0)
 		log::warn("reload: a new number of workers takes effect on restart");
 	if (next->admin.enabled != config_->admin.enabled || !(next->admin.listen == config_->admin.listen))

@@ -44,12 +44,14 @@ public:
 private:
 	void reload();
 	void drain();
+	// Opens the splice family into splice_; says which way tunnels go.
+	bool open_splice(const std::string &what);
 	uint64_t active_connections() const;
 
 	std::shared_ptr<const config::Config> config_;
 	std::function<config::Config()> reload_;
 	std::string bpffs_;
-	std::shared_ptr<const bpf::Splice> splice_; // opened at start, or null
+	std::shared_ptr<const bpf::Splice> splice_; // opened at start or a reload, or null
 	std::vector<std::unique_ptr<Worker>> workers_;
 	std::vector<std::thread> threads_;
 	std::unique_ptr<Admin> admin_;

@@ -134,6 +134,8 @@ public:
 	AccessLog &access_log() { return log_; }
 	BufferPool &buffers() { return buffers_; }
 	const bpf::Splice *splice() const { return splice_.get(); }
+	// From the worker's own thread: tunnels opened from now on are spliced.
+	void set_splice(std::shared_ptr<const bpf::Splice> splice) { splice_ = std::move(splice); }
 	bool draining() const { return draining_; }
 	std::shared_ptr<Generation> generation() const { return gen_; }
 	const Generation *current_generation() const { return gen_.get(); }

@@ -7,6 +7,7 @@ upstream connections to carry the steering bypass mark."""
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -128,6 +129,17 @@ def tunnel_bytes(admin_port):
     return paths, active
 
 
+def own_bpffs():
+    return "/sys/fs/bpf/sonic-e2e-%d-%s" % (os.getpid(), uuid.uuid4().hex[:8])
+
+
+def prog(root, verb):
+    """`sonic prog VERB` on the bpffs directory ROOT."""
+    r = subprocess.run([sonictest.SONIC, "-q", "--bpffs", root, "prog", verb], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
 @pytest.fixture
 def splice_bpffs():
     """A bpffs directory of this test's own with every family loaded
@@ -136,14 +148,22 @@ def splice_bpffs():
     if os.geteuid() != 0:
         yield None
         return
-    root = "/sys/fs/bpf/sonic-e2e-%d-%s" % (os.getpid(), uuid.uuid4().hex[:8])
-    r = subprocess.run([sonictest.SONIC, "-q", "--bpffs", root, "prog", "load"], capture_output=True, text=True,
-                       timeout=60)
-    assert r.returncode == 0, r.stderr
+    root = own_bpffs()
+    prog(root, "load")
     yield root
-    r = subprocess.run([sonictest.SONIC, "-q", "--bpffs", root, "prog", "unload"], capture_output=True, text=True,
-                       timeout=60)
-    assert r.returncode == 0, r.stderr
+    prog(root, "unload")
+    assert not os.path.exists(root)
+
+
+@pytest.fixture
+def empty_bpffs():
+    """A bpffs directory of this test's own where nothing is loaded yet;
+    what the test loads there is unloaded afterwards. Needs root."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to load the splice family")
+    root = own_bpffs()
+    yield root
+    prog(root, "unload")
     assert not os.path.exists(root)
 
 
@@ -214,6 +234,38 @@ def test_l4_route_copies_with_splice_off(sonic_run, echo_target, splice_bpffs):
     paths = finished_tunnel_bytes(cfg.admin_port)
     assert paths == {"spliced": 0, "copied": 2 * total}, paths
     assert splice_stats(splice_bpffs)["redirect_bytes"] == 0
+
+
+def test_reload_takes_up_a_family_loaded_after_start(sonic_run, echo_target, empty_bpffs):
+    cfg = sonicconf.Config().tcp_route("127.0.0.1:%d" % echo_target).admin()
+    p = sonic_run.config(cfg, ["--bpffs", empty_bpffs])
+    assert "tunnels: copied in userspace" in p.stderr(), p.stderr()
+
+    def one_tunnel():
+        s = connect(p.port, timeout=30)
+        data = os.urandom(4 << 20)
+        assert roundtrip(s, data) == data
+        s.close()
+        return len(data)
+
+    total = one_tunnel()
+    assert finished_tunnel_bytes(cfg.admin_port) == {"spliced": 0, "copied": 2 * total}
+
+    prog(empty_bpffs, "load")
+    p.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "reload: tunnels: spliced by the kernel" not in p.stderr():
+        assert time.monotonic() < deadline, "the reload did not take up the family: %s" % p.stderr()[-1000:]
+        time.sleep(0.05)
+    before = splice_stats(empty_bpffs)
+    total += one_tunnel()
+    paths = finished_tunnel_bytes(cfg.admin_port)
+    assert paths["spliced"] + paths["copied"] == 2 * total, paths
+    # As in test_l4_route_moves_bytes: most of the new tunnel's bytes, not
+    # necessarily all, go through the kernel.
+    assert paths["spliced"] >= total // 2, paths
+    after = splice_stats(empty_bpffs)
+    assert after["redirect_bytes"] - before["redirect_bytes"] >= paths["spliced"], (before, after, paths)
 
 
 def test_connect_with_early_bytes_is_spliced(sonic_run, echo_target, splice_bpffs):
