@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <memory>
 
@@ -60,6 +61,31 @@ std::optional<std::string> read_path(const std::string &path)
 	}
 	close(fd);
 	return text;
+}
+
+// A file stem path_of() made from a long name: 64 lowercase hex digits, one
+// label longer than a host name's labels can be.
+bool is_hashed(const std::string &stem)
+{
+	return stem.size() == 64 &&
+	       std::all_of(stem.begin(), stem.end(), [](char c) { return std::isdigit(c) || (c >= 'a' && c <= 'f'); });
+}
+
+// The name of the leaf in a hashed file: its first subject alternative name,
+// or nullopt when the file is gone or unreadable.
+std::optional<std::string> hashed_leaf_name(const std::string &path)
+{
+	try {
+		std::optional<std::string> text = read_path(path);
+		if (!text)
+			return std::nullopt;
+		Crt crt = import_crt(*text, GNUTLS_X509_FMT_PEM, path);
+		std::vector<std::string> names = alt_names(crt.get());
+		if (!names.empty())
+			return names.front();
+	} catch (const Error &) {
+	}
+	return std::nullopt;
 }
 
 LeafFile describe_text(const std::string &path, const std::string &text, const Ca &ca, int64_t now, int64_t renew_before)
@@ -174,8 +200,11 @@ std::vector<std::string> LeafDir::remove_all() const
 {
 	std::vector<std::string> removed;
 	for (const std::string &path : leaf_paths()) {
+		std::string name = file_stem(path);
+		if (is_hashed(name))
+			name = hashed_leaf_name(path).value_or(name);
 		if (unlink(path.c_str()) == 0)
-			removed.push_back(file_stem(path));
+			removed.push_back(std::move(name));
 		else if (errno != ENOENT)
 			throw errno_error("remove leaf certificate", errno, path);
 	}

@@ -56,7 +56,8 @@ public:
 	void write(const Leaf &leaf) const;
 	bool remove(std::string_view name) const;
 	// Removes every leaf file (and the shared key); returns the names of
-	// the leaves removed (as their files name them).
+	// the leaves removed (a long name's, whose file is named by its hash,
+	// as its certificate names it).
 	std::vector<std::string> remove_all() const;
 
 	// Every leaf file, described against CA at NOW.
