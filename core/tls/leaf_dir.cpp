@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <memory>
 
@@ -68,7 +67,7 @@ std::optional<std::string> read_path(const std::string &path)
 bool is_hashed(const std::string &stem)
 {
 	return stem.size() == 64 &&
-	       std::all_of(stem.begin(), stem.end(), [](char c) { return std::isdigit(c) || (c >= 'a' && c <= 'f'); });
+	       std::all_of(stem.begin(), stem.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 // The name of the leaf in a hashed file: its first subject alternative name,
