@@ -449,6 +449,30 @@ int steer_connect6(struct bpf_sock_addr *ctx)
 	return redirect(ctx, 1, family, dst);
 }
 
+/* Fills the client and proxy addresses of orig key K from socket context C,
+ * whose fields for them are named CLIENT4, PROXY4, CLIENT6 and PROXY6
+ * (bpf_sock_ops and bpf_sock name the same addresses differently). A macro
+ * rather than a function: the verifier wants direct loads from each context.
+ * IPv4 addresses are stored v4-mapped. */
+#define ORIG_KEY_ADDRS(k, c, client4, proxy4, client6, proxy6)                 \
+	do {                                                                   \
+		if (CTX_U32(c, family) == AF_INET) {                           \
+			(k)->client[2] = bpf_htonl(0xffff);                    \
+			(k)->client[3] = CTX_U32(c, client4);                  \
+			(k)->proxy[2] = bpf_htonl(0xffff);                     \
+			(k)->proxy[3] = CTX_U32(c, proxy4);                    \
+		} else {                                                       \
+			(k)->client[0] = CTX_U32(c, client6[0]);               \
+			(k)->client[1] = CTX_U32(c, client6[1]);               \
+			(k)->client[2] = CTX_U32(c, client6[2]);               \
+			(k)->client[3] = CTX_U32(c, client6[3]);               \
+			(k)->proxy[0] = CTX_U32(c, proxy6[0]);                 \
+			(k)->proxy[1] = CTX_U32(c, proxy6[1]);                 \
+			(k)->proxy[2] = CTX_U32(c, proxy6[2]);                 \
+			(k)->proxy[3] = CTX_U32(c, proxy6[3]);                 \
+		}                                                              \
+	} while (0)
+
 SEC("sockops")
 int steer_sockops(struct bpf_sock_ops *ops)
 {
@@ -464,21 +488,7 @@ int steer_sockops(struct bpf_sock_ops *ops)
 	orig = bpf_sk_storage_get(&steer_sk, sk, 0, 0);
 	if (!orig)
 		return 1;
-	if (CTX_U32(ops, family) == AF_INET) {
-		key.client[2] = bpf_htonl(0xffff);
-		key.client[3] = CTX_U32(ops, local_ip4);
-		key.proxy[2] = bpf_htonl(0xffff);
-		key.proxy[3] = CTX_U32(ops, remote_ip4);
-	} else {
-		key.client[0] = CTX_U32(ops, local_ip6[0]);
-		key.client[1] = CTX_U32(ops, local_ip6[1]);
-		key.client[2] = CTX_U32(ops, local_ip6[2]);
-		key.client[3] = CTX_U32(ops, local_ip6[3]);
-		key.proxy[0] = CTX_U32(ops, remote_ip6[0]);
-		key.proxy[1] = CTX_U32(ops, remote_ip6[1]);
-		key.proxy[2] = CTX_U32(ops, remote_ip6[2]);
-		key.proxy[3] = CTX_U32(ops, remote_ip6[3]);
-	}
+	ORIG_KEY_ADDRS(&key, ops, local_ip4, remote_ip4, local_ip6, remote_ip6);
 	key.client_port = CTX_U32(ops, local_port);
 	key.proxy_port = bpf_ntohl(CTX_U32(ops, remote_port));
 	key.netns = bpf_get_netns_cookie(ops);
@@ -502,21 +512,7 @@ int steer_getsockopt(struct bpf_sockopt *ctx)
 		return 1;
 	if (!sk || CTX_U32(sk, protocol) != IPPROTO_TCP)
 		return 1;
-	if (CTX_U32(sk, family) == AF_INET) {
-		key.client[2] = bpf_htonl(0xffff);
-		key.client[3] = CTX_U32(sk, dst_ip4);
-		key.proxy[2] = bpf_htonl(0xffff);
-		key.proxy[3] = CTX_U32(sk, src_ip4);
-	} else {
-		key.client[0] = CTX_U32(sk, dst_ip6[0]);
-		key.client[1] = CTX_U32(sk, dst_ip6[1]);
-		key.client[2] = CTX_U32(sk, dst_ip6[2]);
-		key.client[3] = CTX_U32(sk, dst_ip6[3]);
-		key.proxy[0] = CTX_U32(sk, src_ip6[0]);
-		key.proxy[1] = CTX_U32(sk, src_ip6[1]);
-		key.proxy[2] = CTX_U32(sk, src_ip6[2]);
-		key.proxy[3] = CTX_U32(sk, src_ip6[3]);
-	}
+	ORIG_KEY_ADDRS(&key, sk, dst_ip4, src_ip4, dst_ip6, src_ip6);
 	key.client_port = bpf_ntohs(CTX_U32(sk, dst_port));
 	key.proxy_port = CTX_U32(sk, src_port);
 	key.netns = bpf_get_netns_cookie(ctx);
