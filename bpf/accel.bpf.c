@@ -17,6 +17,15 @@
  * payload before it was established (TCP Fast Open) is not inserted at all.
  * The other way round, redirect first and stack later, keeps the order.
  *
+ * Scope proxy (SONIC_ACCEL_CG_PROXY_LEGS): only the legs of a sonic proxy are
+ * accelerated, not every local connection of the cgroup. A leg is a
+ * connection to an endpoint a running proxy recorded in accel_proxy_listen
+ * (both its client's socket and the one the proxy accepted), or one the
+ * proxy opened itself: its upstream sockets carry SONIC_STEER_BYPASS_MARK.
+ * The server end of such an upstream connection is recognised by its key,
+ * which the proxy's socket left in accel_proxy_peers when it became
+ * established: on loopback the connecting side always gets there first.
+ *
  * Flow control: a redirect bypasses TCP's window, so when the peer's queue of
  * redirected data passes SONIC_ACCEL_QUEUE_LIMIT the direction takes the
  * stack, whose window slows the writer. It redirects again only when the
@@ -73,6 +82,22 @@ struct {
 	__type(key, __u32);
 	__type(value, struct sonic_accel_stats);
 } accel_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SONIC_ACCEL_MAX_PROXY_LISTENERS);
+	__type(key, struct sonic_accel_endpoint);
+	__type(value, struct sonic_accel_proxy);
+} accel_proxy_listen SEC(".maps");
+
+/* Keys of the server ends of proxy upstream connections, until they are
+ * established (LRU: an end that never shows up ages out). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SONIC_ACCEL_MAX_PROXY_PEERS);
+	__type(key, struct sonic_accel_key);
+	__type(value, __u8);
+} accel_proxy_peers SEC(".maps");
 
 /* Keys whose sockets the MARK pass wants marked too (the peers). */
 struct {
@@ -196,6 +221,49 @@ static __always_inline void mirror(const struct sonic_accel_key *k,
 	peer->reserved = 0;
 }
 
+static __always_inline int is_proxy_listener(__u64 netns, const __u32 a[4],
+					     __u16 port)
+{
+	struct sonic_accel_endpoint e = { .netns = netns, .port = port };
+
+	if (bpf_map_lookup_elem(&accel_proxy_listen, &e))
+		return 1; /* a wildcard listener */
+	e.addr[0] = a[0];
+	e.addr[1] = a[1];
+	e.addr[2] = a[2];
+	e.addr[3] = a[3];
+	return bpf_map_lookup_elem(&accel_proxy_listen, &e) != NULL;
+}
+
+/* Whether the connection of the socket KEY (scope proxy) has a sonic proxy at
+ * one end. */
+static __always_inline int is_proxy_leg(struct bpf_sock *sk, __u32 op,
+					const struct sonic_accel_key *key)
+{
+	struct sonic_accel_key peer;
+	__u8 one = 1;
+
+	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
+		if (sk->mark == SONIC_STEER_BYPASS_MARK) {
+			/* The proxy's upstream socket: its server end is
+			 * established right after it. */
+			mirror(key, &peer);
+			bpf_map_update_elem(&accel_proxy_peers, &peer, &one,
+					    BPF_ANY);
+			return 1;
+		}
+		return is_proxy_listener(key->netns, key->remote_ip,
+					 key->remote_port);
+	}
+	if (is_proxy_listener(key->netns, key->local_ip, key->local_port))
+		return 1;
+	if (bpf_map_lookup_elem(&accel_proxy_peers, key)) {
+		bpf_map_delete_elem(&accel_proxy_peers, key);
+		return 1;
+	}
+	return 0;
+}
+
 SEC("sockops")
 int accel_sockops(struct bpf_sock_ops *ops)
 {
@@ -247,6 +315,11 @@ int accel_sockops(struct bpf_sock_ops *ops)
 			count(s, SONIC_ACCEL_SKIPPED_PORT, 1);
 			return 1;
 		}
+	}
+	if ((cg->flags & SONIC_ACCEL_CG_PROXY_LEGS) && !is_proxy_leg(sk, op, &key)) {
+		st->flags = SONIC_ACCEL_SOCK_SKIPPED;
+		count(s, SONIC_ACCEL_SKIPPED_NOT_PROXY, 1);
+		return 1;
 	}
 	if (bpf_sock_hash_update(ops, &accel_socks, &key, BPF_NOEXIST)) {
 		st->flags = SONIC_ACCEL_SOCK_SKIPPED;

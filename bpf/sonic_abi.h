@@ -11,7 +11,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a pinned map's key or value layout changes. */
-#define SONIC_ABI_VERSION 2
+#define SONIC_ABI_VERSION 3
 
 /* Written last when a family is loaded: its presence marks a complete load. */
 struct sonic_meta {
@@ -25,6 +25,8 @@ struct sonic_meta {
 #define SONIC_ACCEL_MAX_SOCKS 65536
 #define SONIC_ACCEL_MAX_FILTERED_CGROUPS 256
 #define SONIC_ACCEL_MAX_LOCAL_ADDRS 1024
+#define SONIC_ACCEL_MAX_PROXY_LISTENERS 1024
+#define SONIC_ACCEL_MAX_PROXY_PEERS 16384
 
 /*
  * Flow control. A redirect charges the receiver only against the global TCP
@@ -82,6 +84,8 @@ struct sonic_accel_cgroup {
 
 enum sonic_accel_cgroup_flags {
 	SONIC_ACCEL_CG_PORT_FILTER = 1 << 0, /* only ports set in accel_ports */
+	SONIC_ACCEL_CG_PROXY_LEGS = 1 << 1,  /* only connections with a sonic
+					      * proxy at one end (scope proxy) */
 };
 
 /* Port filter of one cgroup (keyed by cgroup id): a connection is accelerated
@@ -89,6 +93,27 @@ enum sonic_accel_cgroup_flags {
  * ports and ranges fits. */
 struct sonic_accel_ports {
 	__u64 bits[65536 / 64];
+};
+
+/*
+ * A listening endpoint of a running sonic proxy (`sonic run`), which records
+ * its listeners here while the accel family is loaded: under scope proxy, a
+ * connection to one of them is a proxy leg. addr all zero: a wildcard
+ * listener (0.0.0.0 or ::). The proxy's upstream sockets need no entry: they
+ * carry SONIC_STEER_BYPASS_MARK.
+ */
+struct sonic_accel_endpoint {
+	__u64 netns;
+	__u32 addr[4]; /* IPv6 form, network byte order */
+	__u16 port;    /* host byte order */
+	__u16 reserved;
+	__u32 reserved2;
+};
+
+/* Who recorded an endpoint, so entries of a proxy that died can be told. */
+struct sonic_accel_proxy {
+	__u32 pid;
+	__u32 reserved;
 };
 
 /* A non-loopback address owned by a network namespace (IPv6 form). */
@@ -113,6 +138,7 @@ enum sonic_accel_counter {
 	SONIC_ACCEL_PASSED_OVERFLOW, /* messages sent by the stack meanwhile */
 	SONIC_ACCEL_PASSED_OVERFLOW_BYTES,
 	SONIC_ACCEL_RESUMED,         /* back to redirecting after an overflow */
+	SONIC_ACCEL_SKIPPED_NOT_PROXY, /* scope proxy: no sonic proxy at either end */
 	SONIC_ACCEL_NR_COUNTERS,
 };
 

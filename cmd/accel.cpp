@@ -1,8 +1,9 @@
-// sonic accel { enable [cgroup PATH] [ports PORTS] | disable [cgroup PATH] | status }
+// sonic accel { enable [cgroup PATH] [ports PORTS] [scope all|proxy] | disable [cgroup PATH] | status }
 #include "cli.hpp"
 
 #include "bpf/accel.hpp"
 #include "net/ports.hpp"
+#include "out/error.hpp"
 #include "sys/caps.hpp"
 
 namespace sonic::cmd {
@@ -18,16 +19,24 @@ out::Value ports_value(const bpf::PortFilter &ports)
 
 int enable(Cli &cli, const std::vector<std::string> &args)
 {
-	Keywords kw(args, {"cgroup", "ports"}, "accel enable");
+	Keywords kw(args, {"cgroup", "ports", "scope"}, "accel enable");
 	bpf::PortFilter ports;
 	if (auto p = kw.get("ports"))
 		ports = net::parse_port_list(*p);
+	bpf::AccelScope scope = bpf::AccelScope::All;
+	if (auto text = kw.get("scope")) {
+		auto parsed = bpf::parse_accel_scope(*text);
+		if (!parsed)
+			throw usage_error("accel enable", "scope must be all or proxy", *text);
+		scope = *parsed;
+	}
 	sys::require_caps("accel enable", kCaps);
-	bpf::AccelEnableResult r = bpf::accel_enable(cli.bpffs(), kw.get("cgroup"), ports);
+	bpf::AccelEnableResult r = bpf::accel_enable(cli.bpffs(), kw.get("cgroup"), ports, scope);
 	cli.report({{"changed", r.changed},
 		   {"cgroup", r.cgroup.path},
 		   {"cgroup_id", r.cgroup.id},
 		   {"ports", ports_value(r.ports)},
+		   {"scope", std::string(bpf::accel_scope_name(r.scope))},
 		   {"programs_loaded", r.loaded},
 		   {"local_addresses", r.local_addresses}});
 	return 0;
@@ -59,7 +68,11 @@ int status(Cli &cli)
 		cgroups.push_back({{"cgroup", c.path.empty() ? out::Value() : out::Value(c.path)},
 				   {"cgroup_id", c.cgroup_id},
 				   {"ports", ports_value(c.ports)},
+				   {"scope", std::string(bpf::accel_scope_name(c.scope))},
 				   {"link_id", c.link_id}});
+	out::Value listeners = out::Value::array();
+	for (const bpf::AccelProxyListener &l : s.proxy_listeners)
+		listeners.push_back({{"address", l.address}, {"netns", l.netns}, {"pid", l.pid}, {"alive", l.alive}});
 	cli.print({{"enabled", !s.cgroups.empty()},
 		   {"loaded", s.loaded},
 		   {"msg_attached", s.msg_attached},
@@ -67,7 +80,8 @@ int status(Cli &cli)
 		   {"draining_sockets", s.draining},
 		   {"draining_bytes", s.pending_bytes},
 		   {"local_addresses", s.local_addresses},
-		   {"cgroups", cgroups}});
+		   {"cgroups", cgroups},
+		   {"proxy_listeners", listeners}});
 	return 0;
 }
 
@@ -82,7 +96,7 @@ void add_accel(Cli &cli)
 				"Accelerate TCP connections between local sockets of processes in a cgroup "
 				"(default: the cgroup v2 root)",
 				[&cli, enable_args] { return enable(cli, *enable_args); });
-	en->add_option("args", *enable_args, "[cgroup PATH] [ports PORTS]");
+	en->add_option("args", *enable_args, "[cgroup PATH] [ports PORTS] [scope all|proxy]");
 
 	auto disable_args = std::make_shared<std::vector<std::string>>();
 	auto timeout = std::make_shared<double>(5.0);

@@ -14,10 +14,14 @@ static_assert(sizeof(struct sonic_accel_sock) == 24);
 static_assert(sizeof(struct sonic_accel_cgroup) == 16);
 static_assert(sizeof(struct sonic_accel_ports) == 8192);
 static_assert(sizeof(struct sonic_accel_local_key) == 24);
+static_assert(sizeof(struct sonic_accel_endpoint) == 32);
+static_assert(offsetof(struct sonic_accel_endpoint, addr) == 8);
+static_assert(offsetof(struct sonic_accel_endpoint, port) == 24);
+static_assert(sizeof(struct sonic_accel_proxy) == 8);
 static_assert(sizeof(struct sonic_accel_stats) == 8 * SONIC_ACCEL_NR_COUNTERS);
 static_assert(sizeof(struct sonic_accel_stats) % 8 == 0, "per-CPU values are 8-byte aligned");
 static_assert(sizeof(struct sonic_accel_iter) == 56);
-static_assert(SONIC_ACCEL_NR_COUNTERS == 14, "update kCounterNames in core/bpf/accel.cpp");
+static_assert(SONIC_ACCEL_NR_COUNTERS == 15, "update kCounterNames in core/bpf/accel.cpp");
 
 static_assert(sizeof(struct sonic_splice_sock) == 40);
 static_assert(offsetof(struct sonic_splice_sock, redirected) == 8);

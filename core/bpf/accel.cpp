@@ -7,12 +7,16 @@
 #include "out/error.hpp"
 #include "out/log.hpp"
 
+#include <algorithm>
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <fcntl.h>
 #include <set>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -33,7 +37,7 @@ constexpr std::chrono::milliseconds kPoll{20};
 const char *const kCounterNames[SONIC_ACCEL_NR_COUNTERS] = {
 	"inserted",	  "insert_failed", "skipped_remote",	  "skipped_port",	"redirects",
 	"redirect_bytes", "misses",	   "miss_bytes",	  "passed_draining",	"released",
-	"overflows",	  "passed_overflow", "passed_overflow_bytes", "resumed",
+	"overflows",	  "passed_overflow", "passed_overflow_bytes", "resumed",	"skipped_not_proxy",
 };
 
 std::string cgroup_link_name(uint64_t id) { return kCgroupLinkPrefix + std::to_string(id); }
@@ -41,7 +45,7 @@ std::string cgroup_link_name(uint64_t id) { return kCgroupLinkPrefix + std::to_s
 // Pinned objects of a loaded accel family.
 struct AccelObjects {
 	Fd sockops, msg, release;
-	Fd socks, sk, cg, ports, local, stats, drain, iter;
+	Fd socks, sk, cg, ports, local, stats, drain, iter, proxy_listen;
 
 	explicit AccelObjects(const Bpffs &fs)
 	{
@@ -57,6 +61,7 @@ struct AccelObjects {
 		stats = open_pinned_or_throw(fs.map_path("accel_stats"), op);
 		drain = open_pinned_or_throw(fs.map_path("accel_drain"), op);
 		iter = open_pinned_or_throw(fs.map_path("accel_iter"), op);
+		proxy_listen = open_pinned_or_throw(fs.map_path("accel_proxy_listen"), op);
 	}
 };
 
@@ -139,6 +144,12 @@ std::optional<struct sonic_accel_cgroup> read_cgroup_config(const AccelObjects &
 	return value;
 }
 
+AccelScope read_scope(const AccelObjects &o, uint64_t cgroup_id)
+{
+	auto cfg = read_cgroup_config(o, cgroup_id);
+	return cfg && (cfg->flags & SONIC_ACCEL_CG_PROXY_LEGS) ? AccelScope::Proxy : AccelScope::All;
+}
+
 PortFilter read_ports(const AccelObjects &o, uint64_t cgroup_id)
 {
 	auto cfg = read_cgroup_config(o, cgroup_id);
@@ -151,7 +162,7 @@ PortFilter read_ports(const AccelObjects &o, uint64_t cgroup_id)
 }
 
 // Writes the attachment's configuration; returns whether anything changed.
-bool configure_cgroup(const AccelObjects &o, uint64_t cgroup_id, const PortFilter &ports)
+bool configure_cgroup(const AccelObjects &o, uint64_t cgroup_id, const PortFilter &ports, AccelScope scope)
 {
 	bool changed = false;
 	if (ports) {
@@ -165,7 +176,8 @@ bool configure_cgroup(const AccelObjects &o, uint64_t cgroup_id, const PortFilte
 	}
 	struct sonic_accel_cgroup want{};
 	want.cgroup_id = cgroup_id;
-	want.flags = ports ? SONIC_ACCEL_CG_PORT_FILTER : 0;
+	want.flags = (ports ? SONIC_ACCEL_CG_PORT_FILTER : 0) |
+		     (scope == AccelScope::Proxy ? SONIC_ACCEL_CG_PROXY_LEGS : 0);
 	auto have = read_cgroup_config(o, cgroup_id);
 	if (!have || have->cgroup_id != want.cgroup_id || have->flags != want.flags) {
 		auto key = storage_key(cgroup_id);
@@ -297,6 +309,42 @@ ReleaseReport release(const AccelObjects &o, uint64_t cgroup_id, std::chrono::mi
 	return r;
 }
 
+// Every entry of accel_proxy_listen, with who recorded it.
+std::vector<std::pair<struct sonic_accel_endpoint, struct sonic_accel_proxy>> proxy_endpoints(int map_fd)
+{
+	std::vector<std::pair<struct sonic_accel_endpoint, struct sonic_accel_proxy>> out;
+	struct sonic_accel_endpoint cur{}, next{};
+	void *prev = nullptr;
+	while (bpf_map_get_next_key(map_fd, prev, &next) == 0) {
+		struct sonic_accel_proxy owner{};
+		if (bpf_map_lookup_elem(map_fd, &next, &owner) == 0)
+			out.emplace_back(next, owner);
+		cur = next;
+		prev = &cur;
+	}
+	return out;
+}
+
+bool process_alive(uint32_t pid)
+{
+	return pid != 0 && (kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+}
+
+// "127.0.0.1:8080", "[::1]:8080", "*:8080" for a wildcard.
+std::string endpoint_text(const struct sonic_accel_endpoint &e)
+{
+	const std::string port = std::to_string(e.port);
+	if (!e.addr[0] && !e.addr[1] && !e.addr[2] && !e.addr[3])
+		return "*:" + port;
+	char buf[INET6_ADDRSTRLEN] = {};
+	if (!e.addr[0] && !e.addr[1] && e.addr[2] == htonl(0xffff)) {
+		inet_ntop(AF_INET, &e.addr[3], buf, sizeof(buf));
+		return std::string(buf) + ":" + port;
+	}
+	inet_ntop(AF_INET6, e.addr, buf, sizeof(buf));
+	return "[" + std::string(buf) + "]:" + port;
+}
+
 void detach_link(const std::string &path)
 {
 	if (unlink(path.c_str()) != 0 && errno != ENOENT)
@@ -304,6 +352,20 @@ void detach_link(const std::string &path)
 }
 
 } // namespace
+
+std::string_view accel_scope_name(AccelScope scope)
+{
+	return scope == AccelScope::Proxy ? "proxy" : "all";
+}
+
+std::optional<AccelScope> parse_accel_scope(std::string_view text)
+{
+	if (text == "all")
+		return AccelScope::All;
+	if (text == "proxy")
+		return AccelScope::Proxy;
+	return std::nullopt;
+}
 
 std::string_view accel_counter_name(size_t index)
 {
@@ -333,11 +395,13 @@ std::vector<net::PortRange> ports_from_bitmap(const struct sonic_accel_ports &bm
 	return out;
 }
 
-AccelEnableResult accel_enable(const Bpffs &fs, const std::optional<std::string> &cgroup_path, const PortFilter &ports)
+AccelEnableResult accel_enable(const Bpffs &fs, const std::optional<std::string> &cgroup_path, const PortFilter &ports,
+			       AccelScope scope)
 {
 	AccelEnableResult r;
 	r.cgroup = sys::resolve_cgroup(cgroup_path);
 	r.ports = ports;
+	r.scope = scope;
 	fs.ensure();
 	Fd lock = fs.lock();
 
@@ -362,7 +426,7 @@ AccelEnableResult accel_enable(const Bpffs &fs, const std::optional<std::string>
 	}
 	// A link without configuration is inert (cgroup_id 0), so a crash
 	// between the two steps leaves nothing half-working.
-	r.changed |= configure_cgroup(o, r.cgroup.id, ports);
+	r.changed |= configure_cgroup(o, r.cgroup.id, ports, scope);
 	return r;
 }
 
@@ -504,6 +568,7 @@ AccelStatus accel_status(const Bpffs &fs)
 		c.link_id = li.id;
 		c.path = li.cgroup_id ? sys::cgroup_path_of(li.cgroup_id) : "";
 		c.ports = read_ports(o, c.cgroup_id);
+		c.scope = read_scope(o, c.cgroup_id);
 		s.cgroups.push_back(std::move(c));
 	}
 	s.sockets = count_keys(o.socks.get(), sizeof(struct sonic_accel_key));
@@ -511,7 +576,88 @@ AccelStatus accel_status(const Bpffs &fs)
 	s.draining = counted.pending;
 	s.pending_bytes = counted.pending_bytes;
 	s.local_addresses = count_keys(o.local.get(), sizeof(struct sonic_accel_local_key));
+	for (const auto &[e, owner] : proxy_endpoints(o.proxy_listen.get())) {
+		AccelProxyListener l;
+		l.address = endpoint_text(e);
+		l.netns = e.netns;
+		l.pid = owner.pid;
+		l.alive = process_alive(owner.pid);
+		s.proxy_listeners.push_back(std::move(l));
+	}
 	return s;
+}
+
+std::unique_ptr<AccelProxy> AccelProxy::open(const Bpffs &fs, std::string &unavailable)
+{
+	try {
+		if (!family_maps_usable(fs, builtin_family("accel"))) {
+			unavailable = "the accel BPF family is not loaded under " + fs.root() +
+				      " (run `sonic accel enable scope proxy`)";
+			return nullptr;
+		}
+		const std::string op = "open accel maps";
+		Fd map = open_pinned_or_throw(fs.map_path("accel_proxy_listen"), op);
+		Fd sk = open_pinned_or_throw(fs.map_path("accel_sk"), op);
+		// Entries of proxies that are gone would make their ports count as
+		// legs for whoever listens there next.
+		for (const auto &[e, owner] : proxy_endpoints(map.get()))
+			if (!process_alive(owner.pid))
+				bpf_map_delete_elem(map.get(), &e);
+		return std::unique_ptr<AccelProxy>(new AccelProxy(std::move(map), std::move(sk)));
+	} catch (const Error &e) {
+		unavailable = e.what();
+		return nullptr;
+	}
+}
+
+bool AccelProxy::accelerated(int sock_fd) const
+{
+	struct sonic_accel_sock st{};
+	return bpf_map_lookup_elem(sk_.get(), &sock_fd, &st) == 0 && (st.flags & SONIC_ACCEL_SOCK_ACCELERATED);
+}
+
+AccelProxy::~AccelProxy()
+{
+	for (const auto &e : mine_)
+		bpf_map_delete_elem(map_.get(), &e);
+}
+
+void AccelProxy::record(const std::vector<struct sockaddr_storage> &listening)
+{
+	const uint64_t netns = net::netns_cookie();
+	std::vector<struct sonic_accel_endpoint> want;
+	for (const struct sockaddr_storage &ss : listening) {
+		struct sonic_accel_endpoint e{};
+		e.netns = netns;
+		if (ss.ss_family == AF_INET) {
+			const auto *in = reinterpret_cast<const struct sockaddr_in *>(&ss);
+			if (in->sin_addr.s_addr != htonl(INADDR_ANY)) {
+				e.addr[2] = htonl(0xffff);
+				e.addr[3] = in->sin_addr.s_addr;
+			}
+			e.port = ntohs(in->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			const auto *in6 = reinterpret_cast<const struct sockaddr_in6 *>(&ss);
+			if (!IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
+				std::memcpy(e.addr, &in6->sin6_addr, sizeof(e.addr));
+			e.port = ntohs(in6->sin6_port);
+		} else {
+			continue;
+		}
+		want.push_back(e);
+	}
+	auto same = [](const sonic_accel_endpoint &a, const sonic_accel_endpoint &b) {
+		return std::memcmp(&a, &b, sizeof(a)) == 0;
+	};
+	for (const auto &e : mine_)
+		if (std::none_of(want.begin(), want.end(), [&](const auto &w) { return same(w, e); }))
+			bpf_map_delete_elem(map_.get(), &e);
+	struct sonic_accel_proxy owner{};
+	owner.pid = static_cast<uint32_t>(getpid());
+	for (const auto &e : want)
+		if (bpf_map_update_elem(map_.get(), &e, &owner, BPF_ANY) != 0)
+			throw errno_error("record proxy listener", errno, endpoint_text(e));
+	mine_ = std::move(want);
 }
 
 AccelCounters accel_counters(const Bpffs &fs)

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "bpf/bpffs.hpp"
+#include "bpf/fd.hpp"
 #include "net/ports.hpp"
 #include "sonic_abi.h"
 #include "sys/cgroup.hpp"
@@ -15,7 +16,9 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <sys/socket.h>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,11 +27,27 @@ namespace sonic::bpf {
 
 using PortFilter = std::optional<std::vector<net::PortRange>>; // nullopt: all ports
 
+// What an attachment accelerates: every connection between local sockets of
+// the cgroup, or only the legs of a sonic proxy (client to `sonic run`, and
+// `sonic run` to its upstreams).
+enum class AccelScope { All, Proxy };
+std::string_view accel_scope_name(AccelScope scope);
+std::optional<AccelScope> parse_accel_scope(std::string_view text);
+
 struct AccelCgroup {
 	std::string path; // "" when the cgroup directory is gone
 	uint64_t cgroup_id = 0;
 	uint32_t link_id = 0;
 	PortFilter ports;
+	AccelScope scope = AccelScope::All;
+};
+
+// A listener a running proxy recorded for scope proxy.
+struct AccelProxyListener {
+	std::string address; // "127.0.0.1:8080", "[::]:8080"
+	uint64_t netns = 0;
+	uint32_t pid = 0;
+	bool alive = false; // the recording process still runs (seen from here)
 };
 
 struct ReleaseReport {
@@ -43,6 +62,7 @@ struct AccelEnableResult {
 	bool loaded = false; // the programs were loaded by this call
 	sys::Cgroup cgroup;
 	PortFilter ports;
+	AccelScope scope = AccelScope::All;
 	size_t local_addresses = 0;
 };
 
@@ -64,6 +84,7 @@ struct AccelStatus {
 	uint64_t draining = 0;
 	uint64_t pending_bytes = 0;
 	size_t local_addresses = 0;
+	std::vector<AccelProxyListener> proxy_listeners;
 };
 
 struct AccelCounters {
@@ -77,7 +98,8 @@ std::string_view accel_counter_name(size_t index);
 // Time allowed for readers to drain before a release gives up on a socket.
 inline constexpr std::chrono::milliseconds kDefaultReleaseTimeout{5000};
 
-AccelEnableResult accel_enable(const Bpffs &fs, const std::optional<std::string> &cgroup, const PortFilter &ports);
+AccelEnableResult accel_enable(const Bpffs &fs, const std::optional<std::string> &cgroup, const PortFilter &ports,
+			       AccelScope scope = AccelScope::All);
 AccelDisableResult accel_disable(const Bpffs &fs, const std::optional<std::string> &cgroup,
 				 std::chrono::milliseconds timeout);
 AccelStatus accel_status(const Bpffs &fs);
@@ -90,6 +112,37 @@ uint64_t accel_pinned_sockets(const Bpffs &fs);
 // Detaches every cgroup and releases every socket (used before unload).
 // The caller holds the bpffs lock.
 ReleaseReport accel_release_all(const Bpffs &fs, std::chrono::milliseconds timeout);
+
+// The proxy's handle on a loaded accel family. `sonic run` records its
+// listening endpoints, so that under scope proxy connections to them count as
+// proxy legs (its upstream sockets are known by their mark); whether anything
+// is accelerated is up to `sonic accel enable`. Workers ask it whether a
+// tunnel's sockets are accelerated: those are copied, not spliced, because
+// data the sk_msg program moves into a socket never reaches the splice
+// family's sk_skb program.
+class AccelProxy {
+public:
+	// Null when the accel family is not loaded under FS (or cannot be
+	// opened); UNAVAILABLE then says why, for the log.
+	static std::unique_ptr<AccelProxy> open(const Bpffs &fs, std::string &unavailable);
+	~AccelProxy(); // forgets what it recorded
+
+	// Records exactly these listening addresses (what getsockname said of
+	// each listener), dropping the ones recorded before and not among them.
+	void record(const std::vector<struct sockaddr_storage> &listening);
+
+	// Whether the socket is in accel_socks (from any thread).
+	bool accelerated(int sock_fd) const;
+
+	AccelProxy(const AccelProxy &) = delete;
+	AccelProxy &operator=(const AccelProxy &) = delete;
+
+private:
+	AccelProxy(Fd map, Fd sk) : map_(std::move(map)), sk_(std::move(sk)) {}
+	Fd map_; // accel_proxy_listen
+	Fd sk_;  // accel_sk
+	std::vector<struct sonic_accel_endpoint> mine_;
+};
 
 // Port filter <-> bitmap, exposed for tests.
 struct sonic_accel_ports ports_bitmap(const std::vector<net::PortRange> &ranges);

@@ -1,5 +1,6 @@
 #include "proxy/server.hpp"
 
+#include "bpf/accel.hpp"
 #include "bpf/splice.hpp"
 #include "out/error.hpp"
 #include "out/log.hpp"
@@ -143,6 +144,42 @@ bool Server::open_splice(const std::string &what)
 	return splice_ != nullptr;
 }
 
+bool Server::record_legs(const std::string &what)
+{
+	bool opened = false;
+	if (!accel_) {
+		std::string unavailable;
+		accel_ = bpf::AccelProxy::open(bpf::Bpffs(bpffs_), unavailable);
+		if (!accel_) {
+			log::debug(what + ": listeners not recorded for `accel enable scope proxy`: " + unavailable);
+			return false;
+		}
+		opened = true;
+	}
+	std::vector<sockaddr_storage> addrs;
+	for (const auto &[key, ss] : bound_)
+		addrs.push_back(ss);
+	try {
+		accel_->record(addrs);
+		log::info(what + ": " + std::to_string(addrs.size()) +
+			  " listener(s) recorded as proxy legs for `sonic accel enable scope proxy`");
+	} catch (const std::exception &e) {
+		log::warn(what + ": " + e.what());
+	}
+	return opened;
+}
+
+// What each new listener is bound to, from its first worker's socket.
+static void note_bound(std::map<std::string, sockaddr_storage> &bound, const std::map<std::string, std::vector<int>> &fds)
+{
+	for (const auto &[key, list] : fds) {
+		sockaddr_storage ss{};
+		socklen_t len = sizeof(ss);
+		if (!list.empty() && getsockname(list.front(), reinterpret_cast<sockaddr *>(&ss), &len) == 0)
+			bound[key] = ss;
+	}
+}
+
 void Server::start()
 {
 	// Every client and upstream connection is a descriptor: take all the
@@ -168,6 +205,8 @@ void Server::start()
 
 	if (config_->tunnels.splice)
 		open_splice("tunnels");
+	note_bound(bound_, fds);
+	record_legs("accel");
 
 	// Every thread started from here on inherits the blocked signals, so only
 	// wait() receives them.
@@ -180,6 +219,7 @@ void Server::start()
 
 	for (unsigned i = 0; i < n; ++i) {
 		auto w = std::make_unique<Worker>(i, config_, log_fd_, splice_);
+		w->set_accel(accel_);
 		for (const config::Listener &l : config_->listeners)
 			w->add_listener(fds[l.address.text()][i], l);
 		workers_.push_back(std::move(w));
@@ -223,6 +263,16 @@ void Server::reload()
 		for (auto &w : workers_) {
 			Worker *p = w.get();
 			asio::post(p->context(), [p, s = splice_] { p->set_splice(s); });
+		}
+	std::set<std::string> wanted;
+	for (const config::Listener &l : next->listeners)
+		wanted.insert(l.address.text());
+	std::erase_if(bound_, [&](const auto &kv) { return !wanted.count(kv.first); });
+	note_bound(bound_, fds);
+	if (record_legs("reload: accel"))
+		for (auto &w : workers_) {
+			Worker *p = w.get();
+			asio::post(p->context(), [p, a = accel_] { p->set_accel(a); });
 		}
 	if (next->worker_count() != workers() && next->workers != 0)
 		log::warn("reload: a new number of workers takes effect on restart");

@@ -7,7 +7,9 @@
 #include "config/config.hpp"
 
 #include <atomic>
+#include <sys/socket.h>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -15,6 +17,7 @@
 
 namespace sonic::bpf {
 class Splice;
+class AccelProxy;
 }
 
 namespace sonic::proxy {
@@ -25,7 +28,8 @@ class Admin;
 class Server {
 public:
 	// RELOAD reads the configuration again on SIGHUP; it throws on a bad one.
-	// BPFFS is where the splice family is looked for ([tunnels] splice).
+	// BPFFS is where the splice family is looked for ([tunnels] splice), and
+	// the accel family this proxy records its listeners in (scope proxy).
 	Server(config::Config config, std::function<config::Config()> reload, std::string bpffs);
 	~Server();
 	Server(const Server &) = delete;
@@ -46,12 +50,18 @@ private:
 	void drain();
 	// Opens the splice family into splice_; says which way tunnels go.
 	bool open_splice(const std::string &what);
+	// Records the listeners in the accel family for scope proxy, opening it
+	// first if it was not open (it may have been loaded since start); the
+	// workers get it on their own thread. Returns whether it was opened now.
+	bool record_legs(const std::string &what);
 	uint64_t active_connections() const;
 
 	std::shared_ptr<const config::Config> config_;
 	std::function<config::Config()> reload_;
 	std::string bpffs_;
 	std::shared_ptr<const bpf::Splice> splice_; // opened at start or a reload, or null
+	std::shared_ptr<bpf::AccelProxy> accel_; // null: the accel family is not loaded
+	std::map<std::string, sockaddr_storage> bound_; // listener address -> what it is bound to
 	std::vector<std::unique_ptr<Worker>> workers_;
 	std::vector<std::thread> threads_;
 	std::unique_ptr<Admin> admin_;

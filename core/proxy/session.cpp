@@ -859,7 +859,8 @@ awaitable<void> Session::pump_tunnel(tcp::socket &upstream, std::span<const char
 	const size_t cap = pool.size();
 	upstream_ = &upstream;
 	TunnelContext ctx{&deadline, worker_.now_ptr(), cfg_.timeouts.tunnel_idle, std::span<char>(a.get(), cap),
-			  std::span<char>(b.get(), cap), cfg_.tunnels.splice ? worker_.splice() : nullptr};
+			  std::span<char>(b.get(), cap),
+			  cfg_.tunnels.splice ? worker_.splice_for(client_.native_handle(), upstream.native_handle()) : nullptr};
 	TunnelBytes bytes = co_await tunnel(client_, upstream, from_client, from_upstream, ctx);
 	upstream_ = nullptr;
 	pool.give(std::move(a), cap);

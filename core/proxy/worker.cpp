@@ -1,5 +1,7 @@
 #include "proxy/worker.hpp"
 
+#include "bpf/accel.hpp"
+
 #include "out/log.hpp"
 #include "proxy/session.hpp"
 
@@ -62,6 +64,13 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config, int
 	  splice_(std::move(splice)), ctx_(ASIO_CONCURRENCY_HINT_UNSAFE_IO)
 {
 	gen_.reset(build(std::move(config)));
+}
+
+const bpf::Splice *Worker::splice_for(int client_fd, int upstream_fd) const
+{
+	if (!splice_ || (accel_ && (accel_->accelerated(client_fd) || accel_->accelerated(upstream_fd))))
+		return nullptr;
+	return splice_.get();
 }
 
 Worker::~Worker()

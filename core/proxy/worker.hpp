@@ -18,6 +18,7 @@
 
 namespace sonic::bpf {
 class Splice;
+class AccelProxy;
 }
 
 namespace sonic::proxy {
@@ -134,8 +135,14 @@ public:
 	AccessLog &access_log() { return log_; }
 	BufferPool &buffers() { return buffers_; }
 	const bpf::Splice *splice() const { return splice_.get(); }
+	// The splice family for a tunnel between these sockets, or null when it
+	// is not loaded or either socket is accelerated by the accel family
+	// (whose redirected bytes the splice program would never see).
+	const bpf::Splice *splice_for(int client_fd, int upstream_fd) const;
 	// From the worker's own thread: tunnels opened from now on are spliced.
 	void set_splice(std::shared_ptr<const bpf::Splice> splice) { splice_ = std::move(splice); }
+	// Before run() or from the worker's own thread: the accel family's view.
+	void set_accel(std::shared_ptr<const bpf::AccelProxy> accel) { accel_ = std::move(accel); }
 	bool draining() const { return draining_; }
 	std::shared_ptr<Generation> generation() const { return gen_; }
 	const Generation *current_generation() const { return gen_.get(); }
@@ -183,6 +190,7 @@ private:
 	bool draining_ = false;
 	std::shared_ptr<Generation> gen_;
 	std::shared_ptr<const bpf::Splice> splice_;
+	std::shared_ptr<const bpf::AccelProxy> accel_;
 	asio::io_context ctx_;
 	std::vector<std::shared_ptr<Acceptor>> acceptors_;
 	std::map<std::string, std::unique_ptr<ServerState>, std::less<>> servers_;

@@ -7,8 +7,12 @@ Rows (interleaved run by run, medians of --runs runs of --seconds each):
   haproxy   HAProxy, nbthread 1, mode http, keep-alive to the server
   sonic     sonic run --mode reverse --workers 1
   ROW+accel the same, with wrk, the origin and the proxy in a fresh cgroup
-            under `sonic accel enable` (sockops + sk_msg on every leg);
-            shows what sonic's data plane gives a proxy on the same host
+            under `sonic accel enable` (sockops + sk_msg on every local
+            connection); shows what sonic's data plane gives any proxy
+  ROW+legs  the same, in a fresh cgroup under `sonic accel enable scope
+            proxy`: only connections with a sonic proxy at one end are
+            accelerated, so nginx+legs and haproxy+legs are the control
+            (plain stack) and sonic+legs is sonic with its own data plane
 
 CPU placement on this 2-CPU machine: the server being measured owns CPU 0
 (the proxy in the proxy rows, the origin in the origin row); wrk, and the
@@ -24,7 +28,7 @@ Temporary configs live under one mktemp -d directory, removed on exit,
 with every process this script started.
 
   tests/bench/proxy.sh [--runs N] [--seconds S] [--connections C]
-                       [--only origin,nginx,haproxy,sonic,ROW+accel,l4,idle] [--idle-conns N]
+                       [--only origin,nginx,haproxy,sonic,ROW+accel,ROW+legs,l4,idle] [--idle-conns N]
 """
 import argparse
 import json
@@ -52,10 +56,17 @@ import sonictest  # noqa: E402
 PROXY_CPU = "0"
 LOAD_CPU = "1"
 HTTP_ROWS = ("origin", "nginx", "haproxy", "sonic")
-ACCEL = "+accel"
-ACCEL_ROWS = tuple(r + ACCEL for r in HTTP_ROWS)
+# Variant suffix -> the scope of its cgroup's `sonic accel enable`.
+VARIANTS = {"+accel": "all", "+legs": "proxy"}
+ALL_ROWS = HTTP_ROWS + tuple(r + v for v in VARIANTS for r in HTTP_ROWS)
 # As high as this process may go (a container may forbid raising the hard limit).
 NOFILE = min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+
+
+def variant_of(name):
+    """"+accel" of "nginx+accel", "" of "nginx"."""
+    plus, suffix = name.partition("+")[1:]
+    return plus + suffix
 
 
 def free_port():
@@ -143,13 +154,13 @@ class Bench:
         self.procs = {}
         self.ports = {}
         self.notes = []
-        self.accel_cgroup = None
-        self.accel_bpffs = None
+        self.cgroups = {}  # variant -> its cgroup
+        self.bpffs = {}    # variant -> its bpffs root
 
     # -- processes --------------------------------------------------------
     def spawn(self, name, argv, cpu, port=None, **kw):
         log = open(os.path.join(self.tmp, name + ".log"), "wb")
-        cgroup = self.accel_cgroup if name.endswith(ACCEL) else None
+        cgroup = self.cgroups.get(variant_of(name))
         p = subprocess.Popen(["taskset", "-c", cpu] + argv, stdout=kw.pop("stdout", log), stderr=log,
                              stdin=subprocess.DEVNULL, preexec_fn=lambda: enter(cgroup), **kw)
         self.procs[name] = p
@@ -174,22 +185,23 @@ class Bench:
     def cleanup(self):
         for name in list(self.procs):
             self.stop(name)
-        if self.accel_cgroup:
-            sonictest.remove_cgroup(self.accel_cgroup)
-            sonictest.remove_bpffs_root(self.accel_bpffs, self.args.sonic)
+        for v, cgroup in self.cgroups.items():
+            sonictest.remove_cgroup(cgroup)
+            sonictest.remove_bpffs_root(self.bpffs[v], self.args.sonic)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def start_accel(self):
-        """A fresh cgroup with sonic's socket acceleration on it, and its own
-        bpffs root, so the host's sonic (if any) is untouched."""
-        self.accel_bpffs = "/sys/fs/bpf/" + sonictest.unique("sonic-bench-proxy")
+    def start_variant(self, variant):
+        """A fresh cgroup with sonic's socket acceleration on it in the
+        variant's scope, and its own bpffs root, so the host's sonic (if
+        any) is untouched."""
+        self.bpffs[variant] = "/sys/fs/bpf/" + sonictest.unique("sonic-bench-proxy")
         cgroup = sonictest.make_cgroup("sonic-bench-proxy")
-        self.accel_cgroup = cgroup
-        subprocess.run([self.args.sonic, "--bpffs", self.accel_bpffs, "-q", "accel", "enable", "cgroup", cgroup],
-                       check=True, capture_output=True, text=True)
+        self.cgroups[variant] = cgroup
+        subprocess.run([self.args.sonic, "--bpffs", self.bpffs[variant], "-q", "accel", "enable", "cgroup", cgroup,
+                        "scope", VARIANTS[variant]], check=True, capture_output=True, text=True)
 
-    def accel_stats(self):
-        r = subprocess.run([self.args.sonic, "--bpffs", self.accel_bpffs, "-j", "stats", "accel"],
+    def accel_stats(self, variant):
+        r = subprocess.run([self.args.sonic, "--bpffs", self.bpffs[variant], "-j", "stats", "accel"],
                            capture_output=True, text=True)
         return json.loads(r.stdout) if r.returncode == 0 else {}
 
@@ -298,8 +310,10 @@ class Bench:
         name = name or "sonic" + variant
         if config is None:
             port = free_port()
-            argv = [self.args.sonic, "run", "--mode", "reverse", "--listen", "127.0.0.1:%d" % port,
-                    "--upstream", "127.0.0.1:%d" % self.ports["origin" + variant], "--workers", "1"]
+            # A variant's sonic records its listener in that variant's bpffs.
+            argv = [self.args.sonic] + (["--bpffs", self.bpffs[variant]] if variant else []) + [
+                "run", "--mode", "reverse", "--listen", "127.0.0.1:%d" % port,
+                "--upstream", "127.0.0.1:%d" % self.ports["origin" + variant], "--workers", "1"]
         else:
             port = config.listen_port
             argv = [self.args.sonic, "run", "--config", config.write(self.tmp)]
@@ -308,13 +322,13 @@ class Bench:
         self.spawn(name, argv, PROXY_CPU, port, stdout=subprocess.DEVNULL)
 
     # -- wrk --------------------------------------------------------------
-    def wrk(self, port, server=None, accel=False):
+    def wrk(self, port, server=None, variant=""):
         """rps, p50, p99, errors, and the measured server's CPU us per request
         and CPU 1's busy share, which show which side was the bottleneck.
-        With ACCEL, wrk runs in the accelerated cgroup like the servers."""
+        In a VARIANT, wrk runs in its cgroup like the servers."""
         cpu0 = tree_cpu_seconds(server.pid) if server else 0.0
         busy0 = cpu_busy()
-        cgroup = self.accel_cgroup if accel else None
+        cgroup = self.cgroups.get(variant)
         r = subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c%d" % self.args.connections,
                             "-d%ds" % self.args.seconds, "--latency", "http://127.0.0.1:%d/" % port],
                            capture_output=True, text=True, timeout=self.args.seconds + 60,
@@ -342,11 +356,10 @@ class Bench:
     def http_rows(self, rows):
         started = []
         for row in rows:
-            name, plus, suffix = row.partition("+")
-            variant = plus + suffix
+            name, variant = row.partition("+")[0], variant_of(row)
             try:
-                if variant and not self.accel_cgroup:
-                    self.start_accel()
+                if variant and variant not in self.cgroups:
+                    self.start_variant(variant)
                 if "origin" + variant not in self.procs:
                     self.start_origin(variant)
                 if name != "origin":
@@ -363,10 +376,10 @@ class Bench:
                 if row.startswith("origin"):
                     # The origin measured alone owns CPU 0, like the proxies do.
                     self.pin(row, PROXY_CPU)
-                    res = self.wrk(self.ports[row], self.procs[row], row.endswith(ACCEL))
+                    res = self.wrk(self.ports[row], self.procs[row], variant_of(row))
                     self.pin(row, LOAD_CPU)
                 else:
-                    res = self.wrk(self.ports[row], self.procs[row], row.endswith(ACCEL))
+                    res = self.wrk(self.ports[row], self.procs[row], variant_of(row))
                 if res[3].strip():
                     self.notes.append("%s run %d: %s" % (row, run + 1, res[3].strip()))
                 results[row].append(res)
@@ -381,14 +394,15 @@ class Bench:
               % (self.args.connections, self.args.runs, self.args.seconds))
         print("CPU 0: the server measured (proxy, or origin in the origin row); CPU 1: wrk + origin")
         print("CPU us/req: the measured server's own CPU time per request; CPU 1: how busy the load side was")
-        print("+accel rows: wrk, origin and proxy in one cgroup under `sonic accel enable`; their ratios are")
-        print("against the +accel nginx and origin")
+        print("+accel rows: wrk, origin and proxy in one cgroup under `sonic accel enable` (every local")
+        print("connection); +legs rows: the same under `sonic accel enable scope proxy` (only connections")
+        print("with a sonic proxy at one end). Ratios are against the nginx and origin of the same variant")
         print("%-13s %10s %9s %9s %9s %10s %11s %11s %7s" % ("row", "rps", "p50 ms", "p99 ms", "vs nginx",
                                                            "vs origin", "p99/nginx", "CPU us/req", "CPU 1"))
-        for row in HTTP_ROWS + ACCEL_ROWS:
+        for row in ALL_ROWS:
             if row not in med:
                 continue
-            variant = ACCEL if row.endswith(ACCEL) else ""
+            variant = variant_of(row)
             nginx, origin = med.get("nginx" + variant), med.get("origin" + variant)
             rps, p50, p99, us, load = med[row]
             vs_nginx = "%.2fx" % (rps / nginx[0]) if nginx else "-"
@@ -396,13 +410,15 @@ class Bench:
             p99_ratio = "%.2fx" % (p99 / nginx[2]) if nginx and nginx[2] else "-"
             print("%-13s %10.0f %9.2f %9.2f %9s %10s %11s %11.1f %6.0f%%"
                   % (row, rps, p50, p99, vs_nginx, vs_origin, p99_ratio, us, load * 100))
-        if "sonic" + ACCEL in med and "nginx" in med:
-            a, n = med["sonic" + ACCEL], med["nginx"]
-            print("sonic with its acceleration against plain nginx: %.2fx rps, p99 %.2fx" % (a[0] / n[0], a[2] / n[2]))
-        if self.accel_cgroup:
-            st = self.accel_stats().get("accel", {})
-            print("accel counters over the +accel rows: redirects %s, misses %s, overflows %s"
-                  % (st.get("redirects"), st.get("misses"), st.get("overflows")))
+        for row in ("sonic+legs", "sonic+accel"):
+            if row in med and "nginx" in med:
+                a, n = med[row], med["nginx"]
+                print("%s against plain nginx: %.2fx rps, p99 %.2fx" % (row, a[0] / n[0], a[2] / n[2]))
+        for v in self.cgroups:
+            st = self.accel_stats(v).get("accel", {})
+            print("accel counters over the %s rows: inserted %s, skipped_not_proxy %s, redirects %s, misses %s, "
+                  "overflows %s" % (v, st.get("inserted"), st.get("skipped_not_proxy"), st.get("redirects"),
+                                    st.get("misses"), st.get("overflows")))
         return med
 
     # -- L4 ---------------------------------------------------------------
@@ -543,8 +559,8 @@ class Bench:
                 s.close()
 
     def main(self):
-        only = self.args.only.split(",") if self.args.only else list(HTTP_ROWS + ACCEL_ROWS) + ["l4", "idle"]
-        http = [r for r in HTTP_ROWS + ACCEL_ROWS if r in only]
+        only = self.args.only.split(",") if self.args.only else list(ALL_ROWS) + ["l4", "idle"]
+        http = [r for r in ALL_ROWS if r in only]
         if http:
             self.print_http(self.http_rows(http))
         if "l4" in only:

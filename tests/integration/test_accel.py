@@ -207,7 +207,7 @@ def test_status_and_stats_speak_text_and_json(sonic, cgroup):
     assert r.code == 3 and "accel is not loaded" in r.error()["error"]
     assert sonic.ok("accel", "status") == {
         "enabled": False, "loaded": False, "msg_attached": False, "sockets": 0, "draining_sockets": 0,
-        "draining_bytes": 0, "local_addresses": 0, "cgroups": []}
+        "draining_bytes": 0, "local_addresses": 0, "cgroups": [], "proxy_listeners": []}
 
     sonic.ok("accel", "enable", "cgroup", cgroup)
     status = sonic.ok("accel", "status")

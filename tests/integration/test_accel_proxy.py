@@ -1,0 +1,168 @@
+"""sonic accel enable scope proxy: only the legs of a running `sonic run` are
+accelerated (client to proxy, proxy to upstream), not the other local
+connections of the same cgroup (root). Real processes in a real cgroup: the
+test origin, sonic run, and curl as the client."""
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+import sonictest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ORIGIN = os.path.join(HERE, "..", "lib", "origin.py")
+
+import proxyrun  # noqa: E402  (tests/lib is on sys.path through conftest)
+import sonicconf  # noqa: E402
+from origin import pattern  # noqa: E402
+
+
+def delta(after, before):
+    return {k: after[k] - before[k] for k in after if k != "sockets"}
+
+
+def wait_for(predicate, seconds=10.0, step=0.05):
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
+class Running:
+    """Processes started inside the cgroup, stopped (and waited for) at the end."""
+
+    def __init__(self, cgroup):
+        self.cgroup = cgroup
+        self.procs = []
+
+    def spawn(self, argv, **kw):
+        p = sonictest.spawn([str(a) for a in argv], self.cgroup, stdin=subprocess.DEVNULL, **kw)
+        self.procs.append(p)
+        return p
+
+    def origin(self):
+        p = self.spawn([sonictest.PYTHON, ORIGIN, "--port", "0"], stdout=subprocess.PIPE, text=True)
+        return int(p.stdout.readline())
+
+    def sonic(self, bpffs, *args, port):
+        p = self.spawn([sonictest.SONIC, "--bpffs", bpffs, "run", *args], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        proxyrun.wait_accepting(port, p, 10.0, "sonic run")
+        return p
+
+    def curl(self, *args):
+        p = self.spawn(["curl", "-sS", "--max-time", "20", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+        return out
+
+    def stop(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(5)
+
+
+@pytest.fixture
+def running(cgroup):
+    r = Running(cgroup)
+    yield r
+    r.stop()
+
+
+def test_only_the_proxy_legs_are_accelerated(sonic, cgroup, running):
+    enabled = sonic.ok("accel", "enable", "cgroup", cgroup, "scope", "proxy")
+    assert enabled["scope"] == "proxy"
+    status = sonic.ok("accel", "status")
+    assert [c["scope"] for c in status["cgroups"]] == ["proxy"]
+    assert status["proxy_listeners"] == []
+
+    origin = running.origin()
+    port = proxyrun.free_port()
+    proxy = running.sonic(sonic.bpffs, "--mode", "reverse", "--listen", "127.0.0.1:%d" % port,
+                          "--upstream", "127.0.0.1:%d" % origin, "--workers", "1", port=port)
+    listeners = sonic.ok("accel", "status")["proxy_listeners"]
+    assert listeners == [{"address": "127.0.0.1:%d" % port, "netns": listeners[0]["netns"],
+                          "pid": proxy.pid, "alive": True}], listeners
+
+    before = sonic.stats()
+    # One client connection carrying three requests, one upstream connection.
+    n = 300000
+    url = "http://127.0.0.1:%d/bytes?n=%d" % (port, n)
+    body = running.curl(url, url, url)
+    assert body == pattern(n) * 3
+    d = delta(sonic.stats(), before)
+    assert d["inserted"] == 4, d          # curl's socket, sonic's two, the origin's
+    assert d["skipped_not_proxy"] == 0, d
+    assert d["misses"] == 0, d
+    assert d["redirect_bytes"] >= 3 * n, d
+
+    # The same cgroup, the same attachment: curl straight to the origin is
+    # not a proxy leg, and goes through the stack.
+    before = sonic.stats()
+    direct = running.curl("http://127.0.0.1:%d/bytes?n=%d" % (origin, n))
+    assert hashlib.sha256(direct).digest() == hashlib.sha256(pattern(n)).digest()
+    d = delta(sonic.stats(), before)
+    assert d["skipped_not_proxy"] == 2 and d["inserted"] == 0 and d["redirects"] == 0, d
+
+    # The proxy forgets its listener when it exits.
+    proxy.send_signal(signal.SIGTERM)
+    proxy.wait(15)
+    assert sonic.ok("accel", "status")["proxy_listeners"] == []
+
+
+def test_scope_all_accelerates_every_local_connection_again(sonic, cgroup, running):
+    sonic.ok("accel", "enable", "cgroup", cgroup, "scope", "proxy")
+    # Enabling again with the other scope rewrites the attachment's configuration.
+    again = sonic.ok("accel", "enable", "cgroup", cgroup)
+    assert again["changed"] is True and again["scope"] == "all"
+    origin = running.origin()
+    before = sonic.stats()
+    running.curl("http://127.0.0.1:%d/bytes?n=1000" % origin)
+    d = delta(sonic.stats(), before)
+    assert d["inserted"] == 2 and d["skipped_not_proxy"] == 0, d
+
+
+def tunnel_bytes(admin_port):
+    """sonic_tunnel_bytes_total of /metrics, summed by path."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin_port, timeout=20) as r:
+        text = r.read().decode()
+    paths = {"spliced": 0, "copied": 0}
+    for line in text.splitlines():
+        m = re.match(r'sonic_tunnel_bytes_total\{direction="\w+",path="(\w+)"\} (\d+)$', line)
+        if m:
+            paths[m.group(1)] += int(m.group(2))
+    return paths
+
+
+def test_a_tunnel_between_accelerated_legs_is_copied_not_spliced(sonic, cgroup, running, tmp_path):
+    """The splice program never sees bytes the accel program moves into a
+    socket, so a CONNECT tunnel whose legs are accelerated must be copied;
+    spliced, it would stall with the bytes in the proxy's socket."""
+    sonic.ok("prog", "load")
+    sonic.ok("accel", "enable", "cgroup", cgroup, "scope", "proxy")
+    origin = running.origin()
+    conf = sonicconf.Config().admin()
+    conf.mode = "forward"
+    running.sonic(sonic.bpffs, "--config", conf.write(str(tmp_path)), port=conf.listen_port)
+
+    before = sonic.stats()
+    n = 3 << 20
+    body = running.curl("-p", "-x", "http://127.0.0.1:%d" % conf.listen_port,
+                        "http://127.0.0.1:%d/bytes?n=%d" % (origin, n))
+    assert len(body) == n and body == pattern(n)
+    d = delta(sonic.stats(), before)
+    assert d["inserted"] == 4 and d["redirect_bytes"] >= n, d
+    assert wait_for(lambda: tunnel_bytes(conf.admin_port)["copied"] >= n)
+    assert tunnel_bytes(conf.admin_port)["spliced"] == 0
