@@ -110,10 +110,11 @@ struct sonic_accel_endpoint {
 	__u32 reserved2;
 };
 
-/* Who recorded an endpoint, so entries of a proxy that died can be told. */
+/* Who recorded an endpoint, so entries of a proxy that died can be told:
+ * its pid, in the pid namespace whose inode number is pidns. */
 struct sonic_accel_proxy {
 	__u32 pid;
-	__u32 reserved;
+	__u32 pidns;
 };
 
 /* A non-loopback address owned by a network namespace (IPv6 form). */

@@ -190,6 +190,45 @@ bool configure_cgroup(const AccelObjects &o, uint64_t cgroup_id, const PortFilte
 	return changed;
 }
 
+// Every key of a hash map.
+template <typename Key> std::vector<Key> map_keys(int map_fd)
+{
+	std::vector<Key> keys;
+	Key cur{}, next{};
+	void *prev = nullptr;
+	while (bpf_map_get_next_key(map_fd, prev, &next) == 0) {
+		keys.push_back(next);
+		cur = next;
+		prev = &cur;
+	}
+	return keys;
+}
+
+// Turns the entries HAVE of a hash map into WANT: deletes the keys of HAVE
+// not in WANT, and writes the keys of WANT not in HAVE with VALUE. Returns
+// whether anything changed; OP names a write that fails.
+template <typename Key, typename Value>
+bool replace_keys(int map_fd, const std::vector<Key> &have, const std::vector<Key> &want, const Value &value,
+		  const std::string &op)
+{
+	auto in = [](const std::vector<Key> &list, const Key &k) {
+		return std::any_of(list.begin(), list.end(),
+				   [&](const Key &x) { return std::memcmp(&x, &k, sizeof(Key)) == 0; });
+	};
+	bool changed = false;
+	for (const Key &k : have)
+		if (!in(want, k) && bpf_map_delete_elem(map_fd, &k) == 0)
+			changed = true;
+	for (const Key &k : want) {
+		if (in(have, k))
+			continue;
+		if (bpf_map_update_elem(map_fd, &k, &value, BPF_ANY) != 0)
+			throw errno_error(op, errno);
+		changed = true;
+	}
+	return changed;
+}
+
 // Makes accel_local hold exactly this namespace's non-loopback addresses.
 std::pair<bool, size_t> sync_local_addresses(const AccelObjects &o)
 {
@@ -201,38 +240,12 @@ std::pair<bool, size_t> sync_local_addresses(const AccelObjects &o)
 		std::memcpy(k.addr, a.data(), sizeof(k.addr));
 		want.push_back(k);
 	}
-	auto same = [](const sonic_accel_local_key &a, const sonic_accel_local_key &b) {
-		return std::memcmp(&a, &b, sizeof(a)) == 0;
-	};
 	std::vector<struct sonic_accel_local_key> have;
-	struct sonic_accel_local_key cur{}, next{};
-	void *prev = nullptr;
-	while (bpf_map_get_next_key(o.local.get(), prev, &next) == 0) {
-		have.push_back(next);
-		cur = next;
-		prev = &cur;
-	}
-	bool changed = false;
-	for (const auto &k : have) {
-		if (k.netns != netns)
-			continue;
-		bool wanted = false;
-		for (const auto &w : want)
-			wanted = wanted || same(k, w);
-		if (!wanted && bpf_map_delete_elem(o.local.get(), &k) == 0)
-			changed = true;
-	}
+	for (const auto &k : map_keys<struct sonic_accel_local_key>(o.local.get()))
+		if (k.netns == netns)
+			have.push_back(k);
 	const __u8 one = 1;
-	for (const auto &w : want) {
-		bool present = false;
-		for (const auto &k : have)
-			present = present || same(k, w);
-		if (present)
-			continue;
-		if (bpf_map_update_elem(o.local.get(), &w, &one, BPF_ANY) != 0)
-			throw errno_error("record local address", errno);
-		changed = true;
-	}
+	const bool changed = replace_keys(o.local.get(), have, want, one, "record local address");
 	return {changed, want.size()};
 }
 
@@ -313,21 +326,29 @@ ReleaseReport release(const AccelObjects &o, uint64_t cgroup_id, std::chrono::mi
 std::vector<std::pair<struct sonic_accel_endpoint, struct sonic_accel_proxy>> proxy_endpoints(int map_fd)
 {
 	std::vector<std::pair<struct sonic_accel_endpoint, struct sonic_accel_proxy>> out;
-	struct sonic_accel_endpoint cur{}, next{};
-	void *prev = nullptr;
-	while (bpf_map_get_next_key(map_fd, prev, &next) == 0) {
+	for (const auto &e : map_keys<struct sonic_accel_endpoint>(map_fd)) {
 		struct sonic_accel_proxy owner{};
-		if (bpf_map_lookup_elem(map_fd, &next, &owner) == 0)
-			out.emplace_back(next, owner);
-		cur = next;
-		prev = &cur;
+		if (bpf_map_lookup_elem(map_fd, &e, &owner) == 0)
+			out.emplace_back(e, owner);
 	}
 	return out;
 }
 
-bool process_alive(uint32_t pid)
+// The inode number of this process's pid namespace (0 if unknown).
+uint32_t pid_namespace()
 {
-	return pid != 0 && (kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+	struct stat st{};
+	return stat("/proc/self/ns/pid", &st) == 0 ? static_cast<uint32_t>(st.st_ino) : 0;
+}
+
+// Whether the process that recorded an entry still runs. A pid of another
+// pid namespace (a proxy in a container) cannot be checked from here and
+// counts as running.
+bool process_alive(const struct sonic_accel_proxy &owner)
+{
+	if (owner.pidns != pid_namespace())
+		return true;
+	return owner.pid != 0 && (kill(static_cast<pid_t>(owner.pid), 0) == 0 || errno == EPERM);
 }
 
 // "127.0.0.1:8080", "[::1]:8080", "*:8080" for a wildcard.
@@ -581,7 +602,7 @@ AccelStatus accel_status(const Bpffs &fs)
 		l.address = endpoint_text(e);
 		l.netns = e.netns;
 		l.pid = owner.pid;
-		l.alive = process_alive(owner.pid);
+		l.alive = process_alive(owner);
 		s.proxy_listeners.push_back(std::move(l));
 	}
 	return s;
@@ -601,7 +622,7 @@ std::unique_ptr<AccelProxy> AccelProxy::open(const Bpffs &fs, std::string &unava
 		// Entries of proxies that are gone would make their ports count as
 		// legs for whoever listens there next.
 		for (const auto &[e, owner] : proxy_endpoints(map.get()))
-			if (!process_alive(owner.pid))
+			if (!process_alive(owner))
 				bpf_map_delete_elem(map.get(), &e);
 		return std::unique_ptr<AccelProxy>(new AccelProxy(std::move(map), std::move(sk)));
 	} catch (const Error &e) {
@@ -646,17 +667,10 @@ void AccelProxy::record(const std::vector<struct sockaddr_storage> &listening)
 		}
 		want.push_back(e);
 	}
-	auto same = [](const sonic_accel_endpoint &a, const sonic_accel_endpoint &b) {
-		return std::memcmp(&a, &b, sizeof(a)) == 0;
-	};
-	for (const auto &e : mine_)
-		if (std::none_of(want.begin(), want.end(), [&](const auto &w) { return same(w, e); }))
-			bpf_map_delete_elem(map_.get(), &e);
 	struct sonic_accel_proxy owner{};
 	owner.pid = static_cast<uint32_t>(getpid());
-	for (const auto &e : want)
-		if (bpf_map_update_elem(map_.get(), &e, &owner, BPF_ANY) != 0)
-			throw errno_error("record proxy listener", errno, endpoint_text(e));
+	owner.pidns = pid_namespace();
+	replace_keys(map_.get(), mine_, want, owner, "record proxy listener");
 	mine_ = std::move(want);
 }
 

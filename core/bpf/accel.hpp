@@ -47,7 +47,8 @@ struct AccelProxyListener {
 	std::string address; // "127.0.0.1:8080", "[::]:8080"
 	uint64_t netns = 0;
 	uint32_t pid = 0;
-	bool alive = false; // the recording process still runs (seen from here)
+	bool alive = false; // the recording process still runs (true when its pid
+			    // namespace is not this one: it cannot be told)
 };
 
 struct ReleaseReport {

@@ -154,6 +154,7 @@ class Bench:
         self.procs = {}
         self.ports = {}
         self.notes = []
+        self.by_run = {}   # row -> {run: wrk result}, for ratios paired by run
         self.cgroups = {}  # variant -> its cgroup
         self.bpffs = {}    # variant -> its bpffs root
 
@@ -383,9 +384,18 @@ class Bench:
                 if res[3].strip():
                     self.notes.append("%s run %d: %s" % (row, run + 1, res[3].strip()))
                 results[row].append(res)
+                self.by_run.setdefault(row, {})[run] = res
                 print("  run %d %-13s %9.0f rps  p50 %6.2f ms  p99 %6.2f ms  %5.1f us/req  CPU1 %3.0f%%"
                       % (run + 1, row, *res[:3], res[4], res[5] * 100), file=sys.stderr)
         return results
+
+    def paired(self, row, ref, i):
+        """Median over the runs of ROW's value I divided by REF's in the same
+        run: rows measured seconds apart share the machine's slow phases,
+        which a ratio of medians taken minutes apart does not cancel."""
+        a, b = self.by_run.get(row, {}), self.by_run.get(ref, {})
+        ratios = [a[r][i] / b[r][i] for r in a if r in b and b[r][i]]
+        return statistics.median(ratios) if ratios else None
 
     def print_http(self, results):
         med = {r: tuple(statistics.median(x[i] for x in v) for i in (0, 1, 2, 4, 5))
@@ -396,24 +406,25 @@ class Bench:
         print("CPU us/req: the measured server's own CPU time per request; CPU 1: how busy the load side was")
         print("+accel rows: wrk, origin and proxy in one cgroup under `sonic accel enable` (every local")
         print("connection); +legs rows: the same under `sonic accel enable scope proxy` (only connections")
-        print("with a sonic proxy at one end). Ratios are against the nginx and origin of the same variant")
+        print("with a sonic proxy at one end). Ratios are against the nginx and origin of the same variant,")
+        print("taken run by run (each row against its reference of the same run), then the median")
         print("%-13s %10s %9s %9s %9s %10s %11s %11s %7s" % ("row", "rps", "p50 ms", "p99 ms", "vs nginx",
                                                            "vs origin", "p99/nginx", "CPU us/req", "CPU 1"))
         for row in ALL_ROWS:
             if row not in med:
                 continue
             variant = variant_of(row)
-            nginx, origin = med.get("nginx" + variant), med.get("origin" + variant)
             rps, p50, p99, us, load = med[row]
-            vs_nginx = "%.2fx" % (rps / nginx[0]) if nginx else "-"
-            vs_origin = "%.2fx" % (rps / origin[0]) if origin else "-"
-            p99_ratio = "%.2fx" % (p99 / nginx[2]) if nginx and nginx[2] else "-"
+            fmt = lambda x: "%.2fx" % x if x is not None else "-"  # noqa: E731
+            vs_nginx = fmt(self.paired(row, "nginx" + variant, 0))
+            vs_origin = fmt(self.paired(row, "origin" + variant, 0))
+            p99_ratio = fmt(self.paired(row, "nginx" + variant, 2))
             print("%-13s %10.0f %9.2f %9.2f %9s %10s %11s %11.1f %6.0f%%"
                   % (row, rps, p50, p99, vs_nginx, vs_origin, p99_ratio, us, load * 100))
         for row in ("sonic+legs", "sonic+accel"):
             if row in med and "nginx" in med:
-                a, n = med[row], med["nginx"]
-                print("%s against plain nginx: %.2fx rps, p99 %.2fx" % (row, a[0] / n[0], a[2] / n[2]))
+                print("%s against plain nginx: %.2fx rps, p99 %.2fx (paired by run)"
+                      % (row, self.paired(row, "nginx", 0), self.paired(row, "nginx", 2)))
         for v in self.cgroups:
             st = self.accel_stats(v).get("accel", {})
             print("accel counters over the %s rows: inserted %s, skipped_not_proxy %s, redirects %s, misses %s, "

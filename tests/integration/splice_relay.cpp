@@ -147,7 +147,7 @@ struct Tunnel {
 
 	// Events a socket is watched for. A spliced socket is not watched for
 	// EPOLLOUT: the kernel's own sends would wake the relay for nothing.
-	static uint32_t events(bool out) { return EPOLLIN | EPOLLRDHUP | EPOLLET | (out ? EPOLLOUT : 0); }
+	static uint32_t events(bool out) { return EPOLLIN | EPOLLRDHUP | EPOLLET | (out ? uint32_t{EPOLLOUT} : 0u); }
 
 	void watch_writable(int side)
 	{

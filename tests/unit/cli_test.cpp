@@ -91,7 +91,7 @@ TEST_CASE("help for sonic and for every object", "[cli]")
 	r = sonic_run({"accel", "enable", "--help"});
 	CHECK(r.code == 0);
 	CHECK_THAT(r.out, Catch::Contains("Usage: sonic accel enable"));
-	CHECK_THAT(r.out, Catch::Contains("[cgroup PATH] [ports PORTS]"));
+	CHECK_THAT(r.out, Catch::Contains("[cgroup PATH] [ports PORTS] [scope all|proxy]"));
 
 	r = sonic_run({"stats", "help"});
 	CHECK(r.code == 0);
@@ -120,6 +120,11 @@ TEST_CASE("keyword arguments are checked before anything runs", "[cli]")
 	r = sonic_run({"accel", "enable", "ports", "0"});
 	CHECK(r.code == 1);
 	CHECK_THAT(r.err, Catch::Contains("outside 1-65535"));
+
+	r = sonic_run({"accel", "enable", "scope", "legs"});
+	CHECK(r.code == 1);
+	CHECK_THAT(r.err, Catch::Contains("scope must be all or proxy"));
+	CHECK_THAT(r.err, Catch::Contains("legs"));
 
 	r = sonic_run({"accel", "enable", "bogus", "x"});
 	CHECK(r.code == 1);
