@@ -5,7 +5,6 @@ import json
 import re
 import socket
 import subprocess
-import time
 
 import pytest
 
@@ -14,6 +13,7 @@ import sonicconf
 import sonictest
 from conftest import connect
 from origin import read_response
+from sonictest import wait_for
 
 LOG_FIELDS = ("time", "client", "method", "host", "path", "status", "bytes_sent", "upstream", "duration_ms")
 
@@ -24,16 +24,6 @@ def request(port, raw):
     status, _, body, _ = read_response(s)
     s.close()
     return status, body
-
-
-def wait_for(predicate, seconds=5):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        v = predicate()
-        if v:
-            return v
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_access_log_json_lines(sonic_run, origin, tmp_path):

@@ -9,22 +9,9 @@ import time
 import pytest
 
 import sonictest
-from sonictest import mover, mover_report, tcp_mem_pages
+from sonictest import delta, mover, mover_report, tcp_mem_pages, wait_for
 
 MiB = 1 << 20
-
-
-def delta(after, before):
-    return {k: after[k] - before[k] for k in after if k != "sockets"}
-
-
-def wait_for(predicate, seconds=10.0, step=0.05):
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(step)
-    return True
 
 
 def free_port():

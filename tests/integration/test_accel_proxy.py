@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 import urllib.request
 
 import pytest
@@ -19,20 +18,8 @@ ORIGIN = os.path.join(HERE, "..", "lib", "origin.py")
 
 import proxyrun  # noqa: E402  (tests/lib is on sys.path through conftest)
 import sonicconf  # noqa: E402
+from sonictest import delta, wait_for  # noqa: E402
 from origin import pattern  # noqa: E402
-
-
-def delta(after, before):
-    return {k: after[k] - before[k] for k in after if k != "sockets"}
-
-
-def wait_for(predicate, seconds=10.0, step=0.05):
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(step)
-    return True
 
 
 class Running:

@@ -71,6 +71,24 @@ class Sonic:
         return self.ok("stats", "accel")["accel"]
 
 
+def wait_for(predicate, seconds=10.0, step=0.05):
+    """Calls PREDICATE until it returns something true (which is returned)
+    or SECONDS pass (False)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        v = predicate()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+
+
+def delta(after, before):
+    """Counter increments between two `sonic stats accel` samples."""
+    return {k: after[k] - before[k] for k in after if k != "sockets"}
+
+
 def spawn(argv, cgroup=None, **kw):
     """Starts ARGV, inside CGROUP (a cgroup v2 directory) when given."""
     def enter():

@@ -12,9 +12,7 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
 
 import sonictest
 
@@ -202,10 +200,4 @@ class SonicListener:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def wait_for(predicate, seconds=5.0):
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+wait_for = sonictest.wait_for
