@@ -38,10 +38,10 @@ class Running:
         p = self.spawn([sonictest.PYTHON, ORIGIN, "--port", "0"], stdout=subprocess.PIPE, text=True)
         return int(p.stdout.readline())
 
-    def sonic(self, bpffs, *args, port):
+    def sonic(self, bpffs, *args, port, host="127.0.0.1"):
         p = self.spawn([sonictest.SONIC, "--bpffs", bpffs, "run", *args], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
-        proxyrun.wait_accepting(port, p, 10.0, "sonic run")
+        proxyrun.wait_accepting(port, p, 10.0, "sonic run", host)
         return p
 
     def curl(self, *args):
@@ -68,7 +68,17 @@ def running(cgroup):
     r.stop()
 
 
-def test_only_the_proxy_legs_are_accelerated(sonic, cgroup, running):
+# (listen address, address the client connects to, what status shows)
+LISTENERS = {
+    "ipv4": ("127.0.0.1", "127.0.0.1", "127.0.0.1"),
+    "wildcard": ("0.0.0.0", "127.0.0.1", "*"),
+    "ipv6": ("[::1]", "[::1]", "[::1]"),
+}
+
+
+@pytest.mark.parametrize("listener", sorted(LISTENERS))
+def test_only_the_proxy_legs_are_accelerated(sonic, cgroup, running, listener):
+    listen, connect, shown = LISTENERS[listener]
     enabled = sonic.ok("accel", "enable", "cgroup", cgroup, "scope", "proxy")
     assert enabled["scope"] == "proxy"
     status = sonic.ok("accel", "status")
@@ -77,16 +87,17 @@ def test_only_the_proxy_legs_are_accelerated(sonic, cgroup, running):
 
     origin = running.origin()
     port = proxyrun.free_port()
-    proxy = running.sonic(sonic.bpffs, "--mode", "reverse", "--listen", "127.0.0.1:%d" % port,
-                          "--upstream", "127.0.0.1:%d" % origin, "--workers", "1", port=port)
+    proxy = running.sonic(sonic.bpffs, "--mode", "reverse", "--listen", "%s:%d" % (listen, port),
+                          "--upstream", "127.0.0.1:%d" % origin, "--workers", "1", port=port,
+                          host="::1" if listener == "ipv6" else "127.0.0.1")
     listeners = sonic.ok("accel", "status")["proxy_listeners"]
-    assert listeners == [{"address": "127.0.0.1:%d" % port, "netns": listeners[0]["netns"],
+    assert listeners == [{"address": "%s:%d" % (shown, port), "netns": listeners[0]["netns"],
                           "pid": proxy.pid, "alive": True}], listeners
 
     before = sonic.stats()
     # One client connection carrying three requests, one upstream connection.
     n = 300000
-    url = "http://127.0.0.1:%d/bytes?n=%d" % (port, n)
+    url = "http://%s:%d/bytes?n=%d" % (connect, port, n)
     body = running.curl(url, url, url)
     assert body == pattern(n) * 3
     d = delta(sonic.stats(), before)

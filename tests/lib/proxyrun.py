@@ -22,19 +22,19 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_accepting(port, proc=None, timeout=10.0, what="listener"):
-    """Waits until 127.0.0.1:PORT accepts a connection; fails early when
-    PROC exits first."""
+def wait_accepting(port, proc=None, timeout=10.0, what="listener", host="127.0.0.1"):
+    """Waits until HOST:PORT accepts a connection; fails early when PROC
+    exits first."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError("%s exited with %d before accepting on %d" % (what, proc.returncode, port))
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            socket.create_connection((host, port), timeout=0.5).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError("%s not accepting on 127.0.0.1:%d after %.0fs" % (what, port, timeout))
+    raise RuntimeError("%s not accepting on %s port %d after %.0fs" % (what, host, port, timeout))
 
 
 def toml_string(s):
