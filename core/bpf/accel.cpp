@@ -637,6 +637,12 @@ bool AccelProxy::accelerated(int sock_fd) const
 	return bpf_map_lookup_elem(sk_.get(), &sock_fd, &st) == 0 && (st.flags & SONIC_ACCEL_SOCK_ACCELERATED);
 }
 
+bool AccelProxy::stale(const Bpffs &fs) const
+{
+	auto pinned = open_pinned(fs.map_path("accel_proxy_listen"));
+	return !pinned || map_id(pinned->get()) != map_id(map_.get());
+}
+
 AccelProxy::~AccelProxy()
 {
 	for (const auto &e : mine_)

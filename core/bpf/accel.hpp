@@ -135,6 +135,10 @@ public:
 	// Whether the socket is in accel_socks (from any thread).
 	bool accelerated(int sock_fd) const;
 
+	// Whether the family under FS is no longer the one opened (unloaded, or
+	// unloaded and loaded again): the proxy then opens it anew.
+	bool stale(const Bpffs &fs) const;
+
 	AccelProxy(const AccelProxy &) = delete;
 	AccelProxy &operator=(const AccelProxy &) = delete;
 

@@ -146,15 +146,20 @@ bool Server::open_splice(const std::string &what)
 
 bool Server::record_legs(const std::string &what)
 {
-	bool opened = false;
+	bool changed = false;
+	if (accel_ && accel_->stale(bpf::Bpffs(bpffs_))) {
+		log::info(what + ": the accel family was unloaded or replaced since it was opened");
+		accel_.reset();
+		changed = true;
+	}
 	if (!accel_) {
 		std::string unavailable;
 		accel_ = bpf::AccelProxy::open(bpf::Bpffs(bpffs_), unavailable);
 		if (!accel_) {
 			log::debug(what + ": listeners not recorded for `accel enable scope proxy`: " + unavailable);
-			return false;
+			return changed;
 		}
-		opened = true;
+		changed = true;
 	}
 	std::vector<sockaddr_storage> addrs;
 	for (const auto &[key, ss] : bound_)
@@ -166,7 +171,7 @@ bool Server::record_legs(const std::string &what)
 	} catch (const std::exception &e) {
 		log::warn(what + ": " + e.what());
 	}
-	return opened;
+	return changed;
 }
 
 // What each new listener is bound to, from its first worker's socket.

@@ -164,3 +164,25 @@ def test_a_tunnel_between_accelerated_legs_is_copied_not_spliced(sonic, cgroup, 
     assert d["inserted"] == 4 and d["redirect_bytes"] >= n, d
     assert wait_for(lambda: tunnel_bytes(conf.admin_port)["copied"] >= n)
     assert tunnel_bytes(conf.admin_port)["spliced"] == 0
+
+
+def test_a_reload_records_the_listeners_in_a_family_loaded_again(sonic, cgroup, running):
+    sonic.ok("accel", "enable", "cgroup", cgroup, "scope", "proxy")
+    origin = running.origin()
+    port = proxyrun.free_port()
+    proxy = running.sonic(sonic.bpffs, "--mode", "reverse", "--listen", "127.0.0.1:%d" % port,
+                          "--upstream", "127.0.0.1:%d" % origin, "--workers", "1", port=port)
+    assert len(sonic.ok("accel", "status")["proxy_listeners"]) == 1
+
+    # The family goes and comes back; the proxy still holds the old maps.
+    sonic.ok("prog", "unload")
+    sonic.ok("accel", "enable", "cgroup", cgroup, "scope", "proxy")
+    assert sonic.ok("accel", "status")["proxy_listeners"] == []
+    proxy.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: [l["pid"] for l in sonic.ok("accel", "status")["proxy_listeners"]] == [proxy.pid])
+
+    before = sonic.stats()
+    n = 100000
+    assert running.curl("http://127.0.0.1:%d/bytes?n=%d" % (port, n)) == pattern(n)
+    d = delta(sonic.stats(), before)
+    assert d["inserted"] == 4 and d["misses"] == 0 and d["redirect_bytes"] >= n, d
