@@ -184,6 +184,17 @@ def run_clients(port, count, client, send_header=True, rcvbuf=0):
     return results
 
 
+def relayed(relays, bpffs, conns, client, server_end, *extra, prefix=(), **client_options):
+    """Runs CONNS clients (run_clients with CLIENT_OPTIONS) through a relay
+    (with EXTRA arguments, under PREFIX) to a Server(SERVER_END); every
+    client and every server end must succeed. Returns the relay's report."""
+    server = Server(server_end)
+    relay = relays(bpffs, server.port, conns, *extra, prefix=prefix)
+    assert all(run_clients(relay.port, conns, client, **client_options).values())
+    assert all(server.join().values())
+    return relay.report()
+
+
 def both_ways(size):
     """Each end sends SIZE bytes and shuts down writing while it receives."""
     def end(sock, seed_send, seed_recv):
@@ -234,11 +245,7 @@ def test_early_bytes_and_unread_bytes_keep_their_order(loaded, relays):
 
     def server_end(s, i):
         return recv_to_eof(s) == (size, digest(payload(size, 10 + i)))
-    server = Server(server_end)
-    relay = relays(loaded.bpffs, server.port, 4, "--early-wait", "1000")
-    assert all(run_clients(relay.port, 4, client, send_header=False).values())
-    assert all(server.join().values())
-    report = relay.report()
+    report = relayed(relays, loaded.bpffs, 4, client, server_end, "--early-wait", "1000", send_header=False)
     assert report["spliced"] == 4 and report["early_bytes"] >= 4 * 1000, report
 
 
@@ -258,11 +265,7 @@ def test_client_half_close_then_receives_the_rest(loaded, relays):
         send_all(s, payload(down, 100 + i))
         s.shutdown(socket.SHUT_WR)
         return got == (up, digest(payload(up, i)))
-    server = Server(server_end)
-    relay = relays(loaded.bpffs, server.port, 8)
-    assert all(run_clients(relay.port, 8, client).values())
-    assert all(server.join().values())
-    report = relay.report()
+    report = relayed(relays, loaded.bpffs, 8, client, server_end)
     assert report["spliced"] == 8 and report["failed"] == 0, report
 
 
@@ -283,11 +286,7 @@ def test_upstream_ends_first(loaded, relays, how):
             send_all(s, payload(up, 400 + i))
             s.shutdown(socket.SHUT_WR)
         return got == (down, digest(payload(down, 300 + i)))
-    server = Server(server_end)
-    relay = relays(loaded.bpffs, server.port, 8)
-    assert all(run_clients(relay.port, 8, client).values())
-    assert all(server.join().values())
-    report = relay.report()
+    report = relayed(relays, loaded.bpffs, 8, client, server_end)
     assert report["spliced"] == 8 and report["discarded_bytes"] == 0, report
 
 
@@ -330,11 +329,7 @@ def test_slow_reader_keeps_kernel_memory_bounded(loaded, relays):
                 peak["tcp_mem"] = max(peak["tcp_mem"], (tcp_mem_pages() - base_mem) * 4096)
         s.shutdown(socket.SHUT_WR)
         return (n, h.hexdigest()) == (size, digest(payload(size, 500 + i)))
-    server = Server(server_end)
-    relay = relays(loaded.bpffs, server.port, 1)
-    assert all(run_clients(relay.port, 1, client, rcvbuf=128 << 10).values())
-    assert all(server.join().values())
-    report = relay.report()
+    report = relayed(relays, loaded.bpffs, 1, client, server_end, rcvbuf=128 << 10)
     after = stats(loaded)
     # The direction went to copying at least once; it may come back to the
     # kernel whenever the reader catches up, and leave again.
@@ -359,11 +354,7 @@ def test_slow_reader_keeps_kernel_memory_bounded(loaded, relays):
 def test_without_the_family_the_relay_copies(sonic, relays):
     size = MiB
     client, server_end = both_ways(size)
-    server = Server(server_end)
-    relay = relays(sonic.bpffs, server.port, 4)
-    assert all(run_clients(relay.port, 4, client).values())
-    assert all(server.join().values())
-    report = relay.report()
+    report = relayed(relays, sonic.bpffs, 4, client, server_end)
     assert report["spliced"] == 0 and report["copied_bytes"] == 2 * 4 * size + 4 * HEADER, report
     assert "not loaded" in report["unavailable"] and "sonic prog load" in report["unavailable"]
     r = sonic.run("-j", "stats", "splice")
@@ -373,12 +364,8 @@ def test_without_the_family_the_relay_copies(sonic, relays):
 def test_without_privileges_the_relay_copies_and_says_why(loaded, relays):
     size = MiB
     client, server_end = both_ways(size)
-    server = Server(server_end)
-    relay = relays(loaded.bpffs, server.port, 2, prefix=["setpriv", "--reuid=65534", "--regid=65534",
-                                                         "--clear-groups"])
-    assert all(run_clients(relay.port, 2, client).values())
-    assert all(server.join().values())
-    report = relay.report()
+    report = relayed(relays, loaded.bpffs, 2, client, server_end,
+                     prefix=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
     assert report["spliced"] == 0 and report["copied_bytes"] == 2 * 2 * size + 2 * HEADER, report
     assert "privilege" in report["unavailable"] or "ermission" in report["unavailable"], report
 
