@@ -133,7 +133,7 @@ Server::~Server()
 // Tunnels are spliced by the kernel when the family is loaded; it is opened
 // once and shared by every worker. Without it they are copied, which is said
 // here rather than per tunnel.
-bool Server::open_splice(const std::string &what)
+void Server::open_splice(const std::string &what)
 {
 	bpf::SpliceOpen opened = bpf::open_splice(bpf::Bpffs(bpffs_), false);
 	splice_ = std::move(opened.splice);
@@ -141,25 +141,22 @@ bool Server::open_splice(const std::string &what)
 		log::info(what + ": spliced by the kernel (the splice family under " + bpffs_ + ")");
 	else
 		log::info(what + ": copied in userspace: " + opened.unavailable);
-	return splice_ != nullptr;
 }
 
-bool Server::record_legs(const std::string &what)
+void Server::record_legs(const std::string &what)
 {
-	bool changed = false;
-	if (accel_ && accel_->stale(bpf::Bpffs(bpffs_))) {
+	const bpf::Bpffs fs(bpffs_);
+	if (accel_ && accel_->stale(fs)) {
 		log::info(what + ": the accel family was unloaded or replaced since it was opened");
 		accel_.reset();
-		changed = true;
 	}
 	if (!accel_) {
 		std::string unavailable;
-		accel_ = bpf::AccelProxy::open(bpf::Bpffs(bpffs_), unavailable);
+		accel_ = bpf::AccelProxy::open(fs, unavailable);
 		if (!accel_) {
 			log::debug(what + ": listeners not recorded for `accel enable scope proxy`: " + unavailable);
-			return changed;
+			return;
 		}
-		changed = true;
 	}
 	std::vector<sockaddr_storage> addrs;
 	for (const auto &[key, ss] : bound_)
@@ -171,7 +168,6 @@ bool Server::record_legs(const std::string &what)
 	} catch (const std::exception &e) {
 		log::warn(what + ": " + e.what());
 	}
-	return changed;
 }
 
 // What each new listener is bound to, from its first worker's socket.
@@ -262,23 +258,17 @@ void Server::reload()
 		log::error(std::string("reload: ") + e.what() + "; the running configuration stays");
 		return;
 	}
-	// A family loaded (or splicing turned on) since start is taken up here:
-	// each worker gets it on its own thread, for the tunnels it opens next.
-	if (next->tunnels.splice && !splice_ && open_splice("reload: tunnels"))
-		for (auto &w : workers_) {
-			Worker *p = w.get();
-			asio::post(p->context(), [p, s = splice_] { p->set_splice(s); });
-		}
+	// A family loaded (or splicing turned on) since start is taken up here;
+	// each worker gets it with the new configuration, on its own thread, for
+	// the tunnels it opens next.
+	if (next->tunnels.splice && !splice_)
+		open_splice("reload: tunnels");
 	std::set<std::string> wanted;
 	for (const config::Listener &l : next->listeners)
 		wanted.insert(l.address.text());
 	std::erase_if(bound_, [&](const auto &kv) { return !wanted.count(kv.first); });
 	note_bound(bound_, fds);
-	if (record_legs("reload: accel"))
-		for (auto &w : workers_) {
-			Worker *p = w.get();
-			asio::post(p->context(), [p, a = accel_] { p->set_accel(a); });
-		}
+	record_legs("reload: accel");
 	if (next->worker_count() != workers() && next->workers != 0)
 		log::warn("reload: a new number of workers takes effect on restart");
 	if (next->admin.enabled != config_->admin.enabled || !(next->admin.listen == config_->admin.listen))
@@ -299,7 +289,11 @@ void Server::reload()
 		for (auto &[key, list] : fds)
 			mine[key] = list[i];
 		Worker *w = workers_[i].get();
-		asio::post(w->context(), [w, next, mine] { w->apply(next, mine); });
+		asio::post(w->context(), [w, next, mine, s = splice_, a = accel_] {
+			w->set_splice(s);
+			w->set_accel(a);
+			w->apply(next, mine);
+		});
 	}
 	config_ = next;
 	++reloads_;

@@ -49,12 +49,11 @@ private:
 	void reload();
 	void drain();
 	// Opens the splice family into splice_; says which way tunnels go.
-	bool open_splice(const std::string &what);
+	void open_splice(const std::string &what);
 	// Records the listeners in the accel family for scope proxy, opening it
 	// first if it was not open (it may have been loaded since start) or is
-	// not the one loaded now. Returns whether accel_ changed, for the
-	// workers to get on their own thread.
-	bool record_legs(const std::string &what);
+	// not the one loaded now.
+	void record_legs(const std::string &what);
 	uint64_t active_connections() const;
 
 	std::shared_ptr<const config::Config> config_;
