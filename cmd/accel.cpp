@@ -96,7 +96,9 @@ void add_accel(Cli &cli)
 				"Accelerate TCP connections between local sockets of processes in a cgroup "
 				"(default: the cgroup v2 root)",
 				[&cli, enable_args] { return enable(cli, *enable_args); });
-	en->add_option("args", *enable_args, "[cgroup PATH] [ports PORTS] [scope all|proxy]");
+	en->add_option("args", *enable_args,
+		       "[cgroup PATH] [ports PORTS] [scope SCOPE]; SCOPE is all (every local connection) or proxy "
+		       "(only the legs of sonic run)");
 
 	auto disable_args = std::make_shared<std::vector<std::string>>();
 	auto timeout = std::make_shared<double>(5.0);

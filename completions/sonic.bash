@@ -24,7 +24,7 @@ _sonic_table=(
 	'prog unload|flags|--force'
 	'prog unload|options|--timeout'
 	'accel|verbs|help enable disable status'
-	'accel enable|keywords|cgroup:cgroup ports'
+	'accel enable|keywords|cgroup:cgroup ports scope:all,proxy'
 	'accel disable|keywords|cgroup:cgroup'
 	'accel disable|options|--timeout'
 	'tproxy|verbs|help add del list flush'

@@ -607,7 +607,7 @@ TEST_CASE("the walk sees the whole command tree", "[docs]")
 			root_bpffs |= cmd.path.empty() && bpffs && o.takes_value;
 		}
 		enable_cgroup |= cmd.name() == "sonic accel enable" &&
-				 cmd.keywords == std::vector<std::string>{"cgroup", "ports"};
+				 cmd.keywords == std::vector<std::string>{"cgroup", "ports", "scope"};
 		stats_accel |= cmd.name() == "sonic stats" && cmd.args == std::vector<std::string>{"accel", "splice", "steer", "all"};
 	}
 	CHECK(unload_force);

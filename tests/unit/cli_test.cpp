@@ -91,7 +91,7 @@ TEST_CASE("help for sonic and for every object", "[cli]")
 	r = sonic_run({"accel", "enable", "--help"});
 	CHECK(r.code == 0);
 	CHECK_THAT(r.out, Catch::Contains("Usage: sonic accel enable"));
-	CHECK_THAT(r.out, Catch::Contains("[cgroup PATH] [ports PORTS] [scope all|proxy]"));
+	CHECK_THAT(r.out, Catch::Contains("[cgroup PATH] [ports PORTS] [scope SCOPE]"));
 
 	r = sonic_run({"stats", "help"});
 	CHECK(r.code == 0);
