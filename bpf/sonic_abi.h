@@ -167,6 +167,10 @@ enum sonic_accel_iter_op {
 	SONIC_ACCEL_ITER_COUNT = 4,      /* only count (visited, pending) */
 };
 
+/* accel_release_one's input: an Ethernet header's worth of padding, then the
+ * SOCKHASH key of the socket to visit. */
+#define SONIC_ACCEL_RELEASE_KEY_OFFSET 14
+
 /* ---- splice: kernel TCP tunnels (sk_skb verdict over a SOCKHASH) --------- */
 
 #define SONIC_SPLICE_MAX_SOCKS 65536

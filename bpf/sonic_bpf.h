@@ -63,14 +63,21 @@ struct sock {
 	int sk_wmem_queued;
 } __attribute__((preserve_access_index));
 
+/* msg_tot_len is Linux 6.10+: read it only behind bpf_core_field_exists(). */
 struct sk_psock___sonic {
 	struct list_head___sonic ingress_msg;
 	__u32 msg_tot_len;
 } __attribute__((preserve_access_index));
 
+struct sk_msg_sg___sonic {
+	__u32 size;
+} __attribute__((preserve_access_index));
+
 struct sk_msg___sonic {
+	struct sk_msg_sg___sonic sg;
 	struct sock *sk_redir;
 	struct sock *sk;
+	struct list_head___sonic list;
 } __attribute__((preserve_access_index));
 
 struct tcp_sock___sonic {
