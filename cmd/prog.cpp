@@ -1,8 +1,9 @@
-// sonic prog { load | unload | show }
+// sonic prog { load [FAMILY...] | unload | show | probe }
 #include "cli.hpp"
 
 #include "bpf/accel.hpp"
 #include "bpf/family.hpp"
+#include "bpf/probe.hpp"
 #include "bpf/progs.hpp"
 #include "bpf/splice.hpp"
 #include "bpf/steer.hpp"
@@ -210,17 +211,90 @@ int show(Cli &cli)
 	return 0;
 }
 
+out::Value tri(const std::optional<bool> &v)
+{
+	return v ? out::Value(*v) : out::Value();
+}
+
+out::Value probe_rows(const std::vector<bpf::ProbeResult> &results)
+{
+	out::Value rows = out::Value::array();
+	for (const bpf::ProbeResult &r : results)
+		rows.push_back({{"name", r.name}, {"available", tri(r.available)}, {"detail", r.detail}});
+	return rows;
+}
+
+template <typename T> out::Value or_null(const std::optional<T> &v)
+{
+	return v ? out::Value(*v) : out::Value();
+}
+
+int probe(Cli &cli)
+{
+	sys::require_caps("prog probe", kBpfCaps);
+	const bpf::Probe p = bpf::probe_kernel(cli.families, cli.bpffs());
+	const bpf::KernelFacts &k = p.kernel;
+	out::Value kernel = {{"release", k.release},
+			     {"lockdown", k.lockdown},
+			     {"lsm", k.lsms},
+			     {"btf", k.btf},
+			     {"bpffs", or_null(k.bpffs)},
+			     {"cgroup2", or_null(k.cgroup2)},
+			     {"bpf_jit_enable", or_null(k.jit)},
+			     {"unprivileged_bpf_disabled", or_null(k.unprivileged_bpf_disabled)},
+			     {"missing_capabilities", k.missing_caps}};
+	if (!k.notes.empty())
+		kernel["notes"] = k.notes;
+	out::Value families = out::Value::array();
+	out::Value programs = out::Value::array();
+	for (const bpf::FamilyProbe &f : p.families) {
+		out::Value row = {{"name", f.name}, {"available", f.available}};
+		for (const bpf::FeatureChoice &c : f.features)
+			row[c.feature] = c.value;
+		row["reason"] = f.available ? out::Value() : out::Value(f.reason);
+		families.push_back(row);
+		for (const bpf::ProgramProbe &pp : f.programs) {
+			const auto &r = pp.refusal;
+			programs.push_back({{"family", f.name},
+					    {"name", pp.name},
+					    {"type", pp.type},
+					    {"alternative_for", pp.alternative_for.empty() ? out::Value() : out::Value(pp.alternative_for)},
+					    {"loads", !r.has_value()},
+					    {"errno", r ? out::Value(bpf::errno_name(r->err)) : out::Value()},
+					    {"reason", r ? out::Value(r->reason) : out::Value()},
+					    {"hint", r ? out::Value(r->hint) : out::Value()}});
+		}
+	}
+	out::Value helpers = out::Value::array();
+	for (const bpf::HelperProbe &h : p.helpers)
+		helpers.push_back({{"helper", h.helper},
+				   {"program_type", h.program_type},
+				   {"available", tri(h.available)},
+				   {"programs", h.programs}});
+	cli.print({{"kernel", kernel},
+		   {"families", families},
+		   {"programs", programs},
+		   {"program_types", probe_rows(p.program_types)},
+		   {"attach_points", probe_rows(p.attach_points)},
+		   {"helpers", helpers}});
+	return 0;
+}
+
 } // namespace
 
 void add_prog(Cli &cli)
 {
-	CLI::App *prog = cli.object("prog", "sonic's BPF programs: load, unload, show");
+	CLI::App *prog = cli.object("prog", "sonic's BPF programs: load, unload, show, probe");
 	auto load_names = std::make_shared<std::vector<std::string>>();
 	CLI::App *load_cmd = cli.verb(prog, "load",
 				      "Load and pin the BPF families named, or every one this kernel allows "
 				      "(repeating it changes nothing)",
 				      [&cli, load_names] { return load(cli, *load_names); });
-	load_cmd->add_option("family", *load_names, "[FAMILY...]: " + families_list(cli));
+	std::string alternatives;
+	for (const bpf::Family &f : cli.families)
+		alternatives += (alternatives.empty() ? "" : " | ") + std::string(f.name);
+	load_cmd->add_option("family", *load_names,
+			     alternatives + " (FAMILY..., in any order; none: every family this kernel allows)");
 
 	auto force = std::make_shared<bool>(false);
 	auto timeout = std::make_shared<double>(5.0);
@@ -231,8 +305,13 @@ void add_prog(Cli &cli)
 	unload_cmd->add_option("--timeout", *timeout, "Seconds to wait for readers to drain accelerated sockets")
 		->capture_default_str();
 
-	cli.verb(prog, "show", "List sonic's programs: id, type, name, attach points, run counts",
+	cli.verb(prog, "show", "List sonic's families and programs: state, release path, attach points, run counts",
 		 [&cli] { return show(cli); });
+
+	cli.verb(prog, "probe",
+		 "Show what this kernel allows sonic: lockdown, LSMs, BTF, bpffs, cgroup v2, program types, attach "
+		 "points, helpers, and per family and program whether it loads",
+		 [&cli] { return probe(cli); });
 }
 
 } // namespace sonic::cmd

@@ -20,7 +20,8 @@ set -g __sonic_table \
 	'|objects|prog accel tproxy ca cert run stats' \
 	'|flags|-h --help -j --json -p --pretty -d --debug -q --quiet --version' \
 	'|options|--bpffs:dir --state-dir:dir' \
-	'prog|verbs|help load unload show' \
+	'prog|verbs|help load unload show probe' \
+	'prog load|args|accel splice steer' \
 	'prog unload|flags|--force' \
 	'prog unload|options|--timeout' \
 	'accel|verbs|help enable disable status' \

@@ -323,3 +323,56 @@ def test_family_names_are_checked(sonic, bpffs):
     r = sonic.run("-j", "prog", "load", "splice", "splice")
     assert r.code == 1 and r.error()["error"] == "prog load: family 'splice' named twice"
     assert not os.path.exists(bpffs), "bad input left state behind"
+
+
+def test_probe_names_every_family_and_what_the_kernel_allows(sonic, bpffs):
+    before = sonictest.bpffs_tree()
+    r = sonic.run("-j", "prog", "probe")
+    assert r.code == 0, r
+    probe = json.loads(r.out)
+    assert [f["name"] for f in probe["families"]] == ["accel", "splice", "steer"]
+    k = probe["kernel"]
+    assert k["release"] == os.uname().release
+    assert k["lockdown"] in ("none", "integrity", "confidentiality", "unknown")
+    assert k["btf"] is os.path.exists("/sys/kernel/btf/vmlinux")
+    assert k["cgroup2"] == sonictest.cgroup2_root()
+    assert k["missing_capabilities"] == []
+    programs = {p["name"]: p for p in probe["programs"]}
+    assert {"accel_sockops", "accel_msg", "accel_release", "accel_release_one", "splice_verdict"} <= set(programs)
+    assert programs["accel_release"]["alternative_for"] == "release_path"
+    assert programs["accel_release"]["type"] == "tracing"
+    assert programs["accel_release_one"]["type"] == "sched_cls"
+    points = {a["name"]: a for a in probe["attach_points"]}
+    assert set(points) == {"cgroup_links", "sockmap_links", "tc_ingress", "xdp_generic", "xdp_native"}
+    assert points["cgroup_links"]["available"] is True and points["tc_ingress"]["available"] is True
+    assert any(h["helper"] == "bpf_msg_redirect_hash" and h["programs"] == ["accel_msg"] for h in probe["helpers"])
+
+    # What probe predicts is what load does.
+    loaded = sonic.ok("prog", "load")
+    for f, p in zip(loaded["families"], probe["families"]):
+        assert (f["status"] != "unavailable") == p["available"], (f, p)
+        assert f.get("release_path") == p.get("release_path")
+    sonic.ok("prog", "unload")
+    refused = Sonic(bpffs, env={"SONIC_BPF_REFUSE": "accel_msg"}).ok("prog", "probe")
+    accel = refused["families"][0]
+    assert accel["available"] is False and "accel_msg" in accel["reason"]
+    assert [x["loads"] for x in refused["programs"] if x["name"] == "accel_msg"] == [False]
+
+    # It leaves nothing behind: no pins, no cgroup, no interface.
+    assert sonictest.bpffs_tree() == before
+    assert not [d for d in os.listdir(sonictest.cgroup2_root()) if d.startswith("sonic-probe-")]
+    assert "sonicprobe" not in subprocess.run(["ip", "link"], capture_output=True, text=True).stdout
+
+
+def test_probe_answers_without_bpffs_or_cgroup2():
+    r = in_private_mounts("""
+        while mountpoint -q /sys/fs/bpf; do umount /sys/fs/bpf; done
+        grep cgroup2 /proc/self/mounts | cut -d' ' -f2 | while read m; do umount -l "$m"; done
+        {sonic} -j --bpffs /sys/fs/bpf/{name} prog probe
+    """.format(sonic=sonictest.SONIC, name=sonictest.unique("probe")))
+    assert r.returncode == 0, r
+    probe = json.loads(r.stdout)
+    assert probe["kernel"]["bpffs"] is None and probe["kernel"]["cgroup2"] is None
+    cg = [a for a in probe["attach_points"] if a["name"] == "cgroup_links"][0]
+    assert cg["available"] is None and cg["detail"] == "no cgroup v2 mount"
+    assert [f["name"] for f in probe["families"]] == ["accel", "splice", "steer"]
