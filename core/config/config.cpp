@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 
+#include "config/duration.hpp"
 #include "out/error.hpp"
 
 #include <algorithm>
@@ -113,14 +114,10 @@ public:
 		else if (n->is_floating_point())
 			ms = *n->value<double>() * 1000;
 		else if (n->is_string()) {
-			std::string s = *n->value<std::string>();
-			double v = 0;
-			auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-			std::string unit(r.ptr, static_cast<const char *>(s.data() + s.size()));
-			double scale = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000 : unit == "h" ? 3600000 : -1;
-			if (r.ec != std::errc() || scale < 0)
+			auto parsed = parse_duration(*n->value<std::string>());
+			if (!parsed)
 				fail(*n, "'" + std::string(key) + "' must be seconds or a duration such as \"250ms\", \"10s\", \"2m\"");
-			ms = v * scale;
+			ms = static_cast<double>(parsed->count());
 		} else {
 			fail(*n, "'" + std::string(key) + "' must be a number of seconds or a duration string");
 		}
