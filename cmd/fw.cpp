@@ -15,8 +15,8 @@ namespace {
 
 const std::initializer_list<sys::Cap> kCaps = {sys::Cap::Bpf, sys::Cap::NetAdmin, sys::Cap::Perfmon};
 const char *const kRuleHelp = "dev IFACE|all {drop | pass | limit RATE [burst N]} [src CIDR] [dst CIDR] "
-			      "[proto PROTO] [dport PORTS] [tcp-flags FLAGS] (RATE: N/s, N/m or N/h; PROTO: tcp, udp "
-			      "or icmp; FLAGS: syn)";
+			      "[proto PROTO] [dport PORTS] [tcp-flags FLAGS] (RATE: N/s, N/m, N/h; PROTO: tcp, udp, "
+			      "icmp; FLAGS: syn)";
 
 std::optional<bpf::XdpMode> mode_of(const std::optional<std::string> &text)
 {
