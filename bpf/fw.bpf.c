@@ -15,7 +15,13 @@
  *     per-source token bucket (fw_buckets) that passes within the rate and
  *     drops above it.
  *  3. the flow table (fw_flows, LRU), which counts the packet against its
- *     5-tuple with the verdict.
+ *     5-tuple with the verdict. Blocked packets skip it: they are counted on
+ *     their blocklist entry, so a flood from many spoofed sources costs the
+ *     least possible and evicts no real flow.
+ *
+ * Times come from the coarse monotonic clock (a tick's precision, a tenth
+ * of the cost of a precise read in a VM), except the token buckets', which
+ * need nanoseconds.
  * Anything that is not IP passes untouched. Adding a rule or a block is a
  * map update; nothing is reloaded.
  */
@@ -287,10 +293,11 @@ static __always_inline int parse(struct xdp_md *ctx, struct pkt *p)
 
 /* The live blocklist entry covering the source, or NULL. An expired entry
  * hides the shorter prefixes under it from a plain lookup, so those are
- * tried next. */
-static __always_inline struct sonic_fw_block *blocked(const struct pkt *p, __u64 now)
+ * tried next. The clock is read only for an entry that expires. */
+static __always_inline struct sonic_fw_block *blocked(const struct pkt *p)
 {
 	struct sonic_fw_lpm_key key = { .prefixlen = 128 };
+	__u64 now = 0;
 
 	__builtin_memcpy(key.addr, p->src, 16);
 	for (int i = 0; i < 8; i++) {
@@ -298,7 +305,11 @@ static __always_inline struct sonic_fw_block *blocked(const struct pkt *p, __u64
 
 		if (!b)
 			return 0;
-		if (!b->expires || now < b->expires)
+		if (!b->expires)
+			return b;
+		if (!now)
+			now = bpf_ktime_get_coarse_ns();
+		if (now < b->expires)
 			return b;
 		if (b->prefixlen == 0 || b->prefixlen > 128)
 			return 0;
@@ -387,16 +398,16 @@ static long match_slot(__u32 i, void *data)
 }
 
 /* Whether a packet from P's source fits in the rule's rate now. */
-static __always_inline int within_rate(const struct sonic_fw_rule *r, const struct pkt *p,
-				       __u64 now)
+static __always_inline int within_rate(const struct sonic_fw_rule *r, const struct pkt *p)
 {
+	__u64 now;
 	struct sonic_fw_bucket_key key = { .rule_id = r->id };
 	struct sonic_fw_bucket *b;
 
 	__builtin_memcpy(key.addr, p->src, 16);
 	b = bpf_map_lookup_elem(&fw_buckets, &key);
 	if (!b) {
-		struct sonic_fw_bucket fresh = { .tat = now + r->interval_ns };
+		struct sonic_fw_bucket fresh = { .tat = bpf_ktime_get_ns() + r->interval_ns };
 
 		if (bpf_map_update_elem(&fw_buckets, &key, &fresh, BPF_NOEXIST) == 0)
 			return 1;
@@ -404,6 +415,7 @@ static __always_inline int within_rate(const struct sonic_fw_rule *r, const stru
 		if (!b)
 			return 1;
 	}
+	now = bpf_ktime_get_ns(); /* buckets need a precise clock */
 	for (int i = 0; i < 4; i++) {
 		__u64 tat = b->tat;
 		__u64 base = tat > now ? tat : now;
@@ -417,8 +429,7 @@ static __always_inline int within_rate(const struct sonic_fw_rule *r, const stru
 }
 
 /* Applies the first rule that matches; returns the verdict and its rule. */
-static __always_inline __u32 apply_rules(struct xdp_md *ctx, const struct pkt *p, __u64 now,
-					 __u32 *rule_id)
+static __always_inline __u32 apply_rules(struct xdp_md *ctx, const struct pkt *p, __u32 *rule_id)
 {
 	struct match_ctx c = { .ifindex = ctx->ingress_ifindex, .proto = p->rule_proto,
 			       .syn = p->syn, .family = p->family };
@@ -462,7 +473,7 @@ static __always_inline __u32 apply_rules(struct xdp_md *ctx, const struct pkt *p
 		return SONIC_FW_V_DROPPED_RULE;
 	if (r->action != SONIC_FW_LIMIT)
 		return SONIC_FW_V_PASSED_RULE;
-	if (within_rate(r, p, now))
+	if (within_rate(r, p))
 		return SONIC_FW_V_LIMIT_PASSED;
 	if (rs) {
 		rs->limited++;
@@ -473,7 +484,7 @@ static __always_inline __u32 apply_rules(struct xdp_md *ctx, const struct pkt *p
 
 static __always_inline int dropping(__u32 verdict)
 {
-	return verdict == SONIC_FW_V_BLOCKED || verdict == SONIC_FW_V_DROPPED_RULE ||
+	return verdict == SONIC_FW_V_DROPPED_RULE ||
 	       verdict == SONIC_FW_V_LIMIT_DROPPED;
 }
 
@@ -532,7 +543,6 @@ static __always_inline __u32 verdict_counter(__u32 verdict)
 	case SONIC_FW_V_LIMIT_PASSED: return SONIC_FW_LIMIT_PASSED;
 	case SONIC_FW_V_LIMIT_DROPPED: return SONIC_FW_LIMIT_DROPPED;
 	case SONIC_FW_V_DROPPED_RULE: return SONIC_FW_DROPPED_RULE;
-	case SONIC_FW_V_BLOCKED: return SONIC_FW_DROPPED_BLOCKLIST;
 	default: return SONIC_FW_PASSED;
 	}
 }
@@ -557,15 +567,14 @@ int fw_xdp(struct xdp_md *ctx)
 	count(st, SONIC_FW_BYTES, p.len);
 	if (p.fragment)
 		count(st, SONIC_FW_FRAGMENTS, 1);
-	now = bpf_ktime_get_boot_ns();
-	b = blocked(&p, now);
+	b = blocked(&p);
 	if (b) {
 		__sync_fetch_and_add(&b->packets, 1);
-		__sync_fetch_and_add(&b->bytes, p.len);
-		verdict = SONIC_FW_V_BLOCKED;
-	} else {
-		verdict = apply_rules(ctx, &p, now, &rule_id);
+		count(st, SONIC_FW_DROPPED_BLOCKLIST, 1);
+		return XDP_DROP;
 	}
+	now = bpf_ktime_get_coarse_ns();
+	verdict = apply_rules(ctx, &p, &rule_id);
 	record_flow(ctx, &p, now, verdict, rule_id, st);
 	count(st, verdict_counter(verdict), 1);
 	return dropping(verdict) ? XDP_DROP : XDP_PASS;

@@ -456,16 +456,21 @@ struct sonic_fw_bucket_key {
 };
 
 struct sonic_fw_bucket {
-	__u64 tat; /* CLOCK_BOOTTIME ns */
+	__u64 tat; /* CLOCK_MONOTONIC ns, read precisely (the other times of
+		    * fw are the coarse clock's: a tick's precision is plenty
+		    * for expiries and flows, and costs a tenth) */
 };
 
-/* A blocked prefix (fw_blocklist, keyed by sonic_fw_lpm_key). */
+/*
+ * A blocked prefix (fw_blocklist, keyed by sonic_fw_lpm_key). A blocked
+ * packet costs the lookup and one atomic add, and makes no flow entry: a
+ * flood from spoofed sources must not push real flows out of fw_flows.
+ */
 struct sonic_fw_block {
-	__u64 expires; /* CLOCK_BOOTTIME ns; 0: never. Expired entries drop
+	__u64 expires; /* CLOCK_MONOTONIC ns; 0: never. Expired entries drop
 			* nothing; sonic removes them. */
 	__u64 added;   /* Unix time in seconds */
 	__u64 packets; /* dropped by this entry */
-	__u64 bytes;
 	__u32 prefixlen; /* of the key: a lookup that finds an expired entry
 			  * tries the shorter prefixes that cover it */
 	__u32 reserved;
@@ -489,21 +494,20 @@ enum sonic_fw_verdict {
 	SONIC_FW_V_LIMIT_PASSED,  /* a limit rule, within the rate */
 	SONIC_FW_V_LIMIT_DROPPED, /* a limit rule, above the rate */
 	SONIC_FW_V_DROPPED_RULE,  /* a drop rule */
-	SONIC_FW_V_BLOCKED,       /* the blocklist */
 };
 
 struct sonic_fw_flow {
 	__u64 packets;
 	__u64 bytes;      /* IP bytes */
 	__u64 dropped;    /* packets of those dropped */
-	__u64 first_seen; /* CLOCK_BOOTTIME ns */
+	__u64 first_seen; /* CLOCK_MONOTONIC_COARSE ns */
 	__u64 last_seen;
 	__u32 verdict;    /* of the last packet: enum sonic_fw_verdict */
 	__u32 rule_id;    /* the rule that decided it; 0: none */
 };
 
 enum sonic_fw_counter {
-	SONIC_FW_PACKETS,          /* IP packets seen */
+	SONIC_FW_PACKETS,          /* IP packets seen (bytes: of all of them) */
 	SONIC_FW_BYTES,
 	SONIC_FW_PASSED,           /* no rule matched */
 	SONIC_FW_PASSED_RULE,

@@ -70,8 +70,7 @@ out::Value block_row(const bpf::FwBlockEntry &e)
 		{"expires_in", expires_value(e.expires_in)},
 		{"added", out::iso_time(e.added)},
 		{"reason", e.reason},
-		{"packets", e.packets},
-		{"bytes", e.bytes}};
+		{"packets", e.packets}};
 }
 
 int attach(Cli &cli, const std::vector<std::string> &args)

@@ -329,19 +329,19 @@ std::string_view fw_counter_name(size_t index)
 	return index < SONIC_FW_NR_COUNTERS ? kCounterNames[index] : "unknown";
 }
 
-uint64_t boot_now_ns()
+uint64_t mono_now_ns()
 {
 	struct timespec ts{};
-	clock_gettime(CLOCK_BOOTTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-int64_t boot_ns_to_unix_ms(uint64_t boot_ns)
+int64_t mono_ns_to_unix_ms(uint64_t mono_ns)
 {
 	struct timespec real{};
 	clock_gettime(CLOCK_REALTIME, &real);
 	const int64_t now_ms = static_cast<int64_t>(real.tv_sec) * 1000 + real.tv_nsec / 1000000;
-	return now_ms - (static_cast<int64_t>(boot_now_ns()) - static_cast<int64_t>(boot_ns)) / 1000000;
+	return now_ms - (static_cast<int64_t>(mono_now_ns()) - static_cast<int64_t>(mono_ns)) / 1000000;
 }
 
 // ---- interfaces ------------------------------------------------------------
@@ -525,7 +525,7 @@ namespace {
 
 uint64_t live_blocks(int blocklist_fd)
 {
-	const uint64_t now = boot_now_ns();
+	const uint64_t now = mono_now_ns();
 	uint64_t n = 0;
 	for (const auto &[key, value] : map_entries(blocklist_fd)) {
 		const auto b = from_bytes<struct sonic_fw_block>(value);

@@ -122,9 +122,9 @@ struct FwMetrics {
 // nullopt when fw is not loaded under FS.
 std::optional<FwMetrics> fw_metrics(const Bpffs &fs);
 
-// CLOCK_BOOTTIME now, the clock of the program's timestamps and expiries.
-uint64_t boot_now_ns();
-// A CLOCK_BOOTTIME time in Unix milliseconds.
-int64_t boot_ns_to_unix_ms(uint64_t boot_ns);
+// CLOCK_MONOTONIC now, the clock of the program's timestamps and expiries.
+uint64_t mono_now_ns();
+// A CLOCK_MONOTONIC time in Unix milliseconds.
+int64_t mono_ns_to_unix_ms(uint64_t mono_ns);
 
 } // namespace sonic::bpf

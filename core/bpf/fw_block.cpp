@@ -56,7 +56,6 @@ FwBlockEntry entry_of(const struct sonic_fw_lpm_key &k, const struct sonic_fw_bl
 	e.added = static_cast<int64_t>(b.added);
 	e.reason.assign(b.reason, strnlen(b.reason, sizeof(b.reason)));
 	e.packets = b.packets;
-	e.bytes = b.bytes;
 	return e;
 }
 
@@ -90,7 +89,7 @@ struct sonic_fw_block value_of(const net::Cidr &prefix, std::optional<std::chron
 // or the expiry by a second or more).
 bool write_block(int fd, const net::Cidr &prefix, std::optional<std::chrono::seconds> ttl, const std::string &reason)
 {
-	const uint64_t now = boot_now_ns();
+	const uint64_t now = mono_now_ns();
 	prune(fd, now);
 	const auto key = key_of(prefix);
 	struct sonic_fw_block v = value_of(prefix, ttl, reason, now);
@@ -100,7 +99,6 @@ bool write_block(int fd, const net::Cidr &prefix, std::optional<std::chrono::sec
 		// Counts and the time it was first blocked carry over.
 		v.added = old.added;
 		v.packets = old.packets;
-		v.bytes = old.bytes;
 	}
 	const auto diff = [](uint64_t a, uint64_t b) { return a > b ? a - b : b - a; };
 	const bool same = existed && std::string_view(old.reason) == std::string_view(v.reason) &&
@@ -147,7 +145,7 @@ FwBlockChange fw_block(const Bpffs &fs, const net::Cidr &prefix, std::optional<s
 	c.loaded = require_family(fs, fw_family());
 	Fd fd = open_blocklist(fs);
 	c.changed = write_block(fd.get(), prefix, ttl, reason) || c.loaded;
-	const uint64_t now = boot_now_ns();
+	const uint64_t now = mono_now_ns();
 	const auto key = key_of(prefix);
 	struct sonic_fw_block v{};
 	if (bpf_map_lookup_elem(fd.get(), &key, &v) != 0)
@@ -163,7 +161,7 @@ FwUnblock fw_unblock(const Bpffs &fs, const net::Cidr &prefix)
 		return u;
 	Fd lock = fs.lock();
 	Fd fd = open_blocklist(fs);
-	const uint64_t now = boot_now_ns();
+	const uint64_t now = mono_now_ns();
 	prune(fd.get(), now);
 	const auto key = key_of(prefix);
 	if (bpf_map_delete_elem(fd.get(), &key) == 0)
@@ -185,7 +183,7 @@ std::vector<FwBlockEntry> fw_blocklist(const Bpffs &fs)
 		return out;
 	Fd lock = fs.lock();
 	Fd fd = open_blocklist(fs);
-	const uint64_t now = boot_now_ns();
+	const uint64_t now = mono_now_ns();
 	for (const auto &[k, v] : prune(fd.get(), now))
 		out.push_back(entry_of(k, v, now));
 	std::sort(out.begin(), out.end(), [](const FwBlockEntry &a, const FwBlockEntry &b) {

@@ -2,8 +2,8 @@
 // expires, written by `sonic fw block` and by sonic run's scripts through a
 // Blocker.
 //
-// An entry keeps its expiry (CLOCK_BOOTTIME), when it was added and why,
-// and counts what it dropped. An expired entry drops nothing; sonic removes
+// An entry keeps its expiry (CLOCK_MONOTONIC), when it was added and why,
+// and counts the packets it dropped. An expired entry drops nothing; sonic removes
 // expired entries whenever it writes or lists the blocklist.
 #pragma once
 
@@ -28,7 +28,7 @@ struct FwBlockEntry {
 	std::optional<std::chrono::seconds> expires_in; // nullopt: never
 	int64_t added = 0; // Unix seconds
 	std::string reason;
-	uint64_t packets = 0, bytes = 0;
+	uint64_t packets = 0; // dropped
 };
 
 struct FwBlockChange {

@@ -54,7 +54,6 @@ std::string_view fw_verdict_name(uint32_t verdict)
 	case SONIC_FW_V_LIMIT_PASSED: return "limit_passed";
 	case SONIC_FW_V_LIMIT_DROPPED: return "limit_dropped";
 	case SONIC_FW_V_DROPPED_RULE: return "dropped_rule";
-	case SONIC_FW_V_BLOCKED: return "blocked";
 	}
 	return "unknown";
 }
@@ -85,8 +84,8 @@ std::vector<FwFlow> fw_flows(const Bpffs &fs)
 		f.packets = v.packets;
 		f.bytes = v.bytes;
 		f.dropped = v.dropped;
-		f.first_seen_ms = boot_ns_to_unix_ms(v.first_seen);
-		f.last_seen_ms = boot_ns_to_unix_ms(v.last_seen);
+		f.first_seen_ms = mono_ns_to_unix_ms(v.first_seen);
+		f.last_seen_ms = mono_ns_to_unix_ms(v.last_seen);
 		f.verdict = fw_verdict_name(v.verdict);
 		f.rule_id = v.rule_id;
 		out.push_back(std::move(f));

@@ -96,8 +96,8 @@ TEST_CASE("fw maps: keys, values and counters", "[abi]")
 	CHECK(sizeof(struct sonic_fw_rule_stats) == 32);
 	CHECK(sizeof(struct sonic_fw_bucket_key) == 24);
 	CHECK(sizeof(struct sonic_fw_bucket) == 8);
-	CHECK(sizeof(struct sonic_fw_block) == 104);
-	CHECK(offsetof(struct sonic_fw_block, reason) == 40);
+	CHECK(sizeof(struct sonic_fw_block) == 96);
+	CHECK(offsetof(struct sonic_fw_block, reason) == 32);
 	CHECK(sizeof(struct sonic_fw_flow_key) == 44);
 	CHECK(sizeof(struct sonic_fw_flow) == 48);
 	CHECK(sizeof(struct sonic_fw_stats) == 8 * SONIC_FW_NR_COUNTERS);
