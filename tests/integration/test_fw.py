@@ -61,6 +61,7 @@ def test_a_dropped_cidr_gets_nothing_through_while_others_pass(lab, fw):
     assert rule["packets"] == 50 and rule["bytes"] == 50 * (20 + 8 + 32), rule
     st = fw.ok("stats", "fw")["fw"]
     assert st["dropped_rule"] == 50 and st["rules"] == 1 and st["attachments"] == 1, st
+    assert fw.ok("stats")["fw"]["dropped_rule"] == 50  # `stats all` knows fw
 
     lab.listen_tcp(8080)
     assert lab.connects(CLIENT4, SERVER4, 8080)
