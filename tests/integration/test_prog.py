@@ -333,7 +333,7 @@ def test_probe_names_every_family_and_what_the_kernel_allows(sonic, bpffs):
     r = sonic.run("-j", "prog", "probe")
     assert r.code == 0, r
     probe = json.loads(r.out)
-    assert [f["name"] for f in probe["families"]] == ["accel", "splice", "steer"]
+    assert [f["name"] for f in probe["families"]] == ["accel", "splice", "steer", "fw"]
     k = probe["kernel"]
     assert k["release"] == os.uname().release
     assert k["lockdown"] in ("none", "integrity", "confidentiality", "unknown")
@@ -341,7 +341,9 @@ def test_probe_names_every_family_and_what_the_kernel_allows(sonic, bpffs):
     assert k["cgroup2"] == sonictest.cgroup2_root()
     assert k["missing_capabilities"] == []
     programs = {p["name"]: p for p in probe["programs"]}
-    assert {"accel_sockops", "accel_msg", "accel_release", "accel_release_one", "splice_verdict"} <= set(programs)
+    assert {"accel_sockops", "accel_msg", "accel_release", "accel_release_one", "splice_verdict",
+            "fw_xdp"} <= set(programs)
+    assert programs["fw_xdp"]["type"] == "xdp"
     assert programs["accel_release"]["alternative_for"] == "release_path"
     assert programs["accel_release"]["type"] == "tracing"
     assert programs["accel_release_one"]["type"] == "sched_cls"
@@ -378,4 +380,4 @@ def test_probe_answers_without_bpffs_or_cgroup2():
     assert probe["kernel"]["bpffs"] is None and probe["kernel"]["cgroup2"] is None
     cg = [a for a in probe["attach_points"] if a["name"] == "cgroup_links"][0]
     assert cg["available"] is None and cg["detail"] == "no cgroup v2 mount"
-    assert [f["name"] for f in probe["families"]] == ["accel", "splice", "steer"]
+    assert [f["name"] for f in probe["families"]] == ["accel", "splice", "steer", "fw"]
