@@ -57,21 +57,19 @@ struct {
 	__type(value, struct sonic_fw_rule_stats);
 } fw_rule_stats SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, SONIC_FW_MAX_PREFIXES);
-	__type(key, struct sonic_fw_lpm_key);
-	__type(value, __u64);
-} fw_src SEC(".maps");
+/* Rule prefixes: each entry holds the slots of the rules whose prefix
+ * covers it (see the top of this file). */
+#define FW_PREFIX_TRIE(name)                                                   \
+	struct {                                                               \
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);                           \
+		__uint(map_flags, BPF_F_NO_PREALLOC);                          \
+		__uint(max_entries, SONIC_FW_MAX_PREFIXES);                    \
+		__type(key, struct sonic_fw_lpm_key);                          \
+		__type(value, __u64);                                          \
+	} name SEC(".maps")
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, SONIC_FW_MAX_PREFIXES);
-	__type(key, struct sonic_fw_lpm_key);
-	__type(value, __u64);
-} fw_dst SEC(".maps");
+FW_PREFIX_TRIE(fw_src);
+FW_PREFIX_TRIE(fw_dst);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -326,36 +324,6 @@ static __always_inline __u64 trie_mask(void *trie, const __u8 addr[16])
 	__builtin_memcpy(key.addr, addr, 16);
 	mask = bpf_map_lookup_elem(trie, &key);
 	return mask ? *mask : 0;
-}
-
-/* The index of the lowest set bit of X (X != 0), without a loop. */
-static __always_inline __u32 lowest_bit(__u64 x)
-{
-	__u32 n = 0;
-
-	if (!(x & 0xffffffffULL)) {
-		n += 32;
-		x >>= 32;
-	}
-	if (!(x & 0xffff)) {
-		n += 16;
-		x >>= 16;
-	}
-	if (!(x & 0xff)) {
-		n += 8;
-		x >>= 8;
-	}
-	if (!(x & 0xf)) {
-		n += 4;
-		x >>= 4;
-	}
-	if (!(x & 0x3)) {
-		n += 2;
-		x >>= 2;
-	}
-	if (!(x & 0x1))
-		n += 1;
-	return n;
 }
 
 struct match_ctx {

@@ -101,12 +101,7 @@ std::optional<net::Cidr> get_prefix(__u8 len, const __u8 in[16], bool present)
 {
 	if (!present)
 		return std::nullopt;
-	net::Cidr c;
-	std::memcpy(c.addr.bytes.data(), in, 16);
-	const bool mapped = std::all_of(in, in + 10, [](__u8 b) { return b == 0; }) && in[10] == 0xff && in[11] == 0xff;
-	c.addr.family = mapped && len >= 96 ? AF_INET : AF_INET6;
-	c.prefix = c.addr.family == AF_INET ? len - 96u : len;
-	return c;
+	return net::cidr_of_ipv6_form(in, len);
 }
 
 struct sonic_fw_rule to_value(const FwRule &r)

@@ -34,16 +34,7 @@ struct sonic_fw_lpm_key key_of(const net::Cidr &c)
 	return k;
 }
 
-net::Cidr cidr_of(const struct sonic_fw_lpm_key &k)
-{
-	net::Cidr c;
-	std::memcpy(c.addr.bytes.data(), k.addr, 16);
-	const bool mapped = k.prefixlen >= 96 && std::all_of(k.addr, k.addr + 10, [](__u8 b) { return b == 0; }) &&
-			    k.addr[10] == 0xff && k.addr[11] == 0xff;
-	c.addr.family = mapped ? AF_INET : AF_INET6;
-	c.prefix = mapped ? k.prefixlen - 96 : k.prefixlen;
-	return c;
-}
+net::Cidr cidr_of(const struct sonic_fw_lpm_key &k) { return net::cidr_of_ipv6_form(k.addr, k.prefixlen); }
 
 bool live(const struct sonic_fw_block &b, uint64_t now) { return b.expires == 0 || b.expires > now; }
 

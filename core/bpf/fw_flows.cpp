@@ -16,19 +16,6 @@
 
 namespace sonic::bpf {
 
-namespace {
-
-net::IpAddr addr_of(const __u8 in[16])
-{
-	net::IpAddr a;
-	std::memcpy(a.bytes.data(), in, 16);
-	const bool mapped = std::all_of(in, in + 10, [](__u8 b) { return b == 0; }) && in[10] == 0xff && in[11] == 0xff;
-	a.family = mapped ? AF_INET : AF_INET6;
-	return a;
-}
-
-} // namespace
-
 bool FwFlow::same_flow(const FwFlow &o) const
 {
 	return src == o.src && dst == o.dst && sport == o.sport && dport == o.dport && proto == o.proto &&
@@ -70,8 +57,8 @@ std::vector<FwFlow> fw_flows(const Bpffs &fs)
 		const auto k = from_bytes<struct sonic_fw_flow_key>(kb);
 		const auto v = from_bytes<struct sonic_fw_flow>(vb);
 		FwFlow f;
-		f.src = addr_of(k.src);
-		f.dst = addr_of(k.dst);
+		f.src = net::addr_of_ipv6_form(k.src);
+		f.dst = net::addr_of_ipv6_form(k.dst);
 		f.sport = k.sport;
 		f.dport = k.dport;
 		f.proto = k.proto;

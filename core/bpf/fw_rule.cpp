@@ -255,12 +255,7 @@ std::optional<SshSession> ssh_session_from(const char *ssh_connection, const cha
 	auto ip = [](const std::string &text) -> std::optional<net::IpAddr> {
 		try {
 			// "::ffff:10.0.0.1" is how a dual-stack sshd names an IPv4 client.
-			net::IpAddr a = net::parse_ip(text);
-			const bool mapped = std::all_of(a.bytes.begin(), a.bytes.begin() + 10, [](uint8_t b) { return b == 0; }) &&
-					    a.bytes[10] == 0xff && a.bytes[11] == 0xff;
-			if (mapped)
-				a.family = AF_INET;
-			return a;
+			return net::addr_of_ipv6_form(net::parse_ip(text).bytes.data());
 		} catch (const Error &) {
 			return std::nullopt;
 		}

@@ -158,9 +158,4 @@ class Lab:
         return state
 
     def close(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.communicate()
-        for ns in self.made:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        sonictest.close_netns_lab(self.procs, self.made)
