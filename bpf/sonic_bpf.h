@@ -38,6 +38,36 @@
 		__v;                                                           \
 	})
 
+/* The index of the lowest set bit of X (X != 0), without a loop. */
+static __always_inline __u32 lowest_bit(__u64 x)
+{
+	__u32 n = 0;
+
+	if (!(x & 0xffffffffULL)) {
+		n += 32;
+		x >>= 32;
+	}
+	if (!(x & 0xffff)) {
+		n += 16;
+		x >>= 16;
+	}
+	if (!(x & 0xff)) {
+		n += 8;
+		x >>= 8;
+	}
+	if (!(x & 0xf)) {
+		n += 4;
+		x >>= 4;
+	}
+	if (!(x & 0x3)) {
+		n += 2;
+		x >>= 2;
+	}
+	if (!(x & 0x1))
+		n += 1;
+	return n;
+}
+
 /* Marks a complete load of a family; sonic writes and pins it last. */
 #define SONIC_META_MAP(family)                                                 \
 	struct {                                                               \

@@ -82,9 +82,10 @@ out::Value refusal_row(const bpf::Family &f, const bpf::Refusal &r, const std::s
 		{"hint", r.hint}};
 }
 
-int load(Cli &cli, const std::vector<std::string> &names)
+int load(Cli &cli, const std::vector<std::string> &names, const std::vector<std::string> &map_sizes)
 {
 	std::vector<const bpf::Family *> families = named_families(cli, names, "prog load");
+	const bpf::MapSizes sizes = bpf::parse_map_sizes(map_sizes, cli.families);
 	sys::require_caps("prog load", kBpfCaps);
 	bpf::Bpffs fs = cli.bpffs();
 	fs.ensure();
@@ -94,7 +95,7 @@ int load(Cli &cli, const std::vector<std::string> &names)
 	std::vector<Error> unavailable;
 	bool changed = false;
 	for (const bpf::Family *f : families) {
-		bpf::FamilyLoad r = bpf::load_family(fs, *f);
+		bpf::FamilyLoad r = bpf::load_family(fs, *f, sizes);
 		// splice works as soon as it is loaded: the proxy only adds sockets.
 		if (f->name == "splice" && r.status != bpf::LoadStatus::Unavailable)
 			changed |= bpf::splice_attach(fs);
@@ -286,15 +287,18 @@ void add_prog(Cli &cli)
 {
 	CLI::App *prog = cli.object("prog", "sonic's BPF programs: load, unload, show, probe");
 	auto load_names = std::make_shared<std::vector<std::string>>();
+	auto map_sizes = std::make_shared<std::vector<std::string>>();
 	CLI::App *load_cmd = cli.verb(prog, "load",
 				      "Load and pin the BPF families named, or every one this kernel allows "
 				      "(repeating it changes nothing)",
-				      [&cli, load_names] { return load(cli, *load_names); });
+				      [&cli, load_names, map_sizes] { return load(cli, *load_names, *map_sizes); });
 	std::string alternatives;
 	for (const bpf::Family &f : cli.families)
 		alternatives += (alternatives.empty() ? "" : " | ") + std::string(f.name);
 	load_cmd->add_option("family", *load_names,
 			     alternatives + " (FAMILY..., in any order; none: every family this kernel allows)");
+	load_cmd->add_option("--map-size", *map_sizes, "MAP=ENTRIES: the size of a map made by this load (repeatable)")
+		->allow_extra_args(false);
 
 	auto force = std::make_shared<bool>(false);
 	auto timeout = std::make_shared<double>(5.0);

@@ -78,26 +78,6 @@ struct AccelObjects {
 	}
 };
 
-struct LinkInfo {
-	uint32_t id = 0;
-	uint32_t prog_id = 0;
-	uint64_t cgroup_id = 0;
-};
-
-LinkInfo link_info(int fd)
-{
-	struct bpf_link_info info{};
-	__u32 len = sizeof(info);
-	if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
-		throw errno_error("read link info", errno);
-	LinkInfo li;
-	li.id = info.id;
-	li.prog_id = info.prog_id;
-	if (info.type == BPF_LINK_TYPE_CGROUP)
-		li.cgroup_id = info.cgroup.cgroup_id;
-	return li;
-}
-
 struct bpf_cgroup_storage_key storage_key(uint64_t cgroup_id)
 {
 	struct bpf_cgroup_storage_key key{};

@@ -3,6 +3,8 @@
 #include "accel.skel.h"
 #include "splice.skel.h"
 #include "steer.skel.h"
+#include "fw.skel.h"
+#include "bpf/pins.hpp"
 #include "bpf/libbpf.hpp"
 #include "out/error.hpp"
 #include "sonic_abi.h"
@@ -12,6 +14,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <gnutls/crypto.h>
@@ -25,6 +28,7 @@ namespace {
 const void *accel_elf(size_t *size) { return accel_bpf__elf_bytes(size); }
 const void *splice_elf(size_t *size) { return splice_bpf__elf_bytes(size); }
 const void *steer_elf(size_t *size) { return steer_bpf__elf_bytes(size); }
+const void *fw_elf(size_t *size) { return fw_bpf__elf_bytes(size); }
 
 // accel hands sockets back through the sockmap iterator where the kernel
 // runs tracing programs, else through a program run once per socket.
@@ -33,10 +37,17 @@ const Alternative kAccelAlternatives[] = {
 	{"release_path", "accel_release_one", "walk"},
 };
 
+const std::string_view kFwSizableMaps[] = {
+	SONIC_MAP(fw_bpf, fw_blocklist),
+	SONIC_MAP(fw_bpf, fw_buckets),
+	SONIC_MAP(fw_bpf, fw_flows),
+};
+
 const Family kFamilies[] = {
 	{"accel", "local socket acceleration (sockops + sk_msg over a SOCKHASH)", accel_elf, kAccelAlternatives},
 	{"splice", "kernel TCP tunnels (sk_skb verdict over a SOCKHASH)", splice_elf},
 	{"steer", "transparent steering (tc + sk_assign, cgroup connect + getsockopt)", steer_elf},
+	{"fw", "edge firewall (XDP: rules, rate limits, blocklist, flow table)", fw_elf, {}, kFwSizableMaps},
 };
 
 struct ObjectCloser {
@@ -283,7 +294,8 @@ void refuse_injected(const Family &family, const Layout &layout, Plan &plan)
 
 // One attempt: loads the programs of PLAN and pins everything. nullopt
 // when the family is loaded; else the object's load failure.
-std::optional<Refusal> load_and_pin(const Bpffs &fs, const Family &family, const Layout &layout, const Plan &plan)
+std::optional<Refusal> load_and_pin(const Bpffs &fs, const Family &family, const Layout &layout, const Plan &plan,
+				    const MapSizes &sizes)
 {
 	const std::string name(family.name);
 	ObjectPtr obj = open_object(family);
@@ -303,6 +315,9 @@ std::optional<Refusal> load_and_pin(const Bpffs &fs, const Family &family, const
 			meta = map;
 			continue;
 		}
+		if (auto size = sizes.find(std::string_view(bpf_map__name(map))); size != sizes.end())
+			if (int err = bpf_map__set_max_entries(map, size->second))
+				throw libbpf_error("size map", err, bpf_map__name(map));
 		// libbpf reuses a compatible map a cut-short load left pinned.
 		if (int err = bpf_map__set_pin_path(map, fs.map_path(bpf_map__name(map)).c_str()))
 			throw libbpf_error("set map pin path", err, bpf_map__name(map));
@@ -346,7 +361,63 @@ std::vector<FeatureChoice> choices_among(const Family &family, const std::vector
 	return out;
 }
 
+bool sizable(const Family &family, std::string_view map)
+{
+	return std::find(family.sizable_maps.begin(), family.sizable_maps.end(), map) != family.sizable_maps.end();
+}
+
+// A loaded family's maps keep their size: a different one asked for is
+// refused rather than silently ignored.
+void check_sizes(const Bpffs &fs, const Family &family, const MapSizes &sizes)
+{
+	for (const auto &[map, entries] : sizes) {
+		if (!sizable(family, map))
+			continue;
+		auto fd = open_pinned(fs.map_path(map));
+		if (!fd)
+			continue;
+		const uint32_t have = map_capacity(fd->get());
+		if (have != entries)
+			throw usage_error("size map", "loaded with " + std::to_string(have) + " entries, not " +
+							      std::to_string(entries),
+					  map)
+				.with_hint("run `sonic prog unload` first to load it again with another size");
+	}
+}
+
 } // namespace
+
+MapSizes parse_map_sizes(const std::vector<std::string> &items, std::span<const Family> families)
+{
+	MapSizes sizes;
+	for (const std::string &item : items) {
+		const size_t eq = item.find('=');
+		const std::string map = item.substr(0, eq);
+		bool known = false;
+		std::string all;
+		for (const Family &f : families)
+			for (std::string_view m : f.sizable_maps) {
+				known = known || m == map;
+				all += (all.empty() ? "" : ", ") + std::string(m);
+			}
+		if (eq == std::string::npos)
+			throw usage_error("parse --map-size", "expected MAP=ENTRIES", item);
+		if (!known)
+			throw usage_error("parse --map-size", "no sizable map '" + map + "' (the sizable maps are " +
+								 (all.empty() ? "none" : all) + ")",
+					  item);
+		const std::string text = item.substr(eq + 1);
+		uint32_t n = 0;
+		auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+		if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || n < 1 || n > (1u << 24))
+			throw usage_error("parse --map-size", "'" + text + "' is not a number of entries from 1 to 16777216",
+					  item);
+		if (sizes.count(map))
+			throw usage_error("parse --map-size", "map '" + map + "' sized twice", item);
+		sizes[map] = n;
+	}
+	return sizes;
+}
 
 std::span<const Family> builtin_families()
 {
@@ -471,7 +542,7 @@ std::optional<Refusal> probe_program(const Family &family, std::string_view prog
 	return load_object(obj.get(), std::string(program), type_of(target));
 }
 
-FamilyLoad load_family(const Bpffs &fs, const Family &family)
+FamilyLoad load_family(const Bpffs &fs, const Family &family, const MapSizes &sizes)
 {
 	const std::string name(family.name);
 	const Layout layout = layout_of(family);
@@ -479,6 +550,7 @@ FamilyLoad load_family(const Bpffs &fs, const Family &family)
 	r.maps = layout.maps;
 	switch (state_of(fs, family, layout)) {
 	case FamilyState::Loaded:
+		check_sizes(fs, family, sizes);
 		r.status = LoadStatus::AlreadyLoaded;
 		for (const std::string &p : layout.programs)
 			if (pinned(fs.prog_path(p)))
@@ -498,7 +570,7 @@ FamilyLoad load_family(const Bpffs &fs, const Family &family)
 		refuse_injected(family, layout, plan);
 		if (plan.unavailable)
 			break;
-		auto failed = load_and_pin(fs, family, layout, plan);
+		auto failed = load_and_pin(fs, family, layout, plan, sizes);
 		if (!failed) {
 			r.status = LoadStatus::Loaded;
 			for (const std::string &p : layout.programs)

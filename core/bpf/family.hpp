@@ -1,4 +1,4 @@
-// BPF program families compiled into sonic (accel, splice, steer) and the
+// BPF program families compiled into sonic (accel, splice, steer, fw) and the
 // generic load / pin / unpin of one family.
 //
 // A family's programs are pinned as <bpffs>/prog/<program>, its maps as
@@ -18,6 +18,7 @@
 #include "out/error.hpp"
 
 #include <cstddef>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -40,7 +41,16 @@ struct Family {
 	std::string_view summary;
 	const void *(*elf_bytes)(size_t *size);
 	std::span<const Alternative> alternatives = {};
+	// The maps whose number of entries `prog load --map-size MAP=N` sets.
+	std::span<const std::string_view> sizable_maps = {};
 };
+
+// Entries wanted per map, by map name.
+using MapSizes = std::map<std::string, uint32_t, std::less<>>;
+
+// Reads `--map-size` items, "MAP=N": MAP a sizable map of one of FAMILIES,
+// N from 1 to 16777216. Throws a usage error (exit 1) naming a bad item.
+MapSizes parse_map_sizes(const std::vector<std::string> &items, std::span<const Family> families);
 
 // The families compiled into this executable, in load order.
 std::span<const Family> builtin_families();
@@ -102,7 +112,10 @@ struct FamilyLoad {
 // an environment error (exit 3) when another sonic build's objects are
 // pinned there, and for failures of bpffs itself. The caller holds the
 // bpffs lock.
-FamilyLoad load_family(const Bpffs &fs, const Family &family);
+// SIZES sets the entries of the family's sizable maps; for a family that
+// is loaded already, a size that differs from the pinned map's is a usage
+// error (the map would have to be made again).
+FamilyLoad load_family(const Bpffs &fs, const Family &family, const MapSizes &sizes = {});
 
 // For the commands that need a family (accel enable, tproxy add, sonic run):
 // loads it as above, or throws the kernel error (exit 2) that names the

@@ -9,12 +9,14 @@
 
 #include "bpf/bpffs.hpp"
 #include "bpf/fd.hpp"
+#include "out/error.hpp"
 
 #include <algorithm>
 #include <bpf/bpf.h>
 #include <cstdint>
 #include <cstring>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +27,34 @@
 #define SONIC_MAP(skel, name) ((void)sizeof(((struct skel *)nullptr)->maps.name), std::string_view(#name))
 
 namespace sonic::bpf {
+
+enum class XdpMode { Native, Generic };
+
+std::string_view xdp_mode_name(XdpMode mode);
+
+// What an interface runs at XDP, as netlink reports it.
+struct XdpState {
+	uint32_t prog_id = 0; // 0: nothing attached
+	std::optional<XdpMode> mode;
+};
+
+XdpState xdp_state(int ifindex);
+
+// The kernel error (exit 2) of a failed XDP attach, with what it means.
+Error xdp_attach_error(int err, XdpMode mode, const std::string &ifname);
+
+// Which link a link is: its id, its program, and where it is attached.
+struct LinkInfo {
+	uint32_t id = 0;
+	uint32_t prog_id = 0;
+	uint32_t type = 0;      // BPF_LINK_TYPE_*
+	uint64_t cgroup_id = 0; // cgroup links; 0 once the cgroup is gone
+	int ifindex = 0;        // XDP links; 0 once the interface is gone
+};
+
+LinkInfo link_info(int link_fd);
+// The same for a pinned link; nullopt when nothing is pinned at PATH.
+std::optional<LinkInfo> link_info(const std::string &path);
 
 class Pins {
 public:
@@ -48,6 +78,11 @@ public:
 	// as the map. False when PROG is attached there already.
 	bool attach_sockmap(int prog_fd, int map_fd, enum bpf_attach_type type, std::string_view link) const;
 	bool sockmap_attached(int prog_fd, int map_fd, enum bpf_attach_type type, std::string_view link) const;
+	// Attaches an XDP program to interface IFINDEX in MODE as a link pinned
+	// as LINK. Returns 0, or the errno of the attach: EOPNOTSUPP when the
+	// driver has no native XDP, EBUSY when another XDP program is there
+	// (xdp_attach_error says so).
+	int attach_xdp(int prog_fd, int ifindex, XdpMode mode, std::string_view link) const;
 	// Removes a link's pin (which detaches it unless a process holds it).
 	// Whether it was there.
 	bool unpin_link(std::string_view link) const;
@@ -65,9 +100,10 @@ bool unpin(const std::string &path);
 // Pins an object (a link) at PATH.
 void pin(int fd, const std::string &path);
 
-// Reads the per-CPU values of key 0 of a per-CPU array into OUT, which
-// holds room for VALUE_SIZE bytes per possible CPU. Returns the CPU count.
-size_t read_per_cpu(int map_fd, std::vector<uint8_t> &out, size_t value_size, const std::string &what);
+// Reads the per-CPU values of KEY of a per-CPU array into OUT, which holds
+// room for VALUE_SIZE bytes per possible CPU. Returns the CPU count.
+size_t read_per_cpu(int map_fd, std::vector<uint8_t> &out, size_t value_size, const std::string &what,
+		    uint32_t key = 0);
 
 // Every CPU's counters of key 0 of a per-CPU array of STATS (a struct of
 // one `__u64 counter[N]`), summed.
@@ -125,5 +161,38 @@ bool replace_keys(int map_fd, const std::vector<Key> &have, const std::vector<Ke
 
 // Deletes every entry of a hash map.
 void clear_map(int map_fd);
+
+// A map's key or value, as bytes.
+using Bytes = std::vector<uint8_t>;
+
+template <typename T> Bytes bytes_of(const T &v)
+{
+	const auto *p = reinterpret_cast<const uint8_t *>(&v);
+	return Bytes(p, p + sizeof(T));
+}
+
+template <typename T> T from_bytes(const Bytes &b)
+{
+	T v{};
+	std::memcpy(&v, b.data(), std::min(b.size(), sizeof(T)));
+	return v;
+}
+
+// Every entry of a hash map or LPM trie (key and value sizes read from the
+// kernel), in the kernel's order.
+std::vector<std::pair<Bytes, Bytes>> map_entries(int map_fd);
+
+// The entries a map is made for: its max_entries.
+uint32_t map_capacity(int map_fd);
+
+// Turns the map's entries into WANT: writes the entries whose value differs,
+// then deletes the keys WANT lacks. Returns whether anything changed. A map
+// that is full fails with the error of `update_entry`.
+bool sync_entries(int map_fd, const std::vector<std::pair<Bytes, Bytes>> &want, const std::string &map_name);
+
+// Writes one entry; a full map (E2BIG, ENOSPC) is a usage error (exit 1)
+// naming the map and its size, other failures name OP.
+void update_entry(int map_fd, const void *key, const void *value, uint64_t flags, const std::string &map_name,
+		  const std::string &op);
 
 } // namespace sonic::bpf

@@ -4,6 +4,8 @@
 // FILE:LINE:COLUMN.
 #pragma once
 
+#include "net/addr.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -95,6 +97,14 @@ struct Admin {
 	Endpoint listen{"127.0.0.1", 9901};
 };
 
+// [fw]: what sonic run's scripts may write to the fw blocklist.
+struct Fw {
+	// Never blocked (besides loopback and the admin listener's peers).
+	std::vector<net::Cidr> never_block;
+	unsigned blocks_per_minute = 60; // per script
+	std::chrono::seconds block_ttl{600}; // when a script gives none
+};
+
 struct Config {
 	std::string source; // the file, or "(embedded)" / "(command line)"
 	unsigned workers = 0; // 0: one per CPU
@@ -109,6 +119,7 @@ struct Config {
 	AccessLog access_log;
 	Admin admin;
 	Tunnels tunnels;
+	Fw fw;
 
 	// The route of HOST (lower case, without port) and PATH, or null.
 	const Route *route(std::string_view host, std::string_view path) const;

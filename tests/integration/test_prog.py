@@ -35,7 +35,7 @@ def test_load_show_unload_leaves_bpffs_as_it_was(sonic, bpffs):
 
     loaded = sonic.ok("prog", "load")
     assert loaded["changed"] is True
-    accel, splice, steer = loaded["families"]
+    accel, splice, steer, fw = loaded["families"]
     assert accel["name"] == "accel" and accel["status"] == "loaded"
     release, release_type = RELEASE_PROGRAM[accel["release_path"]]
     assert set(accel["programs"]) == {"accel_sockops", "accel_msg", release}
@@ -43,19 +43,22 @@ def test_load_show_unload_leaves_bpffs_as_it_was(sonic, bpffs):
     assert set(splice["maps"]) == {"splice_socks", "splice_state", "splice_stats"}
     assert steer["name"] == "steer"
     assert set(steer["programs"]) == STEER_PROGRAMS
+    assert fw["name"] == "fw" and fw["programs"] == ["fw_xdp"]
+    assert {"fw_rules", "fw_blocklist", "fw_flows", "fw_buckets"} <= set(fw["maps"])
     # Whatever the kernel refused, a fallback stood in for it.
     assert all(r["fallback"] for r in loaded["refused"]), loaded["refused"]
 
     again = sonic.ok("prog", "load")
     assert again["changed"] is False
-    assert [f["status"] for f in again["families"]] == ["already_loaded"] * 3
+    assert [f["status"] for f in again["families"]] == ["already_loaded"] * 4
 
     shown = sonic.ok("prog", "show")
     assert [(f["name"], f["state"]) for f in shown["families"]] == [
-        ("accel", "loaded"), ("splice", "loaded"), ("steer", "loaded")]
+        ("accel", "loaded"), ("splice", "loaded"), ("steer", "loaded"), ("fw", "loaded")]
     assert shown["families"][0]["release_path"] == accel["release_path"]
     progs = {p["name"]: p for p in shown["programs"]}
-    assert set(progs) == {"accel_sockops", "accel_msg", release, "splice_verdict"} | STEER_PROGRAMS
+    assert set(progs) == {"accel_sockops", "accel_msg", release, "splice_verdict", "fw_xdp"} | STEER_PROGRAMS
+    assert progs["fw_xdp"]["type"] == "xdp"
     assert progs["accel_sockops"]["type"] == "sock_ops"
     assert progs["accel_msg"]["type"] == "sk_msg"
     assert progs[release]["type"] == release_type
@@ -230,7 +233,7 @@ def test_bpffs_root_outside_sys_fs_bpf_gets_its_own_mount(tmp_path):
     listed = r.stdout.split()
     release = [p for p in listed if p in ("accel_release", "accel_release_one")]
     assert len(release) == 1, listed
-    assert listed == (["bpf_fs", "accel_msg"] + release + ["accel_sockops", "splice_verdict"]
+    assert listed == (["bpf_fs", "accel_msg"] + release + ["accel_sockops", "fw_xdp", "splice_verdict"]
                       + sorted(STEER_PROGRAMS))
 
 
@@ -252,7 +255,7 @@ def test_a_refused_family_leaves_the_others_loaded(bpffs, cgroup):
     assert r.code == 0, r
     out = r.json()
     assert {f["name"]: f["status"] for f in out["families"]} == {
-        "accel": "unavailable", "splice": "loaded", "steer": "loaded"}
+        "accel": "unavailable", "splice": "loaded", "steer": "loaded", "fw": "loaded"}
     accel = out["families"][0]
     assert accel["programs"] == [] and accel["maps"] == []
     assert "prog 'accel_msg'" in accel["reason"] and "SONIC_BPF_REFUSE" in accel["reason"]
@@ -290,7 +293,7 @@ def test_a_refused_family_leaves_the_others_loaded(bpffs, cgroup):
         assert refused.ok("tproxy", "flush")["changed"] is True
     shown = refused.ok("prog", "show")
     assert [(f["name"], f["state"]) for f in shown["families"]] == [
-        ("accel", "absent"), ("splice", "loaded"), ("steer", "loaded")]
+        ("accel", "absent"), ("splice", "loaded"), ("steer", "loaded"), ("fw", "loaded")]
 
 
 def test_refused_tracing_programs_fall_back_to_the_walk(bpffs, cgroup):
@@ -319,7 +322,7 @@ def test_refused_tracing_programs_fall_back_to_the_walk(bpffs, cgroup):
 
 def test_family_names_are_checked(sonic, bpffs):
     r = sonic.run("prog", "load", "accel", "frob")
-    assert r.code == 1 and "unknown family 'frob' (the families are accel, splice, steer)" in r.err, r
+    assert r.code == 1 and "unknown family 'frob' (the families are accel, splice, steer, fw)" in r.err, r
     r = sonic.run("-j", "prog", "load", "splice", "splice")
     assert r.code == 1 and r.error()["error"] == "prog load: family 'splice' named twice"
     assert not os.path.exists(bpffs), "bad input left state behind"
@@ -330,7 +333,7 @@ def test_probe_names_every_family_and_what_the_kernel_allows(sonic, bpffs):
     r = sonic.run("-j", "prog", "probe")
     assert r.code == 0, r
     probe = json.loads(r.out)
-    assert [f["name"] for f in probe["families"]] == ["accel", "splice", "steer"]
+    assert [f["name"] for f in probe["families"]] == ["accel", "splice", "steer", "fw"]
     k = probe["kernel"]
     assert k["release"] == os.uname().release
     assert k["lockdown"] in ("none", "integrity", "confidentiality", "unknown")
@@ -338,7 +341,9 @@ def test_probe_names_every_family_and_what_the_kernel_allows(sonic, bpffs):
     assert k["cgroup2"] == sonictest.cgroup2_root()
     assert k["missing_capabilities"] == []
     programs = {p["name"]: p for p in probe["programs"]}
-    assert {"accel_sockops", "accel_msg", "accel_release", "accel_release_one", "splice_verdict"} <= set(programs)
+    assert {"accel_sockops", "accel_msg", "accel_release", "accel_release_one", "splice_verdict",
+            "fw_xdp"} <= set(programs)
+    assert programs["fw_xdp"]["type"] == "xdp"
     assert programs["accel_release"]["alternative_for"] == "release_path"
     assert programs["accel_release"]["type"] == "tracing"
     assert programs["accel_release_one"]["type"] == "sched_cls"
@@ -375,4 +380,4 @@ def test_probe_answers_without_bpffs_or_cgroup2():
     assert probe["kernel"]["bpffs"] is None and probe["kernel"]["cgroup2"] is None
     cg = [a for a in probe["attach_points"] if a["name"] == "cgroup_links"][0]
     assert cg["available"] is None and cg["detail"] == "no cgroup v2 mount"
-    assert [f["name"] for f in probe["families"]] == ["accel", "splice", "steer"]
+    assert [f["name"] for f in probe["families"]] == ["accel", "splice", "steer", "fw"]

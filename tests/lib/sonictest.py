@@ -100,6 +100,17 @@ def spawn(argv, cgroup=None, **kw):
     return subprocess.Popen(argv, preexec_fn=enter, **kw)
 
 
+def close_netns_lab(procs, namespaces):
+    """Kills PROCS (Popen objects) and deletes the network namespaces, with
+    the veth pairs and everything else in them."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.communicate()
+    for ns in namespaces:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
 def tcp_mem_pages():
     """The host's TCP memory in pages (/proc/net/sockstat)."""
     with open("/proc/net/sockstat") as f:
