@@ -75,7 +75,7 @@ out::Value refusal_row(const bpf::Family &f, const bpf::Refusal &r, const std::s
 	return {{"family", std::string(f.name)},
 		{"program", r.program},
 		{"type", r.type},
-		{"errno", bpf::errno_name(r.err)},
+		{"errno", errno_name(r.err)},
 		{"injected", r.injected},
 		{"fallback", stand_in.empty() ? out::Value() : out::Value(stand_in)},
 		{"reason", r.reason},
@@ -261,7 +261,7 @@ int probe(Cli &cli)
 					    {"type", pp.type},
 					    {"alternative_for", pp.alternative_for.empty() ? out::Value() : out::Value(pp.alternative_for)},
 					    {"loads", !r.has_value()},
-					    {"errno", r ? out::Value(bpf::errno_name(r->err)) : out::Value()},
+					    {"errno", r ? out::Value(errno_name(r->err)) : out::Value()},
 					    {"reason", r ? out::Value(r->reason) : out::Value()},
 					    {"hint", r ? out::Value(r->hint) : out::Value()}});
 		}

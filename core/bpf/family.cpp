@@ -464,23 +464,6 @@ std::string object_hash(const Family &family)
 	return hex;
 }
 
-std::string errno_name(int err)
-{
-	switch (err) {
-	case EPERM: return "EPERM";
-	case EACCES: return "EACCES";
-	case EINVAL: return "EINVAL";
-	case E2BIG: return "E2BIG";
-	case ENOENT: return "ENOENT";
-	case ESRCH: return "ESRCH";
-	case ENOMEM: return "ENOMEM";
-	case EOPNOTSUPP: return "EOPNOTSUPP";
-	case EBUSY: return "EBUSY";
-	case 524: return "ENOTSUPP";
-	default: return "errno " + std::to_string(err);
-	}
-}
-
 std::string_view load_status_name(LoadStatus status)
 {
 	switch (status) {

@@ -79,9 +79,6 @@ struct Refusal {
 	bool injected = false; // refused by SONIC_BPF_REFUSE, not by the kernel
 };
 
-// "EPERM", "EINVAL", ... ("errno 524" for ENOTSUPP and unnamed ones).
-std::string errno_name(int err);
-
 // A feature of a loaded family and the alternative that provides it.
 struct FeatureChoice {
 	std::string feature;

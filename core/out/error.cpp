@@ -5,6 +5,14 @@
 
 namespace sonic {
 
+std::string errno_name(int err)
+{
+	if (err == 524)
+		return "ENOTSUPP"; // the kernel's own, not in errno.h
+	const char *name = strerrorname_np(err);
+	return name ? name : "errno " + std::to_string(err);
+}
+
 int exit_code(ErrorKind kind)
 {
 	switch (kind) {

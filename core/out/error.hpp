@@ -14,6 +14,10 @@ enum class ErrorKind {
 };
 
 int exit_code(ErrorKind kind);
+
+// "EPERM", "ECONNREFUSED", ...; "ENOTSUPP" for the kernel's 524, "errno N"
+// for one without a name.
+std::string errno_name(int err);
 const char *kind_name(ErrorKind kind);
 
 class Error : public std::exception {

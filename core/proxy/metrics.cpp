@@ -1,5 +1,7 @@
 #include "proxy/metrics.hpp"
 
+#include "proxy/upstream.hpp"
+
 namespace sonic::proxy {
 
 namespace {
@@ -109,6 +111,15 @@ std::string prometheus_text(const std::vector<const Metrics *> &w, const ServerF
 	sample(out, "sonic_upstream_timeouts_total", "", sum(w, [](const Metrics &m) -> const Counter & { return m.upstream_timeouts; }));
 	family(out, "sonic_client_aborts_total", "counter", "Requests whose client went away before the end.");
 	sample(out, "sonic_client_aborts_total", "", sum(w, [](const Metrics &m) -> const Counter & { return m.client_aborts; }));
+	family(out, "sonic_local_errors_total", "counter",
+	       "5xx answers sonic made itself rather than relayed, by cause (each also logged with its server and errno).");
+	for (int c = 0; c < Metrics::kLocalErrorCauses; ++c)
+		sample(out, "sonic_local_errors_total", std::string("cause=\"") + cause_name(static_cast<Cause>(c)) + "\"",
+		       sum(w, [c](const Metrics &m) -> const Counter & { return m.local_errors[c]; }));
+	family(out, "sonic_script_runs_total", "counter", "Requests a worker script ran on.");
+	sample(out, "sonic_script_runs_total", "", sum(w, [](const Metrics &m) -> const Counter & { return m.script_runs; }));
+	family(out, "sonic_script_errors_total", "counter", "Script runs that threw, returned no Response or hit a limit.");
+	sample(out, "sonic_script_errors_total", "", sum(w, [](const Metrics &m) -> const Counter & { return m.script_errors; }));
 	family(out, "sonic_tunnels_total", "counter", "Tunnels opened (CONNECT, Upgrade, tcp routes, transparent non-HTTP).");
 	for (int k = 0; k < kTunnelKinds; ++k)
 		sample(out, "sonic_tunnels_total", std::string("kind=\"") + tunnel_kind_name(static_cast<TunnelKind>(k)) + "\"",

@@ -44,6 +44,13 @@ struct alignas(64) Metrics {
 	Counter tunnel_spliced_down;
 	Counter tunnel_copied_up;
 	Counter tunnel_copied_down;
+	// 5xx answers sonic made itself, by proxy::Cause (proxy/upstream.hpp).
+	static constexpr int kLocalErrorCauses = 10;
+	Counter local_errors[kLocalErrorCauses];
+	// Worker scripts: requests they ran on, and those that threw or hit a
+	// limit.
+	Counter script_runs;
+	Counter script_errors;
 
 	void count_status(int status)
 	{

@@ -1,13 +1,11 @@
 #include "proxy/session.hpp"
 
-#include "bpf/steer.hpp"
 #include "http/serialize.hpp"
 #include "out/log.hpp"
 #include "proxy/origdst.hpp"
 #include "proxy/tunnel.hpp"
 
 #include <array>
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <llhttp.h>
@@ -25,26 +23,6 @@ tcp::endpoint to_endpoint(const sockaddr_storage &ss)
 	tcp::endpoint ep;
 	std::memcpy(ep.data(), &ss, ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
 	return ep;
-}
-
-// Marks an upstream socket as the proxy's own, before it connects: the steer
-// family never sends a socket with this mark back to the proxy (cgroup rules
-// would otherwise catch sonic's connections when sonic runs in a steered
-// cgroup). Setting it needs CAP_NET_ADMIN; without it the connection goes
-// unmarked, which is said once.
-void mark_upstream(tcp::socket &sock)
-{
-	static std::atomic<bool> told{false};
-	const int mark = static_cast<int>(bpf::kSteerBypassMark);
-	if (setsockopt(sock.native_handle(), SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0)
-		return;
-	const int err = errno;
-	if (told.exchange(true))
-		return;
-	if (err == EPERM)
-		log::info("upstream connections carry no steering bypass mark (SO_MARK needs CAP_NET_ADMIN)");
-	else
-		log::warn(std::string("upstream connections carry no steering bypass mark: ") + std::strerror(err));
 }
 
 std::string endpoint_text(const tcp::endpoint &ep)
@@ -131,22 +109,14 @@ bool looks_like_http(const char *p, size_t n)
 
 } // namespace
 
-struct Session::Target {
-	Group *group = nullptr;
-	ServerState *server = nullptr;
-	std::string host;
-	uint16_t port = 0;
-};
-
 Session::Session(Worker &worker, tcp::socket client, const config::Listener &listener)
 	: worker_(worker), gen_(worker.generation()), cfg_(*gen_->config), mode_(listener.mode),
-	  tcp_upstream_(listener.upstream), client_(std::move(client)),
-	  parser_(http::Kind::Request, cfg_.limits.header_bytes)
+	  tcp_upstream_(listener.upstream), parser_(http::Kind::Request, cfg_.limits.header_bytes)
 {
 	worker_.attach(this);
 	asio::error_code ec;
-	client_.set_option(tcp::no_delay(true), ec);
-	tcp::endpoint peer = client_.remote_endpoint(ec);
+	client.set_option(tcp::no_delay(true), ec);
+	tcp::endpoint peer = client.remote_endpoint(ec);
 	std::string text = endpoint_text(peer);
 	client_text_len_ = std::min(text.size(), sizeof(client_text_));
 	std::memcpy(client_text_, text.data(), client_text_len_);
@@ -155,6 +125,7 @@ Session::Session(Worker &worker, tcp::socket client, const config::Listener &lis
 		tcp::endpoint l(asio::ip::make_address(listener.address.host, ec), listener.address.port);
 		std::memcpy(&listener_addr_, l.data(), l.size());
 	}
+	stream_ = std::make_unique<PlainStream>(std::move(client));
 }
 
 Session::~Session()
@@ -184,8 +155,8 @@ void Session::expire()
 {
 	timed_out_ = true;
 	deadline = Clock::time_point::max();
+	stream_->cancel();
 	asio::error_code ec;
-	client_.cancel(ec);
 	if (upstream_)
 		upstream_->cancel(ec);
 }
@@ -193,10 +164,8 @@ void Session::expire()
 void Session::drain()
 {
 	closing_ = true;
-	if (idle) {
-		asio::error_code ec;
-		client_.cancel(ec);
-	}
+	if (idle)
+		stream_->cancel();
 }
 
 awaitable<void> Session::serve(std::unique_ptr<Session> self) { co_await self->run(); }
@@ -206,7 +175,7 @@ awaitable<void> Session::run()
 	if (mode_ == config::Mode::Tcp) {
 		co_await run_tcp(nullptr);
 	} else if (mode_ == config::Mode::Transparent) {
-		auto orig = original_destination(client_.native_handle(), listener_addr_);
+		auto orig = original_destination(stream_->socket().native_handle(), listener_addr_);
 		if (orig) {
 			original_dst_ = to_endpoint(*orig);
 			have_original_dst_ = true;
@@ -223,9 +192,8 @@ awaitable<void> Session::run()
 	} else {
 		co_await run_http();
 	}
-	asio::error_code ec;
-	client_.shutdown(tcp::socket::shutdown_both, ec);
-	client_.close(ec);
+	co_await stream_->shutdown();
+	stream_->close();
 }
 
 awaitable<bool> Session::read_client()
@@ -233,22 +201,20 @@ awaitable<bool> Session::read_client()
 	take_buffer(in_);
 	if (in_.room() == 0)
 		co_return false;
-	asio::error_code ec;
-	size_t n = co_await client_.async_read_some(asio::buffer(in_.tail(), in_.room()), with(ec));
-	if (ec)
+	IoResult r = co_await stream_->read_some(std::span<char>(in_.tail(), in_.room()));
+	if (!r)
 		co_return false;
-	in_.end += n;
-	req_.bytes_received += n;
+	in_.end += r.bytes;
+	req_.bytes_received += r.bytes;
 	co_return true;
 }
 
 awaitable<bool> Session::write_client(std::string_view head, std::string_view body)
 {
-	asio::error_code ec;
 	std::array<asio::const_buffer, 2> bufs{asio::buffer(head.data(), head.size()), asio::buffer(body.data(), body.size())};
-	size_t n = co_await asio::async_write(client_, bufs, with(ec));
-	req_.bytes_sent += n;
-	co_return !ec;
+	IoResult r = co_await stream_->write(std::span<const asio::const_buffer>(bufs.data(), body.empty() ? 1 : 2));
+	req_.bytes_sent += r.bytes;
+	co_return bool(r);
 }
 
 void Session::log_request(int status, bool count)
@@ -272,14 +238,42 @@ void Session::log_request(int status, bool count)
 	log.add(e);
 }
 
-awaitable<Session::Outcome> Session::fail(int status, const char *why)
+awaitable<Session::Outcome> Session::fail(int status, const char *why, const UpstreamError *cause)
 {
+	if (status >= 500) {
+		// Every 5xx sonic makes itself says once why, with what it knows.
+		std::string line = std::to_string(status) + " for " + req_.method + " " + req_.host + req_.path + " from " +
+				   std::string(client_text_, client_text_len_) + ": " + why;
+		if (cause) {
+			line += " (" + cause->describe() + ")";
+			worker_.counters().local_errors[static_cast<int>(cause->cause)].add();
+		}
+		log::warn(line);
+	}
 	out_.clear();
 	std::string body = std::to_string(status) + " " + std::string(http::status_reason(status)) + ": " + why + "\n";
 	http::append_simple_response(out_, status, "text/plain", body, false);
 	co_await write_client(out_);
 	log_request(status);
 	co_return Outcome::Close;
+}
+
+awaitable<Session::Outcome> Session::fail(const UpstreamError &e)
+{
+	const char *why = "upstream unreachable";
+	switch (e.cause) {
+	case Cause::Resolve: why = "cannot resolve the upstream name"; break;
+	case Cause::ConnectTimeout: why = "upstream timed out"; break;
+	case Cause::SendFailed: why = "upstream write failed"; break;
+	case Cause::ResponseTimeout: why = "upstream response timeout"; break;
+	case Cause::ClosedEarly: why = "upstream closed before the response"; break;
+	case Cause::BadResponse: why = "bad response from upstream"; break;
+	case Cause::ScriptError: why = "worker script failed"; break;
+	case Cause::ScriptLimit: why = "worker script over its limit"; break;
+	case Cause::NoServer: why = "no upstream server"; break;
+	case Cause::ConnectRefused: break;
+	}
+	return fail(e.status, why, &e);
 }
 
 awaitable<void> Session::run_http()
@@ -313,23 +307,54 @@ awaitable<bool> Session::wait_request()
 		std::vector<std::string_view>().swap(decoded_);
 	}
 	set_deadline(requests_ == 0 ? cfg_.timeouts.client_header : cfg_.timeouts.client_idle);
-	asio::error_code ec;
-	size_t n = co_await client_.async_read_some(asio::buffer(first_, sizeof(first_)), with(ec));
+	IoResult r = co_await stream_->read_some(std::span<char>(first_, sizeof(first_)));
 	idle = false;
-	if (ec)
+	if (!r)
 		co_return false; // closed, idle timeout or drain: no answer due
 	take_buffer(in_);
-	std::memcpy(in_.tail(), first_, n);
-	in_.end += n;
-	first_bytes_ = n;
+	std::memcpy(in_.tail(), first_, r.bytes);
+	in_.end += r.bytes;
+	first_bytes_ = r.bytes;
 	co_return true;
 }
 
-// ---- one request -------------------------------------------------------
+// ---- one exchange ----------------------------------------------------------
 
 awaitable<Session::Outcome> Session::exchange()
 {
-	asio::error_code ec;
+	begin_request();
+	if (Stop s = co_await read_request_head())
+		co_return *s;
+	const http::Head &h = parser_.message();
+	note_request(h);
+	if (h.is_connect()) {
+		if (mode_ != config::Mode::Forward)
+			co_return co_await fail(405, "CONNECT is served by forward listeners only");
+		in_.consume(head_bytes_);
+		co_return co_await connect_tunnel();
+	}
+	if (cfg_.limits.body_bytes && h.framing == http::Framing::Length && h.content_length > cfg_.limits.body_bytes)
+		co_return co_await fail(413, "request body over the limit");
+
+	Target target;
+	if (Stop s = co_await route(target))
+		co_return *s;
+	chain_ = chain_for(target);
+	if (chain_) {
+		if (Stop s = co_await run_request_filters(*chain_, target))
+			co_return *s;
+	} else {
+		build_forward_head(h);
+		// The head is rebuilt for the upstream; the read buffer's head bytes go.
+		in_.consume(head_bytes_);
+	}
+	if (Stop s = co_await read_small_body())
+		co_return *s;
+	co_return co_await forward(target);
+}
+
+void Session::begin_request()
+{
 	req_.bytes_sent = 0;
 	req_.bytes_received = first_bytes_;
 	first_bytes_ = 0;
@@ -339,9 +364,13 @@ awaitable<Session::Outcome> Session::exchange()
 	req_.method = "-";
 	idle = false;
 	req_.start = Clock::now();
+	chain_ = nullptr;
+	ex_.reset();
 	set_deadline(cfg_.timeouts.client_header);
+}
 
-	// ---- head
+awaitable<Session::Stop> Session::read_request_head()
+{
 	in_.compact();
 	size_t parsed = 0;
 	for (;;) {
@@ -359,170 +388,357 @@ awaitable<Session::Outcome> Session::exchange()
 			co_return Outcome::Close;
 		}
 	}
+	head_bytes_ = parsed;
 	++requests_;
-	const http::Head &h = parser_.message();
+	co_return std::nullopt;
+}
+
+void Session::note_request(const http::Head &h)
+{
 	req_.method = h.method_name.data();
 	req_.host.assign(h.host);
 	req_.path.assign(h.target);
 	req_.framing = h.framing;
+	req_.content_length = h.content_length;
 	req_.minor = h.minor;
 	req_.keep_alive = h.keep_alive;
 	req_.head = h.is_head();
 	req_.idempotent = h.is_idempotent();
 	req_.upgrade = h.upgrade;
+	req_.expect_continue = h.expect_continue && h.framing != http::Framing::None;
 	if (h.upgrade) {
 		const http::Header *u = h.find(http::Field::Upgrade);
 		req_.upgrade_to.assign(u ? u->value : std::string_view());
 		if (!u)
 			req_.upgrade = false;
 	}
-	const bool expect_continue = h.expect_continue && h.framing != http::Framing::None;
-
-	if (h.is_connect()) {
-		if (mode_ != config::Mode::Forward)
-			co_return co_await fail(405, "CONNECT is served by forward listeners only");
-		in_.consume(parsed);
-		co_return co_await connect_tunnel();
-	}
-	if (cfg_.limits.body_bytes && h.framing == http::Framing::Length && h.content_length > cfg_.limits.body_bytes)
-		co_return co_await fail(413, "request body over the limit");
-
-	Target target;
-	int status = 0;
-	bool routed = co_await resolve_target(target, status);
-	if (!routed)
-		co_return co_await fail(status, status == 404 ? "no route for this host and path" : "bad request target");
-	// The head is rebuilt for the upstream; the read buffer's head bytes go.
-	in_.consume(parsed);
-
-	for (int attempt = 0;; ++attempt) {
-		std::unique_ptr<UpConn> up = co_await acquire(target, status, attempt > 0);
-		if (!up)
-			co_return co_await fail(status, status == 504 ? "upstream timed out" : "upstream unreachable");
-		req_.upstream.assign(up->server->text);
-		const bool can_retry = up->reused && replayable() && attempt == 0;
-
-		// ---- request head and body
-		if (expect_continue && in_.size() == 0) {
-			bool sent = co_await write_client(kContinue);
-			if (!sent)
-				co_return Outcome::Close;
-		}
-		upstream_ = &up->sock;
-		size_t used = 0;
-		auto r = parser_.body(in_.head(), in_.size(), used);
-		set_deadline(cfg_.timeouts.upstream_response);
-		std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(in_.head(), used)};
-		co_await asio::async_write(up->sock, bufs, with(ec));
-		in_.consume(used);
-		if (ec) {
-			upstream_ = nullptr;
-			if (can_retry)
-				continue;
-			co_return co_await fail(timed_out_ ? 504 : 502, "upstream write failed");
-		}
-		uint64_t body_seen = used;
-		while (r == http::Parser::Result::More) {
-			if (in_.size() == 0)
-				in_.begin = in_.end = 0;
-			set_deadline(cfg_.timeouts.client_body);
-			bool got = co_await read_client();
-			if (!got) {
-				// The client went away (or stalled) mid-body: the upstream
-				// request is cut short, so its connection cannot be reused.
-				upstream_ = nullptr;
-				worker_.counters().client_aborts.add();
-				if (timed_out_)
-					co_return co_await fail(408, "request body timeout");
-				log_request(499);
-				co_return Outcome::Close;
-			}
-			r = parser_.body(in_.head(), in_.size(), used);
-			body_seen += used;
-			if (cfg_.limits.body_bytes && body_seen > cfg_.limits.body_bytes + 64) {
-				upstream_ = nullptr;
-				co_return co_await fail(413, "request body over the limit");
-			}
-			if (used) {
-				set_deadline(cfg_.timeouts.upstream_response);
-				co_await asio::async_write(up->sock, asio::buffer(in_.head(), used), with(ec));
-				in_.consume(used);
-				if (ec) {
-					upstream_ = nullptr;
-					co_return co_await fail(timed_out_ ? 504 : 502, "upstream write failed");
-				}
-			}
-		}
-		if (r == http::Parser::Result::Error) {
-			upstream_ = nullptr;
-			co_return co_await fail(parser_.error_status(), parser_.error_reason());
-		}
-		if (req_.upgrade && in_.size() == 0)
-			in_.begin = in_.end = 0;
-
-		bool retry = false;
-		Outcome o = co_await relay_response(std::move(up), retry);
-		upstream_ = nullptr;
-		if (retry && can_retry)
-			continue;
-		if (retry)
-			co_return co_await fail(502, "upstream closed the connection");
-		co_return o;
-	}
 }
 
-awaitable<ServerState *> Session::resolve_name(const std::string &host, uint16_t port)
-{
-	asio::error_code ec;
-	asio::ip::address addr = asio::ip::make_address(host, ec);
-	if (!ec)
-		co_return &worker_.server_for(tcp::endpoint(addr, port));
-	std::string key = host + ":" + std::to_string(port);
-	if (ServerState *s = worker_.resolved(key))
-		co_return s;
-	tcp::resolver resolver(client_.get_executor());
-	auto results = co_await resolver.async_resolve(host, std::to_string(port), with(ec));
-	if (ec || results.empty())
-		co_return nullptr;
-	co_return &worker_.remember_resolved(key, *results.begin());
-}
-
-awaitable<bool> Session::resolve_target(Target &target, int &status)
+awaitable<Session::Stop> Session::route(Target &target)
 {
 	const http::Head &h = parser_.message();
 	std::string_view origin_form = h.target;
 	std::string_view authority = h.host;
 	bool absolute = split_absolute(h.target, authority, origin_form);
-	status = 400;
 	if (mode_ == config::Mode::Forward) {
-		if (!absolute)
-			co_return false; // a forward proxy is asked with absolute-form
-		if (!split_authority(authority, 80, target.host, target.port))
-			co_return false;
-		status = 502;
-		target.server = co_await resolve_name(target.host, target.port);
-		if (!target.server)
-			co_return false;
+		// A forward proxy is asked with absolute-form.
+		if (!absolute || !split_authority(authority, 80, target.host, target.port))
+			co_return co_await fail(400, "bad request target");
+		target.server = co_await worker_.upstreams().resolve(target.host, target.port);
+		if (!target.server) {
+			const UpstreamError cause{502, Cause::Resolve, Phase::Resolve,
+						  target.host + ":" + std::to_string(target.port), 0};
+			co_return co_await fail(cause);
+		}
 	} else if (mode_ == config::Mode::Transparent) {
 		target.server = &worker_.server_for(original_dst_);
 	} else {
 		lower_into(scratch_, host_part(authority));
 		std::string_view path = origin_form.substr(0, origin_form.find('?'));
-		const config::Route *route = cfg_.route(scratch_, path);
-		if (!route) {
-			status = 404;
-			co_return false;
-		}
-		target.group = &gen_->groups[route->upstream];
+		const config::Route *r = cfg_.route(scratch_, path);
+		if (!r)
+			co_return co_await fail(404, "no route for this host and path");
+		target.group = &gen_->groups[r->upstream];
+		target.route = static_cast<size_t>(r - cfg_.routes.data());
 	}
-	// Parsed out of the head before its bytes are reused.
-	build_request_head(origin_form, authority);
-	co_return true;
+	co_return std::nullopt;
 }
 
-void Session::build_request_head(std::string_view target, std::string_view host)
+const FilterChain *Session::chain_for(const Target &target) const
 {
-	const http::Head &h = parser_.message();
+	const FilterChain *c = target.route != Target::kNoRoute && target.route < gen_->route_chains.size()
+				       ? &gen_->route_chains[target.route]
+				       : &gen_->chain;
+	return c->empty() ? nullptr : c;
+}
+
+ClientFacts Session::client_facts() const
+{
+	ClientFacts f;
+	f.address.assign(client_text_, client_text_len_);
+	f.ip = client_ip_;
+	if (have_original_dst_)
+		f.original_dst = endpoint_text(original_dst_);
+	asio::error_code ec;
+	f.listener = endpoint_text(stream_->socket().local_endpoint(ec));
+	return f;
+}
+
+awaitable<Session::Stop> Session::run_request_filters(const FilterChain &chain, Target &target)
+{
+	if (!facts_)
+		facts_ = std::make_unique<ClientFacts>(client_facts());
+	ex_ = std::make_unique<Exchange>();
+	ex_->request = http::Request::from(parser_.message());
+	ex_->client = facts_.get();
+	ex_->origin = &target;
+	ex_->read_body = [this]() { return read_whole_body(); };
+	// The owned request holds what the filters need: the head's bytes go.
+	in_.consume(head_bytes_);
+	worker_.counters().script_runs.add();
+	for (const std::shared_ptr<Filter> &f : chain) {
+		FilterResult r = co_await f->on_request(*ex_);
+		if (r.verdict == Verdict::Continue)
+			continue;
+		if (r.verdict == Verdict::Close) {
+			log_request(499, false);
+			co_return Outcome::Close;
+		}
+		if (r.failure)
+			co_return co_await fail(*r.failure);
+		co_return co_await respond(r.response);
+	}
+	// The request as the filters left it goes to the origin.
+	const http::Head view = ex_->request.view();
+	for (const http::Header &f : view.headers)
+		if (!http::valid_field_name(f.name) || !http::valid_field_value(f.value)) {
+			const UpstreamError cause{500, Cause::ScriptError, Phase::Script, {}, 0};
+			co_return co_await fail(cause);
+		}
+	req_.framing = view.framing;
+	req_.content_length = view.content_length;
+	build_forward_head(view);
+	co_return std::nullopt;
+}
+
+awaitable<bool> Session::read_whole_body()
+{
+	http::Request &r = ex_->request;
+	if (r.body_read)
+		co_return true;
+	r.body_read = true;
+	if (req_.framing == http::Framing::None)
+		co_return true;
+	if (req_.expect_continue && in_.size() == 0) {
+		bool sent = co_await write_client("HTTP/1.1 100 Continue\r\n\r\n");
+		if (!sent)
+			co_return false;
+		req_.expect_continue = false;
+	}
+	const uint64_t limit = cfg_.limits.body_bytes ? cfg_.limits.body_bytes : (64u << 20);
+	parser_.set_decode(&decoded_);
+	for (;;) {
+		decoded_.clear();
+		size_t used = 0;
+		auto res = parser_.body(in_.head(), in_.size(), used);
+		for (std::string_view piece : decoded_)
+			r.body.append(piece);
+		in_.consume(used);
+		if (res == http::Parser::Result::Error || r.body.size() > limit)
+			break;
+		if (res == http::Parser::Result::Done) {
+			parser_.set_decode(nullptr);
+			decoded_.clear();
+			req_.framing = r.body.empty() ? http::Framing::None : http::Framing::Length;
+			req_.content_length = r.body.size();
+			co_return true;
+		}
+		if (in_.size() == 0)
+			in_.begin = in_.end = 0;
+		set_deadline(cfg_.timeouts.client_body);
+		bool got = co_await read_client();
+		if (!got)
+			break;
+	}
+	parser_.set_decode(nullptr);
+	decoded_.clear();
+	r.body.clear();
+	closing_ = true;
+	co_return false;
+}
+
+awaitable<Session::Stop> Session::read_small_body()
+{
+	// A Content-Length body that fits in the read buffer is read whole
+	// before an upstream connection is taken, so that a client dribbling it
+	// (slowhttptest -B) holds no upstream connection and no origin; a
+	// bigger or chunked body streams.
+	if (ex_ && ex_->request.body_read)
+		co_return std::nullopt;
+	if (req_.framing != http::Framing::Length || req_.content_length > in_.size() + in_.room())
+		co_return std::nullopt;
+	if (req_.expect_continue && in_.size() == 0) {
+		bool sent = co_await write_client("HTTP/1.1 100 Continue\r\n\r\n");
+		if (!sent)
+			co_return Outcome::Close;
+		req_.expect_continue = false;
+	}
+	while (in_.size() < req_.content_length) {
+		set_deadline(cfg_.timeouts.client_body);
+		bool got = co_await read_client();
+		if (!got) {
+			worker_.counters().client_aborts.add();
+			if (timed_out_)
+				co_return co_await fail(408, "request body timeout");
+			log_request(499);
+			co_return Outcome::Close;
+		}
+	}
+	co_return std::nullopt;
+}
+
+awaitable<Session::Outcome> Session::forward(Target &target)
+{
+	for (int attempt = 0;; ++attempt) {
+		// The connect has its own timer; the session's deadline stays out
+		// of its way.
+		set_deadline(cfg_.timeouts.upstream_connect + std::chrono::seconds(1));
+		Acquired a = co_await worker_.upstreams().acquire(target, attempt > 0, !replayable(),
+								  cfg_.timeouts.upstream_connect);
+		if (!a)
+			co_return co_await fail(a.error);
+		std::unique_ptr<UpConn> up = std::move(a.conn);
+		req_.upstream.assign(up->server->text);
+		// A pooled connection the server closed meanwhile fails before any
+		// response byte: a request safe to send twice goes again on a
+		// fresh one.
+		const bool can_retry = up->reused && replayable() && attempt == 0;
+		if (Stop s = co_await send_request(*up)) {
+			// Close: the client was answered already. KeepAlive: the write
+			// to the upstream failed.
+			if (*s == Outcome::Close)
+				co_return Outcome::Close;
+			if (can_retry)
+				continue;
+			const UpstreamError cause{timed_out_ ? 504 : 502, Cause::SendFailed, Phase::Send, up->server->text,
+						  send_errno_};
+			co_return co_await fail(cause);
+		}
+		Relayed r = co_await relay_response(std::move(up));
+		upstream_ = nullptr;
+		if (r.retry && can_retry)
+			continue;
+		if (r.retry) {
+			const UpstreamError cause{502, Cause::ClosedEarly, Phase::ResponseHead, req_.upstream, 0};
+			co_return co_await fail(cause);
+		}
+		co_return r.outcome;
+	}
+}
+
+// Sends the built head and the request body. A failed write to the
+// upstream comes back as KeepAlive (the exchange may go on elsewhere);
+// anything the client did wrong has been answered already and comes back
+// as Close.
+awaitable<Session::Stop> Session::send_request(UpConn &up)
+{
+	asio::error_code ec;
+	if (req_.expect_continue && in_.size() == 0) {
+		bool sent = co_await write_client("HTTP/1.1 100 Continue\r\n\r\n");
+		if (!sent)
+			co_return Outcome::Close;
+	}
+	upstream_ = &up.sock;
+	set_deadline(cfg_.timeouts.upstream_response);
+	if (ex_ && ex_->request.body_read) {
+		// A body the filters read whole goes as one Content-Length body.
+		const std::string &body = ex_->request.body;
+		std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(body)};
+		co_await asio::async_write(up.sock, bufs, with(ec));
+		if (ec) {
+			upstream_ = nullptr;
+			send_errno_ = ec.value();
+			co_return Outcome::KeepAlive;
+		}
+		co_return std::nullopt;
+	}
+	size_t used = 0;
+	auto r = parser_.body(in_.head(), in_.size(), used);
+	std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(in_.head(), used)};
+	co_await asio::async_write(up.sock, bufs, with(ec));
+	in_.consume(used);
+	if (ec) {
+		upstream_ = nullptr;
+		send_errno_ = ec.value();
+		co_return Outcome::KeepAlive;
+	}
+	uint64_t body_seen = used;
+	while (r == http::Parser::Result::More) {
+		if (in_.size() == 0)
+			in_.begin = in_.end = 0;
+		set_deadline(cfg_.timeouts.client_body);
+		bool got = co_await read_client();
+		if (!got) {
+			// The client went away (or stalled) mid-body: the upstream
+			// request is cut short, so its connection cannot be reused.
+			upstream_ = nullptr;
+			worker_.counters().client_aborts.add();
+			if (timed_out_)
+				co_return co_await fail(408, "request body timeout");
+			log_request(499);
+			co_return Outcome::Close;
+		}
+		r = parser_.body(in_.head(), in_.size(), used);
+		body_seen += used;
+		if (cfg_.limits.body_bytes && body_seen > cfg_.limits.body_bytes + 64) {
+			upstream_ = nullptr;
+			co_return co_await fail(413, "request body over the limit");
+		}
+		if (used) {
+			set_deadline(cfg_.timeouts.upstream_response);
+			co_await asio::async_write(up.sock, asio::buffer(in_.head(), used), with(ec));
+			in_.consume(used);
+			if (ec) {
+				upstream_ = nullptr;
+				const UpstreamError cause{timed_out_ ? 504 : 502, Cause::SendFailed, Phase::Send,
+							  up.server->text, ec.value()};
+				co_return co_await fail(cause);
+			}
+		}
+	}
+	if (r == http::Parser::Result::Error) {
+		upstream_ = nullptr;
+		co_return co_await fail(parser_.error_status(), parser_.error_reason());
+	}
+	if (req_.upgrade && in_.size() == 0)
+		in_.begin = in_.end = 0;
+	co_return std::nullopt;
+}
+
+awaitable<Session::Outcome> Session::respond(const http::Response &r)
+{
+	const bool keep = req_.keep_alive && !closing_ && !worker_.draining() &&
+			  gen_.get() == worker_.current_generation() && requests_ < cfg_.limits.keepalive_requests;
+	// An unread request body would be taken for the next request.
+	const bool body_pending = req_.framing != http::Framing::None && !(ex_ && ex_->request.body_read);
+	const bool keep_alive = keep && !body_pending;
+	out_.clear();
+	http::append_status_line(out_, r.status, r.phrase());
+	for (const http::Fields::Entry &e : r.headers.entries()) {
+		http::Field f = http::classify(e.name);
+		if (f == http::Field::ContentLength || f == http::Field::TransferEncoding || f == http::Field::Connection ||
+		    f == http::Field::KeepAlive)
+			continue;
+		if (!http::valid_field_name(e.name) || !http::valid_field_value(e.value))
+			continue;
+		http::append_header(out_, e.name, e.value);
+	}
+	const bool bodiless = r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200);
+	if (!bodiless)
+		http::append_header(out_, "Content-Length", static_cast<uint64_t>(r.body.size()));
+	if (!keep_alive)
+		out_.append("Connection: close\r\n");
+	else if (req_.minor == 0)
+		out_.append("Connection: keep-alive\r\n");
+	http::end_head(out_);
+	const bool with_body = !bodiless && !req_.head;
+	bool sent = co_await write_client(out_, with_body ? std::string_view(r.body) : std::string_view());
+	if (r.status >= 500)
+		worker_.counters().script_errors.add();
+	log_request(r.status);
+	co_return sent && keep_alive ? Outcome::KeepAlive : Outcome::Close;
+}
+
+void Session::build_forward_head(const http::Head &h)
+{
+	std::string_view origin_form = h.target;
+	std::string_view authority = h.host;
+	split_absolute(h.target, authority, origin_form);
+	build_request_head(h, origin_form, authority);
+}
+
+void Session::build_request_head(const http::Head &h, std::string_view target, std::string_view host)
+{
 	const config::HeaderPolicy &policy = cfg_.headers;
 	out_.clear();
 	http::append_request_line(out_, h.method_name, target);
@@ -532,11 +748,17 @@ void Session::build_request_head(std::string_view target, std::string_view host)
 	xff.clear();
 	std::string_view forwarded, via;
 	const bool any_connection = h.find(http::Field::Connection) != nullptr;
+	const bool body_read = ex_ && ex_->request.body_read;
 	for (const http::Header &f : h.headers) {
 		switch (f.field) {
 		case http::Field::Host:
 		case http::Field::Expect:
 			continue;
+		case http::Field::ContentLength:
+		case http::Field::TransferEncoding:
+			if (body_read)
+				continue; // the body read whole goes with its own length
+			break;
 		case http::Field::XForwardedFor:
 			if (policy.x_forwarded_for) {
 				xff.append(xff.empty() ? "" : ", ").append(f.value);
@@ -569,6 +791,8 @@ void Session::build_request_head(std::string_view target, std::string_view host)
 		}
 		http::append_header(out_, f.name, f.value);
 	}
+	if (body_read && !ex_->request.body.empty())
+		http::append_header(out_, "Content-Length", static_cast<uint64_t>(ex_->request.body.size()));
 	if (policy.x_forwarded_for) {
 		xff.append(xff.empty() ? "" : ", ").append(client_ip_);
 		http::append_header(out_, "X-Forwarded-For", xff);
@@ -596,114 +820,70 @@ void Session::build_request_head(std::string_view target, std::string_view host)
 	http::end_head(out_);
 }
 
-// ---- upstream connections ----------------------------------------------
-
-awaitable<std::unique_ptr<UpConn>> Session::connect(ServerState &server, int &status)
-{
-	std::unique_ptr<UpConn> c = worker_.new_conn(server);
-	asio::error_code ec;
-	timed_out_ = false;
-	set_deadline(cfg_.timeouts.upstream_connect);
-	upstream_ = &c->sock;
-	c->sock.open(server.endpoint.protocol(), ec);
-	if (!ec) {
-		mark_upstream(c->sock);
-		co_await c->sock.async_connect(server.endpoint, with(ec));
-	}
-	upstream_ = nullptr;
-	if (ec) {
-		worker_.counters().upstream_connect_errors.add();
-		if (timed_out_)
-			worker_.counters().upstream_timeouts.add();
-		status = timed_out_ ? 504 : 502;
-		timed_out_ = false;
-		server.down_until = worker_.now() + server.fail_timeout;
-		co_return nullptr;
-	}
-	c->sock.set_option(tcp::no_delay(true), ec);
-	worker_.counters().upstream_connects.add();
-	co_return c;
-}
-
-awaitable<std::unique_ptr<UpConn>> Session::acquire(Target &target, int &status, bool fresh)
-{
-	status = 502;
-	if (target.server) {
-		if (!fresh)
-			if (auto c = worker_.pooled(*target.server, !replayable())) {
-				worker_.counters().upstream_reuses.add();
-				co_return c;
-			}
-		co_return co_await connect(*target.server, status);
-	}
-	Group &g = *target.group;
-	const size_t n = g.servers.size();
-	const size_t start = g.next++;
-	// Round robin over the servers not marked down, each tried once; when
-	// all are down, over all of them, so that a recovered group is found.
-	bool any_live = false;
-	for (ServerState *s : g.servers)
-		any_live = any_live || s->down_until <= worker_.now();
-	for (size_t k = 0; k < n; ++k) {
-		ServerState *s = g.servers[(start + k) % n];
-		if (any_live && s->down_until > worker_.now())
-			continue;
-		if (!fresh)
-			if (auto c = worker_.pooled(*s, !replayable())) {
-				worker_.counters().upstream_reuses.add();
-				co_return c;
-			}
-		if (auto c = co_await connect(*s, status))
-			co_return c;
-	}
-	co_return nullptr;
-}
-
 // ---- the response ----------------------------------------------------------
 
-awaitable<Session::Outcome> Session::relay_response(std::unique_ptr<UpConn> up, bool &retry)
+awaitable<Session::HeadEnd> Session::read_response_head(UpConn &up, bool sent_any)
 {
+	http::Parser &p = up.parser;
 	asio::error_code ec;
-	http::Parser &p = up->parser;
+	p.set_no_body(req_.head);
+	up.in.compact();
+	size_t parsed = 0;
+	set_deadline(cfg_.timeouts.upstream_response);
+	for (;;) {
+		size_t used = 0;
+		auto r = p.head(up.in.head() + parsed, up.in.size() - parsed, used);
+		parsed += used;
+		if (r == http::Parser::Result::Done)
+			break;
+		if (r == http::Parser::Result::Error) {
+			const UpstreamError cause{502, Cause::BadResponse, Phase::ResponseHead, up.server->text, 0};
+			co_await fail(502, "bad response from upstream", &cause);
+			co_return HeadEnd::Done;
+		}
+		if (up.in.room() == 0) {
+			const UpstreamError cause{502, Cause::BadResponse, Phase::ResponseHead, up.server->text, 0};
+			co_await fail(502, "response head over the limit", &cause);
+			co_return HeadEnd::Done;
+		}
+		size_t n = co_await up.sock.async_read_some(asio::buffer(up.in.tail(), up.in.room()), with(ec));
+		if (!ec && n > 0) {
+			up.in.end += n;
+			continue;
+		}
+		if (timed_out_) {
+			worker_.counters().upstream_timeouts.add();
+			const UpstreamError cause{504, Cause::ResponseTimeout, Phase::ResponseHead, up.server->text, 0};
+			co_await fail(cause);
+			co_return HeadEnd::Done;
+		}
+		if (parsed == 0 && up.in.size() == 0 && !sent_any)
+			co_return HeadEnd::Retry; // a kept-alive connection the server had closed
+		const UpstreamError cause{502, Cause::ClosedEarly, Phase::ResponseHead, up.server->text,
+					  ec == asio::error::eof ? 0 : ec.value()};
+		co_await fail(cause);
+		co_return HeadEnd::Done;
+	}
+	head_bytes_ = parsed;
+	co_return HeadEnd::Final;
+}
+
+awaitable<Session::Relayed> Session::relay_response(std::unique_ptr<UpConn> up)
+{
 	take_buffer(up->in);
 	upstream_ = &up->sock;
 	bool sent_any = false;
-
 	for (;;) {
-		// ---- head (1xx interim responses loop here)
-		p.set_no_body(req_.head);
-		up->in.compact();
-		size_t parsed = 0;
-		set_deadline(cfg_.timeouts.upstream_response);
-		for (;;) {
-			size_t used = 0;
-			auto r = p.head(up->in.head() + parsed, up->in.size() - parsed, used);
-			parsed += used;
-			if (r == http::Parser::Result::Done)
-				break;
-			if (r == http::Parser::Result::Error)
-				co_return co_await fail(502, "bad response from upstream");
-			if (up->in.room() == 0)
-				co_return co_await fail(502, "response head over the limit");
-			size_t n = co_await up->sock.async_read_some(asio::buffer(up->in.tail(), up->in.room()), with(ec));
-			if (ec || n == 0) {
-				if (timed_out_) {
-					worker_.counters().upstream_timeouts.add();
-					co_return co_await fail(504, "upstream response timeout");
-				}
-				if (parsed == 0 && up->in.size() == 0 && !sent_any) {
-					retry = true; // a kept-alive connection the server had closed
-					co_return Outcome::Close;
-				}
-				co_return co_await fail(502, "upstream closed before the response");
-			}
-			up->in.end += n;
-		}
-		const http::Head &h = p.message();
+		HeadEnd end = co_await read_response_head(*up, sent_any);
+		if (end == HeadEnd::Retry)
+			co_return Relayed{Outcome::Close, true};
+		if (end == HeadEnd::Done)
+			co_return Relayed{Outcome::Close, false};
+		const http::Head &h = up->parser.message();
 		if (h.status >= 100 && h.status < 200 && h.status != 101) {
 			// Interim responses: passed on to HTTP/1.1 clients.
 			size_t used = 0;
-			p.body(up->in.head() + parsed, 0, used);
+			up->parser.body(up->in.head() + head_bytes_, 0, used);
 			if (req_.minor == 1) {
 				out_.clear();
 				http::append_status_line(out_, h.status, h.reason);
@@ -711,139 +891,207 @@ awaitable<Session::Outcome> Session::relay_response(std::unique_ptr<UpConn> up, 
 				http::end_head(out_);
 				bool sent = co_await write_client(out_);
 				if (!sent)
-					co_return Outcome::Close;
+					co_return Relayed{Outcome::Close, false};
 				sent_any = true;
 			}
-			up->in.consume(parsed);
+			up->in.consume(head_bytes_);
 			continue;
 		}
 		if (h.status == 101) {
-			if (!req_.upgrade)
-				co_return co_await fail(502, "upstream switched protocols unasked");
-			up->in.consume(parsed);
-			co_return co_await tunnel_upgrade(std::move(up));
+			if (!req_.upgrade) {
+				const UpstreamError cause{502, Cause::BadResponse, Phase::ResponseHead, up->server->text, 0};
+				Outcome o = co_await fail(502, "upstream switched protocols unasked", &cause);
+				co_return Relayed{o, false};
+			}
+			up->in.consume(head_bytes_);
+			Outcome o = co_await tunnel_upgrade(std::move(up));
+			co_return Relayed{o, false};
 		}
 		if (req_.upgrade)
 			parser_.resume_after_upgrade();
-
-		// ---- response head for the client
-		const int status = h.status;
-		const http::Framing framing = h.framing;
-		const bool client_11 = req_.minor == 1;
-		const bool encode = framing == http::Framing::UntilClose && client_11;
-		const bool decode = framing == http::Framing::Chunked && !client_11;
-		// After a reload a connection ends with its current response, so
-		// that the client's next one is served by the new configuration.
-		bool keep = req_.keep_alive && !closing_ && !worker_.draining() && gen_.get() == worker_.current_generation() &&
-			    requests_ < cfg_.limits.keepalive_requests && !decode &&
-			    !(framing == http::Framing::UntilClose && !client_11);
-		const bool up_reusable = h.keep_alive;
-		out_.clear();
-		http::append_status_line(out_, status, h.reason);
-		http::append_end_to_end_headers(out_, h, decode ? http::Field::TransferEncoding : http::Field::Other);
-		if (cfg_.headers.via)
-			out_.append("Via: 1.1 sonic\r\n"); // after the upstream's own Via lines
-		if (encode)
-			out_.append("Transfer-Encoding: chunked\r\n");
-		if (!keep)
-			out_.append("Connection: close\r\n");
-		else if (!client_11)
-			out_.append("Connection: keep-alive\r\n");
-		http::end_head(out_);
-		up->in.consume(parsed);
-
-		// ---- body: raw, re-encoded as chunked, or decoded
-		http::ChunkedEncoder chunker;
-		p.set_decode(decode ? &decoded_ : nullptr);
-		bool head_sent = false;
-		bool done = false;
-		bool client_gone = false;
-		bool upstream_eof = false;
-		for (;;) {
-			decoded_.clear();
-			size_t used = 0;
-			auto r = upstream_eof ? p.finish() : p.body(up->in.head(), up->in.size(), used);
-			if (r == http::Parser::Result::Error) {
-				p.set_decode(nullptr);
-				if (!head_sent)
-					co_return co_await fail(502, "bad response body from upstream");
-				log_request(status);
-				co_return Outcome::Close;
-			}
-			done = r == http::Parser::Result::Done;
-			std::array<asio::const_buffer, 4> bufs;
-			size_t nb = 0;
-			if (!head_sent && !decode) // the decode branch writes its own
-				bufs[nb++] = asio::buffer(out_);
-			std::string_view prefix;
-			if (encode && used) {
-				prefix = chunker.prefix(used);
-				bufs[nb++] = asio::buffer(prefix.data(), prefix.size());
-				bufs[nb++] = asio::buffer(up->in.head(), used);
-				bufs[nb++] = asio::buffer(http::ChunkedEncoder::kChunkEnd.data(), 2);
-			} else if (decode) {
-				// Decoded pieces go one write each after the head.
-				bool ok = true;
-				if (!head_sent)
-					ok = co_await write_client(out_);
-				head_sent = true;
-				for (std::string_view piece : decoded_) {
-					if (ok)
-						ok = co_await write_client(piece);
-				}
-				if (!ok) {
-					client_gone = true;
-					break;
-				}
-			} else if (used) {
-				bufs[nb++] = asio::buffer(up->in.head(), used);
-			}
-			if (encode && done)
-				bufs[nb++] = asio::buffer(http::ChunkedEncoder::kLastChunk.data(),
-							  http::ChunkedEncoder::kLastChunk.size());
-			if (nb) {
-				set_deadline(cfg_.timeouts.client_body);
-				size_t n = co_await asio::async_write(client_, std::span(bufs.data(), nb), with(ec));
-				req_.bytes_sent += n;
-				if (ec) {
-					client_gone = true;
-					break;
-				}
-			}
-			head_sent = true;
-			up->in.consume(used);
-			if (done)
-				break;
-			if (up->in.size() == 0)
-				up->in.begin = up->in.end = 0;
-			set_deadline(cfg_.timeouts.upstream_response);
-			size_t n = co_await up->sock.async_read_some(asio::buffer(up->in.tail(), up->in.room()), with(ec));
-			if (ec == asio::error::eof && framing == http::Framing::UntilClose) {
-				upstream_eof = true;
-				continue;
-			}
-			if (ec) {
-				// Too late for a status: the client sees the connection end
-				// before the body does.
-				if (timed_out_)
-					worker_.counters().upstream_timeouts.add();
-				break;
-			}
-			up->in.end += n;
+		if (chain_ && ex_) {
+			if (Stop s = co_await run_response_filters(*up))
+				co_return Relayed{*s, false};
 		}
-		p.set_decode(nullptr);
+		Outcome o = co_await stream_response_body(std::move(up));
+		co_return Relayed{o, false};
+	}
+}
+
+awaitable<Session::Stop> Session::run_response_filters(UpConn &up)
+{
+	bool any = false;
+	for (const std::shared_ptr<Filter> &f : *chain_)
+		any = any || f->wants_response();
+	if (!any)
+		co_return std::nullopt;
+	const http::Head &origin = up.parser.message();
+	ex_->response = http::Response::from(origin);
+	for (const std::shared_ptr<Filter> &f : *chain_) {
+		if (!f->wants_response())
+			continue;
+		FilterResult r = co_await f->on_response(*ex_);
+		if (r.verdict == Verdict::Continue)
+			continue;
+		// The origin's body is not wanted: its connection goes with it.
 		upstream_ = nullptr;
-		log_request(status);
-		if (!done) {
-			// The upstream connection is dropped with the half-sent response.
-			if (client_gone)
-				worker_.counters().client_aborts.add();
+		if (r.verdict == Verdict::Close) {
+			log_request(499, false);
 			co_return Outcome::Close;
 		}
-		if (up_reusable && up->in.size() == 0 && !upstream_eof)
-			worker_.release(std::move(up));
-		co_return keep ? Outcome::KeepAlive : Outcome::Close;
+		if (r.failure)
+			co_return co_await fail(*r.failure);
+		closing_ = true;
+		co_return co_await respond(r.response);
 	}
+	// The body follows as the origin framed it: its framing fields stay.
+	http::Fields &fields = ex_->response.headers;
+	fields.remove("Content-Length");
+	fields.remove("Transfer-Encoding");
+	for (const http::Header &f : origin.headers)
+		if (f.field == http::Field::ContentLength || f.field == http::Field::TransferEncoding)
+			fields.append(f.name, f.value);
+	for (const http::Fields::Entry &e : fields.entries())
+		if (!http::valid_field_name(e.name) || !http::valid_field_value(e.value)) {
+			const UpstreamError cause{500, Cause::ScriptError, Phase::Script, {}, 0};
+			co_return co_await fail(cause);
+		}
+	co_return std::nullopt;
+}
+
+awaitable<Session::Outcome> Session::stream_response_body(std::unique_ptr<UpConn> up)
+{
+	asio::error_code ec;
+	http::Parser &p = up->parser;
+	// The head as filters left it, or the origin's own.
+	const bool edited = chain_ && ex_ && ex_->response.status != 0;
+	http::Head edited_view;
+	if (edited)
+		edited_view = ex_->response.view(p.message());
+	const http::Head &h = edited ? edited_view : p.message();
+
+	const int status = h.status;
+	const http::Framing framing = h.framing;
+	const bool client_11 = req_.minor == 1;
+	const bool encode = framing == http::Framing::UntilClose && client_11;
+	const bool decode = framing == http::Framing::Chunked && !client_11;
+	// After a reload a connection ends with its current response, so
+	// that the client's next one is served by the new configuration.
+	bool keep = req_.keep_alive && !closing_ && !worker_.draining() && gen_.get() == worker_.current_generation() &&
+		    requests_ < cfg_.limits.keepalive_requests && !decode &&
+		    !(framing == http::Framing::UntilClose && !client_11);
+	const bool up_reusable = p.message().keep_alive;
+	out_.clear();
+	http::append_status_line(out_, status, h.reason);
+	http::append_end_to_end_headers(out_, h, decode ? http::Field::TransferEncoding : http::Field::Other);
+	if (cfg_.headers.via)
+		out_.append("Via: 1.1 sonic\r\n"); // after the upstream's own Via lines
+	if (encode)
+		out_.append("Transfer-Encoding: chunked\r\n");
+	if (!keep)
+		out_.append("Connection: close\r\n");
+	else if (!client_11)
+		out_.append("Connection: keep-alive\r\n");
+	http::end_head(out_);
+	up->in.consume(head_bytes_);
+
+	// ---- body: raw, re-encoded as chunked, or decoded
+	http::ChunkedEncoder chunker;
+	p.set_decode(decode ? &decoded_ : nullptr);
+	bool head_sent = false;
+	bool done = false;
+	bool client_gone = false;
+	bool upstream_eof = false;
+	for (;;) {
+		decoded_.clear();
+		size_t used = 0;
+		auto r = upstream_eof ? p.finish() : p.body(up->in.head(), up->in.size(), used);
+		if (r == http::Parser::Result::Error) {
+			p.set_decode(nullptr);
+			if (!head_sent) {
+				const UpstreamError cause{502, Cause::BadResponse, Phase::ResponseBody, up->server->text, 0};
+				co_return co_await fail(502, "bad response body from upstream", &cause);
+			}
+			log_request(status);
+			co_return Outcome::Close;
+		}
+		done = r == http::Parser::Result::Done;
+		std::array<asio::const_buffer, 4> bufs;
+		size_t nb = 0;
+		if (!head_sent && !decode) // the decode branch writes its own
+			bufs[nb++] = asio::buffer(out_);
+		std::string_view prefix;
+		if (encode && used) {
+			prefix = chunker.prefix(used);
+			bufs[nb++] = asio::buffer(prefix.data(), prefix.size());
+			bufs[nb++] = asio::buffer(up->in.head(), used);
+			bufs[nb++] = asio::buffer(http::ChunkedEncoder::kChunkEnd.data(), 2);
+		} else if (decode) {
+			// Decoded pieces go one write each after the head.
+			bool ok = true;
+			if (!head_sent)
+				ok = co_await write_client(out_);
+			head_sent = true;
+			for (std::string_view piece : decoded_) {
+				if (ok)
+					ok = co_await write_client(piece);
+			}
+			if (!ok) {
+				client_gone = true;
+				break;
+			}
+		} else if (used) {
+			bufs[nb++] = asio::buffer(up->in.head(), used);
+		}
+		if (encode && done)
+			bufs[nb++] = asio::buffer(http::ChunkedEncoder::kLastChunk.data(), http::ChunkedEncoder::kLastChunk.size());
+		if (nb) {
+			set_deadline(cfg_.timeouts.client_body);
+			IoResult w = co_await stream_->write(std::span<const asio::const_buffer>(bufs.data(), nb));
+			req_.bytes_sent += w.bytes;
+			if (!w) {
+				client_gone = true;
+				break;
+			}
+		}
+		head_sent = true;
+		up->in.consume(used);
+		if (done)
+			break;
+		if (up->in.size() == 0)
+			up->in.begin = up->in.end = 0;
+		set_deadline(cfg_.timeouts.upstream_response);
+		size_t n = co_await up->sock.async_read_some(asio::buffer(up->in.tail(), up->in.room()), with(ec));
+		if (ec == asio::error::eof && framing == http::Framing::UntilClose) {
+			upstream_eof = true;
+			continue;
+		}
+		if (ec) {
+			// Too late for a status: the client sees the connection end
+			// before the body does. Said once, as a 5xx would be.
+			if (timed_out_)
+				worker_.counters().upstream_timeouts.add();
+			log::warn(std::to_string(status) + " for " + req_.method + " " + req_.host + req_.path + " from " +
+				  std::string(client_text_, client_text_len_) + " cut short: " +
+				  UpstreamError{502, timed_out_ ? Cause::ResponseTimeout : Cause::ClosedEarly, Phase::ResponseBody,
+						up->server->text, ec == asio::error::eof || timed_out_ ? 0 : ec.value()}
+					  .describe());
+			break;
+		}
+		up->in.end += n;
+	}
+	p.set_decode(nullptr);
+	upstream_ = nullptr;
+	log_request(status);
+	if (!done) {
+		// The upstream connection is dropped with the half-sent response.
+		if (client_gone)
+			worker_.counters().client_aborts.add();
+		co_return Outcome::Close;
+	}
+	if (up_reusable && up->in.size() == 0 && !upstream_eof)
+		worker_.release(std::move(up));
+	co_return keep ? Outcome::KeepAlive : Outcome::Close;
 }
 
 // ---- tunnels ---------------------------------------------------------------
@@ -858,10 +1106,11 @@ awaitable<void> Session::pump_tunnel(tcp::socket &upstream, std::span<const char
 	std::unique_ptr<char[]> a = pool.take(), b = pool.take();
 	const size_t cap = pool.size();
 	upstream_ = &upstream;
+	const int client_fd = stream_->raw_fd();
 	TunnelContext ctx{&deadline, worker_.now_ptr(), cfg_.timeouts.tunnel_idle, std::span<char>(a.get(), cap),
 			  std::span<char>(b.get(), cap),
-			  cfg_.tunnels.splice ? worker_.splice_for(client_.native_handle(), upstream.native_handle()) : nullptr};
-	TunnelBytes bytes = co_await tunnel(client_, upstream, from_client, from_upstream, ctx);
+			  cfg_.tunnels.splice && client_fd >= 0 ? worker_.splice_for(client_fd, upstream.native_handle()) : nullptr};
+	TunnelBytes bytes = co_await tunnel(*stream_, upstream, from_client, from_upstream, ctx);
 	upstream_ = nullptr;
 	pool.give(std::move(a), cap);
 	pool.give(std::move(b), cap);
@@ -905,21 +1154,23 @@ awaitable<Session::Outcome> Session::connect_tunnel()
 	Target target;
 	if (!split_authority(h.target, 443, target.host, target.port) || h.target.find('/') != std::string_view::npos)
 		co_return co_await fail(400, "CONNECT needs host:port");
-	target.server = co_await resolve_name(target.host, target.port);
-	if (!target.server)
-		co_return co_await fail(502, "cannot resolve the CONNECT host");
-	int status = 502;
-	std::unique_ptr<UpConn> up = co_await acquire(target, status, true);
-	if (!up)
-		co_return co_await fail(status, status == 504 ? "upstream timed out" : "upstream unreachable");
-	bool sent = co_await write_client(kEstablished);
+	target.server = co_await worker_.upstreams().resolve(target.host, target.port);
+	if (!target.server) {
+		const UpstreamError cause{502, Cause::Resolve, Phase::Resolve,
+					  target.host + ":" + std::to_string(target.port), 0};
+		co_return co_await fail(cause);
+	}
+	Acquired a = co_await worker_.upstreams().acquire(target, true, false, cfg_.timeouts.upstream_connect);
+	if (!a)
+		co_return co_await fail(a.error);
+	bool sent = co_await write_client("HTTP/1.1 200 Connection Established\r\n\r\n");
 	if (!sent)
 		co_return Outcome::Close;
-	std::string where = up->server->text;
-	co_await pump_tunnel(up->sock, std::span<const char>(in_.head(), in_.size()), {}, TunnelKind::Connect, where);
+	std::string where = a.conn->server->text;
+	co_await pump_tunnel(a.conn->sock, std::span<const char>(in_.head(), in_.size()), {}, TunnelKind::Connect, where);
 	log_request(200);
 	asio::error_code ec;
-	up->sock.close(ec);
+	a.conn->sock.close(ec);
 	co_return Outcome::Close;
 }
 
@@ -932,20 +1183,20 @@ awaitable<void> Session::run_tcp(const tcp::endpoint *direct)
 		target.server = &worker_.server_for(*direct);
 	else
 		target.group = &gen_->groups[tcp_upstream_];
-	int status = 502;
-	std::unique_ptr<UpConn> up = co_await acquire(target, status, true);
-	if (!up) {
+	Acquired a = co_await worker_.upstreams().acquire(target, true, false, cfg_.timeouts.upstream_connect);
+	if (!a) {
+		log::info("tcp connection from " + std::string(client_text_, client_text_len_) + " closed: " + a.error.describe());
 		log_request(0, false);
 		co_return;
 	}
-	std::string where = up->server->text;
+	std::string where = a.conn->server->text;
 	std::span<const char> from_client;
 	if (in_.data)
 		from_client = std::span<const char>(in_.head(), in_.size());
-	co_await pump_tunnel(up->sock, from_client, {}, direct ? TunnelKind::Transparent : TunnelKind::Tcp, where);
+	co_await pump_tunnel(a.conn->sock, from_client, {}, direct ? TunnelKind::Transparent : TunnelKind::Tcp, where);
 	log_request(0, false);
 	asio::error_code ec;
-	up->sock.close(ec);
+	a.conn->sock.close(ec);
 }
 
 } // namespace sonic::proxy

@@ -1,10 +1,18 @@
 // One client connection: HTTP/1.1 exchanges (reverse, forward,
 // transparent) or a tunnel (CONNECT, Upgrade, tcp routes, non-HTTP
-// transparent traffic).
+// transparent traffic). The session talks to its client only through a
+// ClientStream, reaches servers through the worker's UpstreamClient, and
+// runs the route's FilterChain when it has one. An exchange reads as its
+// steps: read the head, route, on_request, forward, read the response head,
+// on_response, stream the body.
 #pragma once
 
+#include "proxy/filter.hpp"
+#include "proxy/stream.hpp"
+#include "proxy/upstream.hpp"
 #include "proxy/worker.hpp"
 
+#include <optional>
 #include <span>
 #include <sys/socket.h>
 
@@ -33,27 +41,56 @@ public:
 
 private:
 	enum class Outcome { KeepAlive, Close };
-	struct Target;
+	// A step that ends the exchange says how; nullopt lets it go on.
+	using Stop = std::optional<Outcome>;
+	// What reading a response head came to.
+	enum class HeadEnd { Final, Retry, Done };
+	// A response relayed, or found missing on a reused connection (retry).
+	struct Relayed {
+		Outcome outcome;
+		bool retry;
+	};
 
 	awaitable<void> run();
 	awaitable<void> run_http();
 	awaitable<void> run_tcp(const tcp::endpoint *direct);
-	awaitable<Outcome> exchange();
 	// Waits for the first bytes of a request; false when the client is gone.
 	awaitable<bool> wait_request();
+
+	// ---- the steps of one exchange
+	awaitable<Outcome> exchange();
+	void begin_request();
+	awaitable<Stop> read_request_head();
+	void note_request(const http::Head &h);
+	awaitable<Stop> route(Target &target);
+	awaitable<Stop> run_request_filters(const FilterChain &chain, Target &target);
+	awaitable<Stop> read_small_body();
+	awaitable<Outcome> forward(Target &target);
+	awaitable<Stop> send_request(UpConn &up);
+	awaitable<HeadEnd> read_response_head(UpConn &up, bool sent_any);
+	awaitable<Stop> run_response_filters(UpConn &up);
+	awaitable<Relayed> relay_response(std::unique_ptr<UpConn> up);
+	awaitable<Outcome> stream_response_body(std::unique_ptr<UpConn> up);
+	awaitable<Outcome> respond(const http::Response &r);
+	awaitable<bool> read_whole_body();
+
+	// ---- tunnels
 	awaitable<Outcome> connect_tunnel();
-	awaitable<bool> read_client();
-	awaitable<Outcome> fail(int status, const char *why);
-	awaitable<bool> write_client(std::string_view head, std::string_view body = {});
-	awaitable<std::unique_ptr<UpConn>> connect(ServerState &server, int &status);
-	awaitable<std::unique_ptr<UpConn>> acquire(Target &target, int &status, bool fresh);
-	awaitable<Outcome> relay_response(std::unique_ptr<UpConn> up, bool &retry);
 	awaitable<Outcome> tunnel_upgrade(std::unique_ptr<UpConn> up);
 	awaitable<void> pump_tunnel(tcp::socket &upstream, std::span<const char> from_client,
 				    std::span<const char> from_upstream, TunnelKind kind, const std::string &where);
-	void build_request_head(std::string_view target, std::string_view host);
-	awaitable<bool> resolve_target(Target &target, int &status);
-	awaitable<ServerState *> resolve_name(const std::string &host, uint16_t port);
+
+	// ---- plumbing
+	awaitable<bool> read_client();
+	awaitable<bool> write_client(std::string_view head, std::string_view body = {});
+	// Answers STATUS with a short text body and ends the connection. A 5xx
+	// is logged once with CAUSE (the server, the errno or timeout, the
+	// phase) and counted by it.
+	awaitable<Outcome> fail(int status, const char *why, const UpstreamError *cause = nullptr);
+	awaitable<Outcome> fail(const UpstreamError &e);
+	void build_request_head(const http::Head &h, std::string_view target, std::string_view host);
+	// The upstream head for H: its origin-form and authority, then the rest.
+	void build_forward_head(const http::Head &h);
 	// Counts STATUS (an HTTP answer) and writes the access log line.
 	void log_request(int status, bool count = true);
 	// Whether the request may be sent again on a fresh connection when a
@@ -62,6 +99,8 @@ private:
 	void set_deadline(std::chrono::milliseconds d) { deadline = worker_.now() + d; }
 	void take_buffer(ReadBuffer &b);
 	void give_buffer(ReadBuffer &b);
+	const FilterChain *chain_for(const Target &target) const;
+	ClientFacts client_facts() const;
 
 	Worker &worker_;
 	std::shared_ptr<Generation> gen_;
@@ -69,7 +108,7 @@ private:
 	config::Mode mode_;
 	size_t tcp_upstream_;
 	sockaddr_storage listener_addr_{};
-	tcp::socket client_;
+	std::unique_ptr<ClientStream> stream_;
 	ReadBuffer in_;
 	http::Parser parser_;
 	std::string out_;
@@ -83,6 +122,8 @@ private:
 	std::string client_ip_;
 	tcp::endpoint original_dst_;
 	bool have_original_dst_ = false;
+	size_t head_bytes_ = 0; // of the request head in in_, then of the response head
+	int send_errno_ = 0;    // why the last request write to an upstream failed
 
 	// The current request, copied out of the read buffer before the body
 	// reuses it.
@@ -92,16 +133,22 @@ private:
 		std::string path;   // request target as sent
 		std::string upstream;
 		http::Framing framing = http::Framing::None;
+		uint64_t content_length = 0;
 		uint8_t minor = 1;
 		bool keep_alive = true;
 		bool head = false;
 		bool idempotent = false;
 		bool upgrade = false;
+		bool expect_continue = false;
 		std::string upgrade_to;
 		uint64_t bytes_sent = 0;
 		uint64_t bytes_received = 0;
 		Clock::time_point start;
 	} req_;
+	// Set while a route's filters run on this exchange.
+	const FilterChain *chain_ = nullptr;
+	std::unique_ptr<Exchange> ex_;
+	std::unique_ptr<ClientFacts> facts_;
 	std::vector<std::string_view> decoded_;
 	std::string scratch_; // X-Forwarded-For and friends while a head is built
 	// An idle connection waits with this small buffer, not a pooled one.

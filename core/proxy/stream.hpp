@@ -30,10 +30,11 @@ public:
 	virtual awaitable<IoResult> read_some(std::span<char> buf) = 0;
 	// Writes every byte of BUFS, in order.
 	virtual awaitable<IoResult> write(std::span<const asio::const_buffer> bufs) = 0;
+	// (A coroutine itself, so that the buffer outlives the lazy write.)
 	awaitable<IoResult> write(std::string_view bytes)
 	{
 		asio::const_buffer b(bytes.data(), bytes.size());
-		return write(std::span<const asio::const_buffer>(&b, 1));
+		co_return co_await write(std::span<const asio::const_buffer>(&b, 1));
 	}
 	// Ends the sending direction: for TLS a close_notify, then a TCP FIN.
 	virtual awaitable<void> shutdown() = 0;

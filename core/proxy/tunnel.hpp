@@ -5,6 +5,7 @@
 #pragma once
 
 #include "proxy/asio.hpp"
+#include "proxy/stream.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -45,6 +46,12 @@ struct TunnelContext {
 // With ctx.splice the sockets are paired once those bytes are written, and
 // the kernel forwards the rest; a tunnel it refuses to pair is copied.
 asio::awaitable<TunnelBytes> tunnel(tcp::socket &client, tcp::socket &upstream, std::span<const char> from_client,
+				    std::span<const char> from_upstream, TunnelContext ctx);
+
+// The same from a client stream: a stream with raw_fd() is its socket's
+// own bytes and tunnels as above (spliced when ctx.splice); any other (TLS)
+// is copied through the stream.
+asio::awaitable<TunnelBytes> tunnel(ClientStream &client, tcp::socket &upstream, std::span<const char> from_client,
 				    std::span<const char> from_upstream, TunnelContext ctx);
 
 } // namespace sonic::proxy

@@ -4,6 +4,7 @@
 
 #include "out/log.hpp"
 #include "proxy/session.hpp"
+#include "proxy/upstream.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -61,7 +62,8 @@ void ReadBuffer::compact()
 Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config, int access_log_fd,
 	       std::shared_ptr<const bpf::Splice> splice)
 	: index_(index), now_(Clock::now()), log_(access_log_fd), buffers_(buffer_size(*config)),
-	  splice_(std::move(splice)), ctx_(ASIO_CONCURRENCY_HINT_UNSAFE_IO)
+	  splice_(std::move(splice)), ctx_(ASIO_CONCURRENCY_HINT_UNSAFE_IO),
+	  upstreams_(std::make_unique<UpstreamClient>(*this))
 {
 	gen_.reset(build(std::move(config)));
 }

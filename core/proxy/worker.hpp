@@ -98,12 +98,20 @@ struct Group {
 
 // A configuration as one worker uses it. Connections keep the generation
 // they were accepted under; a reload makes a new one for new connections.
+class Filter;
+using FilterChain = std::vector<std::shared_ptr<Filter>>;
+
 struct Generation {
 	std::shared_ptr<const config::Config> config;
 	std::vector<Group> groups;
+	// Filters (worker scripts) per route, and for requests without one
+	// (forward and transparent modes); empty chains cost nothing.
+	std::vector<FilterChain> route_chains;
+	FilterChain chain;
 };
 
 class Session;
+class UpstreamClient;
 
 class Worker {
 public:
@@ -133,6 +141,7 @@ public:
 	const Clock::time_point *now_ptr() const { return &now_; }
 	Metrics &counters() { return metrics_; }
 	AccessLog &access_log() { return log_; }
+	UpstreamClient &upstreams() { return *upstreams_; }
 	BufferPool &buffers() { return buffers_; }
 	const bpf::Splice *splice() const { return splice_.get(); }
 	// The splice family for a tunnel between these sockets, or null when it
@@ -195,6 +204,7 @@ private:
 	std::vector<std::shared_ptr<Acceptor>> acceptors_;
 	std::map<std::string, std::unique_ptr<ServerState>, std::less<>> servers_;
 	std::map<std::string, ServerState *, std::less<>> resolved_;
+	std::unique_ptr<UpstreamClient> upstreams_;
 };
 
 } // namespace sonic::proxy

@@ -1,0 +1,86 @@
+// UpstreamClient: how a worker reaches servers, for routing and for
+// scripts' fetch(): resolve a name, pick a server of a group (round robin
+// over those not marked down), take a pooled connection or connect a new
+// one. What fails comes back as an UpstreamError that says which server,
+// which phase and why, so that every 502/504 sonic makes can be logged with
+// its cause.
+#pragma once
+
+#include "proxy/worker.hpp"
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace sonic::proxy {
+
+// Where a request goes: a configured group, or one server (forward,
+// transparent, CONNECT, a script's fetch to a URL).
+struct Target {
+	Group *group = nullptr;
+	ServerState *server = nullptr;
+	std::string host;
+	uint16_t port = 0;
+	// The route (an index into Config::routes) that chose the group.
+	static constexpr size_t kNoRoute = ~size_t(0);
+	size_t route = kNoRoute;
+};
+
+// The phase of an exchange in which sonic gave up and answered itself.
+enum class Phase : uint8_t { Resolve, Connect, Send, ResponseHead, ResponseBody, Script };
+const char *phase_name(Phase p);
+
+// Why sonic made a 5xx itself: the labels of sonic_local_errors_total.
+enum class Cause : uint8_t {
+	Resolve,          // no address for the name
+	ConnectRefused,   // connect failed (refused, unreachable, ...)
+	ConnectTimeout,   // connect took longer than upstream_connect
+	SendFailed,       // writing the request failed
+	ResponseTimeout,  // no response within upstream_response
+	ClosedEarly,      // the server closed before a complete response head
+	BadResponse,      // the response (head or body) broke HTTP/1.1
+	ScriptError,      // a worker script threw or returned no Response
+	ScriptLimit,      // a worker script exceeded its CPU, heap or subrequests
+	NoServer,         // a group with no server to try
+};
+constexpr size_t kCauses = 10;
+const char *cause_name(Cause c);
+
+struct UpstreamError {
+	int status = 502;
+	Cause cause = Cause::ConnectRefused;
+	Phase phase = Phase::Connect;
+	std::string server; // ADDR:PORT or the name, empty when none was tried
+	int error = 0;      // errno, 0 for a timeout or a protocol error
+	// "connect to 127.0.0.1:9 refused (ECONNREFUSED)"-style text for logs.
+	std::string describe() const;
+};
+
+struct Acquired {
+	std::unique_ptr<UpConn> conn;
+	UpstreamError error; // when !conn
+	explicit operator bool() const { return conn != nullptr; }
+};
+
+class UpstreamClient {
+public:
+	explicit UpstreamClient(Worker &worker) : worker_(worker) {}
+
+	// A connection to TARGET: pooled unless FRESH (a pooled one is peeked
+	// first when VERIFY, i.e. when the request may not be sent twice), else
+	// a new connect bounded by CONNECT_TIMEOUT. A group's servers are tried
+	// in turn; a server that fails is marked down for its fail_timeout
+	// unless it is its group's only one (nginx's semantics: a lone server
+	// is never down), and never when it was reached by address.
+	awaitable<Acquired> acquire(Target &target, bool fresh, bool verify, std::chrono::milliseconds connect_timeout);
+	// HOST (a name or an address) at PORT, through the worker's cache.
+	awaitable<ServerState *> resolve(const std::string &host, uint16_t port);
+
+private:
+	awaitable<Acquired> connect(ServerState &server, std::chrono::milliseconds timeout, bool mark_down);
+	std::unique_ptr<UpConn> pooled(ServerState &server, bool verify);
+
+	Worker &worker_;
+};
+
+} // namespace sonic::proxy
