@@ -3,6 +3,7 @@
 #include "bpf/family.hpp"
 #include "bpf/fd.hpp"
 #include "bpf/libbpf.hpp"
+#include "net/listeners.hpp"
 #include "net/local.hpp"
 #include "net/policy.hpp"
 #include "net/tc.hpp"
@@ -393,31 +394,6 @@ void check_conflicts(const SteerRule &want, const std::vector<SteerRule> &rules)
 	}
 }
 
-// /proc/net/tcp addresses: IPv4 as one host-order word, IPv6 as four.
-std::optional<net::IpAddr> proc_addr(std::string_view hex, int family)
-{
-	net::IpAddr a;
-	a.family = family;
-	const size_t words = family == AF_INET ? 1 : 4;
-	if (hex.size() != words * 8)
-		return std::nullopt;
-	uint8_t raw[16] = {};
-	for (size_t w = 0; w < words; ++w) {
-		uint32_t v = 0;
-		auto [p, ec] = std::from_chars(hex.data() + w * 8, hex.data() + w * 8 + 8, v, 16);
-		if (ec != std::errc())
-			return std::nullopt;
-		std::memcpy(raw + w * 4, &v, 4); // the kernel printed the word in host order
-	}
-	if (family == AF_INET) {
-		uint32_t be;
-		std::memcpy(&be, raw, 4);
-		return net::ipv4_mapped(be);
-	}
-	std::memcpy(a.bytes.data(), raw, 16);
-	return a;
-}
-
 } // namespace
 
 std::string_view steer_counter_name(size_t index)
@@ -584,7 +560,7 @@ std::vector<SteerRuleState> steer_list(const Bpffs &fs)
 	const uint64_t here = net::netns_cookie();
 	for (SteerRule &r : read_rules(o)) {
 		SteerRuleState st;
-		st.listener = tcp_listening(r.to);
+		st.listener = !net::listeners_of(r.to).empty();
 		if (r.kind == SteerKind::Dev) {
 			st.this_netns = r.netns == here;
 			if (st.this_netns) {
@@ -691,40 +667,6 @@ SteerCounters steer_counters(const Bpffs &fs)
 			++c.rules;
 	}
 	return c;
-}
-
-bool tcp_listening(const net::Endpoint &e)
-{
-	for (int family : {AF_INET, AF_INET6}) {
-		auto text = sys::try_read_file(family == AF_INET ? "/proc/net/tcp" : "/proc/net/tcp6");
-		if (!text)
-			continue;
-		std::istringstream in(*text);
-		std::string line;
-		std::getline(in, line); // header
-		while (std::getline(in, line)) {
-			std::istringstream fields(line);
-			std::string sl, local, remote, state;
-			fields >> sl >> local >> remote >> state;
-			if (state != "0A") // TCP_LISTEN
-				continue;
-			size_t colon = local.find(':');
-			if (colon == std::string::npos)
-				continue;
-			unsigned port = 0;
-			std::from_chars(local.data() + colon + 1, local.data() + local.size(), port, 16);
-			if (port != e.port)
-				continue;
-			auto addr = proc_addr(std::string_view(local).substr(0, colon), family);
-			if (!addr)
-				continue;
-			if (addr->is_unspecified() && (addr->family == e.addr.family || family == AF_INET6))
-				return true;
-			if (*addr == e.addr || (e.addr.is_unspecified() && addr->family == e.addr.family))
-				return true;
-		}
-	}
-	return false;
 }
 
 std::optional<sockaddr_storage> original_destination(int fd)

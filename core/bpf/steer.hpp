@@ -112,10 +112,6 @@ SteerCounters steer_counters(const Bpffs &fs);
 // The canonical text of a rule's selector and target, one line.
 std::string steer_rule_text(const SteerRule &rule);
 
-// Whether a TCP socket listens at ENDPOINT in this network namespace (a
-// wildcard listener on its port counts).
-bool tcp_listening(const net::Endpoint &endpoint);
-
 // The original destination of a connection the proxy accepted: what
 // getsockopt(SO_ORIGINAL_DST) says (sonic's cgroup steering, iptables
 // REDIRECT), else the socket's local address (tc steering, TPROXY).

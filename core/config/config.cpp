@@ -271,10 +271,11 @@ Config build(const toml::table &root, const std::string &source)
 	};
 
 	for (const toml::table *t : r.tables(root, "listener")) {
-		r.check_keys(*t, {"address", "mode", "tproxy"}, "[[listener]]");
+		r.check_keys(*t, {"address", "mode", "tproxy", "reuse_port"}, "[[listener]]");
 		Listener l;
 		l.address = r.required_endpoint(*t, "address", "[[listener]]", true);
 		l.where = r.at(*t);
+		l.reuse_port = r.boolean(*t, "reuse_port").value_or(false);
 		if (auto m = r.string(*t, "mode")) {
 			auto mode = parse_mode(*m);
 			if (!mode || *mode == Mode::Tcp)
@@ -296,11 +297,12 @@ Config build(const toml::table &root, const std::string &source)
 	for (const toml::table *t : r.tables(root, "route")) {
 		auto protocol = r.string(*t, "protocol").value_or("http");
 		if (protocol == "tcp") {
-			r.check_keys(*t, {"protocol", "listen", "upstream"}, "a tcp [[route]]");
+			r.check_keys(*t, {"protocol", "listen", "upstream", "reuse_port"}, "a tcp [[route]]");
 			Listener l;
 			l.mode = Mode::Tcp;
 			l.address = r.required_endpoint(*t, "listen", "a tcp [[route]]", true);
 			l.upstream = find_upstream(*t, "[[route]]");
+			l.reuse_port = r.boolean(*t, "reuse_port").value_or(false);
 			l.where = r.at(*t);
 			c.listeners.push_back(l);
 			continue;
@@ -364,8 +366,9 @@ Config build(const toml::table &root, const std::string &source)
 		c.tunnels.splice = r.boolean(*t, "splice").value_or(c.tunnels.splice);
 	}
 	if (const toml::table *t = r.table(root, "admin")) {
-		r.check_keys(*t, {"enabled", "listen"}, "[admin]");
+		r.check_keys(*t, {"enabled", "listen", "reuse_port"}, "[admin]");
 		c.admin.enabled = r.boolean(*t, "enabled").value_or(true);
+		c.admin.reuse_port = r.boolean(*t, "reuse_port").value_or(false);
 		if (t->get("listen"))
 			c.admin.listen = r.required_endpoint(*t, "listen", "[admin]", true);
 	}
@@ -461,6 +464,13 @@ const Route *Config::route(std::string_view host, std::string_view path) const
 			return &r;
 	}
 	return nullptr;
+}
+
+void Config::reuse_ports()
+{
+	for (Listener &l : listeners)
+		l.reuse_port = true;
+	admin.reuse_port = true;
 }
 
 unsigned Config::worker_count() const

@@ -39,6 +39,10 @@ struct Listener {
 	bool tproxy = false;
 	// tcp (an L4 route): the upstream group, an index into Config::upstreams.
 	size_t upstream = 0;
+	// Join an address another process listens on (its sockets must allow
+	// it: SO_REUSEPORT, same user), as for a binary upgrade that overlaps.
+	// Without it such an address is refused.
+	bool reuse_port = false;
 	std::string where; // FILE:LINE of its definition
 };
 
@@ -93,6 +97,7 @@ struct Tunnels {
 struct Admin {
 	bool enabled = false;
 	Endpoint listen{"127.0.0.1", 9901};
+	bool reuse_port = false; // as Listener::reuse_port
 };
 
 struct Config {
@@ -109,6 +114,9 @@ struct Config {
 	AccessLog access_log;
 	Admin admin;
 	Tunnels tunnels;
+
+	// Every listener (the admin one too) joins its address: --reuse-port.
+	void reuse_ports();
 
 	// The route of HOST (lower case, without port) and PATH, or null.
 	const Route *route(std::string_view host, std::string_view path) const;

@@ -36,7 +36,8 @@ public:
 	Server &operator=(const Server &) = delete;
 
 	// Opens every listening socket and starts the workers. Throws an
-	// environment error (exit 3) when an address is in use or not allowed.
+	// environment error (exit 3) when an address is not allowed, or is in use
+	// by another process and its listener does not set reuse_port.
 	void start();
 	// Serves until SIGTERM or SIGINT, then drains (bounded by
 	// timeouts.drain) and returns.
@@ -72,7 +73,8 @@ private:
 };
 
 // A listening socket for ENDPOINT with SO_REUSEPORT, so that each worker has
-// its own. Throws a sonic error naming the address.
+// its own. Throws a sonic error naming the address (and, when it is in use,
+// the processes that hold it).
 int open_listener(const config::Endpoint &endpoint, bool transparent);
 
 } // namespace sonic::proxy

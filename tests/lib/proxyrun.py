@@ -52,8 +52,14 @@ class Proxy:
         self.port = listen_port
         self.wait_ports = list(wait_ports)
         self.workdir = workdir
-        self.out_path = os.path.join(workdir, "sonic-%d.stdout" % listen_port)
-        self.err_path = os.path.join(workdir, "sonic-%d.stderr" % listen_port)
+        # Two runs may share a port (reuse_port): each keeps its own files.
+        stem = "sonic-%d" % listen_port
+        n = 1
+        while os.path.exists(os.path.join(workdir, stem + ".stderr")):
+            n += 1
+            stem = "sonic-%d.%d" % (listen_port, n)
+        self.out_path = os.path.join(workdir, stem + ".stdout")
+        self.err_path = os.path.join(workdir, stem + ".stderr")
         self.env = env
         self.proc = None
         self.expected_exit = False

@@ -81,6 +81,29 @@ TEST_CASE("[tunnels] splice is on unless turned off", "[config]")
 	CHECK(error_of(kBase + "[tunnels]\ncopy = true\n").find("unknown key 'copy' in [tunnels]") != std::string::npos);
 }
 
+TEST_CASE("reuse_port joins an address on purpose; --reuse-port sets it everywhere", "[config]")
+{
+	Config plain = load_string(kBase, "t.toml");
+	CHECK_FALSE(plain.listeners[0].reuse_port);
+	CHECK_FALSE(plain.admin.reuse_port);
+	const std::string tcp = "[[route]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:6432\"\nupstream = \"a\"\n";
+	Config c = load_string("[[listener]]\naddress = \"127.0.0.1:8080\"\nreuse_port = true\n"
+			       "[[upstream]]\nname = \"a\"\nservers = [\"127.0.0.1:9001\"]\n"
+			       "[[route]]\nupstream = \"a\"\n" + tcp + "reuse_port = true\n[admin]\nreuse_port = true\n",
+			       "t.toml");
+	REQUIRE(c.listeners.size() == 2);
+	CHECK(c.listeners[0].reuse_port);
+	CHECK(c.listeners[1].reuse_port);
+	CHECK(c.admin.reuse_port);
+	Config flags = load_string(kBase + tcp + "[admin]\n", "t.toml");
+	flags.reuse_ports();
+	CHECK(flags.listeners[0].reuse_port);
+	CHECK(flags.listeners[1].reuse_port);
+	CHECK(flags.admin.reuse_port);
+	CHECK(error_of(kBase + "[admin]\nreuse_port = 1\n").find("'reuse_port' must be true or false") !=
+	      std::string::npos);
+}
+
 TEST_CASE("routes: exact host, wildcard, then any host; longest path first", "[config]")
 {
 	Config c = load_string("[[listener]]\naddress = \"127.0.0.1:8080\"\n"
