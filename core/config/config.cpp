@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 
+#include "config/toml_guard.hpp"
 #include "out/error.hpp"
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <netdb.h>
@@ -483,6 +485,14 @@ unsigned Config::worker_count() const
 
 Config load_string(std::string_view text, const std::string &source)
 {
+	if (auto bad = first_toml_defect(text)) {
+		char code[16];
+		std::snprintf(code, sizeof(code), "U+%04X", static_cast<unsigned>(bad->code_point));
+		throw usage_error("config", source + ":" + std::to_string(bad->line) + ":" + std::to_string(bad->column) +
+						    ": " + code + " is only allowed in a comment here (the TOML library of this "
+						    "system misreads it elsewhere); in a \"string\" write it as \\u" +
+						    std::string(code + 2));
+	}
 	toml::table root;
 	try {
 		root = toml::parse(text, source);

@@ -283,7 +283,7 @@ int Parser::check_transfer_encoding()
 			// Parameters (";q=...") are not allowed on a transfer coding
 			// sonic knows, so only the name is read.
 			if (!is_token(coding))
-				return fail(400, "malformed Transfer-Encoding");
+				return fail(bad_status(), "malformed Transfer-Encoding");
 			++codings;
 			chunked_last = iequals(coding, "chunked");
 			if (comma == std::string_view::npos)
@@ -318,7 +318,7 @@ int Parser::headers_complete()
 			break;
 		case Field::Host:
 			if (host)
-				return fail(400, "duplicate Host");
+				return fail(bad_status(), "duplicate Host");
 			host = true;
 			h.host = f.value;
 			break;
@@ -334,7 +334,7 @@ int Parser::headers_complete()
 	}
 	if (te) {
 		if (cl)
-			return fail(400, "Content-Length with Transfer-Encoding");
+			return fail(bad_status(), "Content-Length with Transfer-Encoding");
 		if (h.minor == 0 && kind_ == Kind::Request)
 			return fail(400, "Transfer-Encoding in an HTTP/1.0 request");
 		if (check_transfer_encoding() != 0)
@@ -410,13 +410,15 @@ Parser::Result Parser::head(const char *data, size_t len, size_t &consumed)
 		fail(kind_ == Kind::Request ? 431 : 502, "header block over the limit");
 		return Result::Error;
 	}
-	if (lines.bad) {
+	// llhttp reads only bytes whose lines passed: never a bad one, and never
+	// past the head's empty line. Given those before a bad byte, it may find
+	// an earlier fault, which is then the one reported: the verdict and its
+	// reason do not depend on how the bytes were split across reads.
+	llhttp_errno_t err = llhttp_execute(&parser_, data, lines.ok);
+	if (err == HPE_OK && lines.bad) {
 		fail(bad_status(), lines.bad);
 		return Result::Error;
 	}
-	// llhttp reads only bytes whose lines passed: never the bad one, and
-	// never past the head's empty line.
-	llhttp_errno_t err = llhttp_execute(&parser_, data, lines.ok);
 	if (err == HPE_OK) {
 		consumed = lines.ok;
 		head_bytes_ += lines.ok;
@@ -441,7 +443,7 @@ bool Parser::check_chunk_crlf()
 	static const char kCrlf[] = "\r\n";
 	while (crlf_need_ > 0 && crlf_at_ < data_end_) {
 		if (*crlf_at_ != kCrlf[2 - crlf_need_]) {
-			fail(400, "chunk data not followed by CRLF");
+			fail(bad_status(), "chunk data not followed by CRLF");
 			return false;
 		}
 		++crlf_at_;
@@ -460,13 +462,11 @@ Parser::Result Parser::body(const char *data, size_t len, size_t &consumed)
 	for (;;) {
 		const char *at = data + consumed;
 		size_t feed = len - consumed;
+		const char *bad_line = nullptr;
 		if (in_trailers_) {
 			const LineCheck::Verdict lines = lines_.check(at, feed);
-			if (lines.bad) {
-				fail(bad_status(), lines.bad);
-				return Result::Error;
-			}
 			feed = lines.ok;
+			bad_line = lines.bad; // after the bytes before it, as in head()
 		}
 		// A CRLF split across reads continues at the start of this one.
 		if (crlf_need_ > 0)
@@ -477,6 +477,10 @@ Parser::Result Parser::body(const char *data, size_t len, size_t &consumed)
 			consumed += feed;
 			if (!check_chunk_crlf())
 				return Result::Error;
+			if (bad_line) {
+				fail(bad_status(), bad_line);
+				return Result::Error;
+			}
 			return Result::More;
 		}
 		if (error_status_)

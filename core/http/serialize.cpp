@@ -42,6 +42,9 @@ void append_request_line(std::string &out, std::string_view method, std::string_
 {
 	out.append(method);
 	out.push_back(' ');
+	// The empty path of "http://host?q" is sent as "/" (RFC 9112 3.2.1).
+	if (!target.empty() && target[0] == '?')
+		out.push_back('/');
 	out.append(target);
 	out.append(" HTTP/1.1\r\n", 11);
 }

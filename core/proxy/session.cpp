@@ -2,6 +2,7 @@
 
 #include "bpf/steer.hpp"
 #include "http/serialize.hpp"
+#include "http/target.hpp"
 #include "out/log.hpp"
 #include "proxy/origdst.hpp"
 #include "proxy/tunnel.hpp"
@@ -62,63 +63,6 @@ void lower_into(std::string &out, std::string_view s)
 	for (char &c : out)
 		if (c >= 'A' && c <= 'Z')
 			c = static_cast<char>(c + 32);
-}
-
-// The host of a Host header value or authority: "Example.com:8080" ->
-// "example.com", "[::1]:80" -> "[::1]".
-std::string_view host_part(std::string_view authority)
-{
-	if (!authority.empty() && authority[0] == '[') {
-		size_t close = authority.find(']');
-		return close == std::string_view::npos ? authority : authority.substr(0, close + 1);
-	}
-	size_t colon = authority.find(':');
-	return colon == std::string_view::npos ? authority : authority.substr(0, colon);
-}
-
-// "host:port" (authority-form, or the authority of an absolute URI).
-bool split_authority(std::string_view authority, uint16_t default_port, std::string &host, uint16_t &port)
-{
-	std::string_view h = host_part(authority);
-	std::string_view rest = authority.substr(h.size());
-	port = default_port;
-	if (!rest.empty()) {
-		if (rest[0] != ':' || rest.size() == 1)
-			return false;
-		unsigned p = 0;
-		for (char c : rest.substr(1)) {
-			if (c < '0' || c > '9')
-				return false;
-			p = p * 10 + static_cast<unsigned>(c - '0');
-			if (p > 65535)
-				return false;
-		}
-		if (p == 0)
-			return false;
-		port = static_cast<uint16_t>(p);
-	}
-	if (h.size() >= 2 && h[0] == '[')
-		h = h.substr(1, h.size() - 2);
-	if (h.empty())
-		return false;
-	host.assign(h);
-	return true;
-}
-
-// An absolute-form target "http://authority/path?query": its authority and
-// its origin-form ("/path?query", "/" when empty).
-bool split_absolute(std::string_view target, std::string_view &authority, std::string_view &origin_form)
-{
-	constexpr std::string_view kHttp = "http://";
-	if (target.size() < kHttp.size() || !http::iequals(target.substr(0, kHttp.size()), kHttp))
-		return false;
-	std::string_view rest = target.substr(kHttp.size());
-	size_t slash = rest.find_first_of("/?");
-	authority = rest.substr(0, slash);
-	origin_form = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
-	if (authority.find('@') != std::string_view::npos)
-		return false; // userinfo is not allowed in http URIs (RFC 9110 4.2.4)
-	return !authority.empty();
 }
 
 bool looks_like_http(const char *p, size_t n)
@@ -490,15 +434,18 @@ awaitable<ServerState *> Session::resolve_name(const std::string &host, uint16_t
 awaitable<bool> Session::resolve_target(Target &target, int &status)
 {
 	const http::Head &h = parser_.message();
-	std::string_view origin_form = h.target;
-	std::string_view authority = h.host;
-	bool absolute = split_absolute(h.target, authority, origin_form);
+	const auto absolute = http::parse_absolute_form(h.target);
+	std::string_view origin_form = absolute ? absolute->origin_form : h.target;
+	std::string_view authority = absolute ? absolute->authority : h.host;
 	status = 400;
 	if (mode_ == config::Mode::Forward) {
 		if (!absolute)
 			co_return false; // a forward proxy is asked with absolute-form
-		if (!split_authority(authority, 80, target.host, target.port))
+		auto a = http::parse_authority(authority, 80);
+		if (!a)
 			co_return false;
+		target.host = std::move(a->host);
+		target.port = a->port;
 		status = 502;
 		target.server = co_await resolve_name(target.host, target.port);
 		if (!target.server)
@@ -506,7 +453,7 @@ awaitable<bool> Session::resolve_target(Target &target, int &status)
 	} else if (mode_ == config::Mode::Transparent) {
 		target.server = &worker_.server_for(original_dst_);
 	} else {
-		lower_into(scratch_, host_part(authority));
+		lower_into(scratch_, http::host_part(authority));
 		std::string_view path = origin_form.substr(0, origin_form.find('?'));
 		const config::Route *route = cfg_.route(scratch_, path);
 		if (!route) {
@@ -902,9 +849,12 @@ awaitable<Session::Outcome> Session::tunnel_upgrade(std::unique_ptr<UpConn> up)
 awaitable<Session::Outcome> Session::connect_tunnel()
 {
 	const http::Head &h = parser_.message();
-	Target target;
-	if (!split_authority(h.target, 443, target.host, target.port) || h.target.find('/') != std::string_view::npos)
+	auto authority = http::parse_authority(h.target, 443);
+	if (!authority || h.target.find('/') != std::string_view::npos)
 		co_return co_await fail(400, "CONNECT needs host:port");
+	Target target;
+	target.host = std::move(authority->host);
+	target.port = authority->port;
 	target.server = co_await resolve_name(target.host, target.port);
 	if (!target.server)
 		co_return co_await fail(502, "cannot resolve the CONNECT host");
