@@ -349,7 +349,11 @@ int Parser::headers_complete()
 		h.upgrade = parser_.upgrade != 0 && parser_.method != HTTP_CONNECT;
 		if (h.target.empty())
 			return fail(400, "empty request target");
-		if (parser_.flags & F_CHUNKED)
+		// CONNECT has no content (RFC 9110 9.3.6): what follows its head
+		// is the tunnel's, whatever a Content-Length says.
+		if (parser_.method == HTTP_CONNECT)
+			h.framing = Framing::None;
+		else if (parser_.flags & F_CHUNKED)
 			h.framing = Framing::Chunked;
 		else if (parser_.flags & F_CONTENT_LENGTH && parser_.content_length > 0)
 			h.framing = Framing::Length;

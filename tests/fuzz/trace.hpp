@@ -114,8 +114,10 @@ inline Trace trace(Kind kind, const std::string &data, size_t step, bool no_body
 		require(h.framing != Framing::Length || h.content_length > 0, "Length framing without a length");
 		require(kind == Kind::Response || h.framing != Framing::UntilClose, "a request read until close");
 		t.events.push_back("head " + std::to_string(at) + " " + facts(h));
-		if (kind == Kind::Response && h.status == 101)
+		if ((kind == Kind::Response && h.status == 101) || (kind == Kind::Request && h.is_connect())) {
+			require(h.framing == Framing::None, "a tunnel's head with a body");
 			return t; // a tunnel from here on
+		}
 		std::vector<std::string_view> pieces;
 		p.set_decode(h.framing == Framing::Chunked ? &pieces : nullptr);
 		size_t body = 0, decoded = 0;

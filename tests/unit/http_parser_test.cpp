@@ -273,6 +273,19 @@ TEST_CASE("well-formed messages the strict rules must not refuse", "[http][smugg
 	CHECK(p.body_len == 13); // raw bytes, framing included
 }
 
+// Found by tests/fuzz: a CONNECT head claimed a body its tunnel then read.
+TEST_CASE("CONNECT has no body, whatever Content-Length says", "[http]")
+{
+	std::string text = "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nContent-Length: 4\r\n\r\nabcd";
+	Parser p(Kind::Request, 16384);
+	size_t used = 0;
+	REQUIRE(p.head(text.data(), text.size(), used) == Parser::Result::Done);
+	CHECK(p.message().is_connect());
+	CHECK(p.message().framing == Framing::None);
+	CHECK(p.message().content_length == 0);
+	CHECK(text.substr(used) == "abcd"); // the tunnel's first bytes
+}
+
 TEST_CASE("a head over the limit is 431", "[http]")
 {
 	std::string big = "GET / HTTP/1.1\r\nHost: a\r\nX: " + std::string(20000, 'a') + "\r\n\r\n";
