@@ -103,6 +103,21 @@ public:
 		return v;
 	}
 
+	// An integer or a decimal number from MIN to MAX.
+	std::optional<double> number(const toml::table &t, std::string_view key, double min, double max) const
+	{
+		const toml::node *n = t.get(key);
+		if (!n)
+			return std::nullopt;
+		if (!n->is_integer() && !n->is_floating_point())
+			fail(*n, "'" + std::string(key) + "' must be a number");
+		double v = n->is_integer() ? static_cast<double>(*n->value<int64_t>()) : *n->value<double>();
+		if (!(v >= min && v <= max))
+			fail(*n, "'" + std::string(key) + "' must be between " + std::to_string(static_cast<long long>(min)) +
+					 " and " + std::to_string(static_cast<long long>(max)));
+		return v;
+	}
+
 	// Seconds as a number (1.5) or a string with a unit ("250ms", "10s", "2m", "1h").
 	std::optional<std::chrono::milliseconds> duration(const toml::table &t, std::string_view key) const
 	{
@@ -342,13 +357,27 @@ Config build(const toml::table &root, const std::string &source)
 				*field = *d;
 	}
 	if (const toml::table *t = r.table(root, "limits")) {
-		r.check_keys(*t, {"header_bytes", "body_bytes", "keepalive_requests"}, "[limits]");
+		r.check_keys(*t,
+			     {"header_bytes", "body_bytes", "keepalive_requests", "max_connections", "max_connections_per_ip",
+			      "requests_per_second_per_ip", "request_burst_per_ip"},
+			     "[limits]");
 		if (auto v = r.integer(*t, "header_bytes", 1024, 1 << 20))
 			c.limits.header_bytes = static_cast<size_t>(*v);
 		if (auto v = r.integer(*t, "body_bytes", 0, INT64_MAX))
 			c.limits.body_bytes = static_cast<uint64_t>(*v);
 		if (auto v = r.integer(*t, "keepalive_requests", 1, 100000000))
 			c.limits.keepalive_requests = static_cast<unsigned>(*v);
+		if (auto v = r.integer(*t, "max_connections", 0, 100000000))
+			c.limits.max_connections = static_cast<uint64_t>(*v);
+		if (auto v = r.integer(*t, "max_connections_per_ip", 0, 65535))
+			c.limits.max_connections_per_ip = static_cast<unsigned>(*v);
+		if (auto v = r.number(*t, "requests_per_second_per_ip", 0, 1000000))
+			c.limits.requests_per_second_per_ip = *v;
+		if (auto v = r.number(*t, "request_burst_per_ip", 1, 1000000)) {
+			if (c.limits.requests_per_second_per_ip == 0)
+				r.fail(*t->get("request_burst_per_ip"), "request_burst_per_ip goes with requests_per_second_per_ip");
+			c.limits.request_burst_per_ip = *v;
+		}
 	}
 	if (const toml::table *t = r.table(root, "headers")) {
 		r.check_keys(*t, {"via", "x_forwarded_for", "forwarded"}, "[headers]");
@@ -466,6 +495,20 @@ const Route *Config::route(std::string_view host, std::string_view path) const
 			return &r;
 	}
 	return nullptr;
+}
+
+uint64_t Limits::worker_connections(unsigned workers) const
+{
+	if (max_connections == 0 || workers == 0)
+		return max_connections;
+	return (max_connections + workers - 1) / workers;
+}
+
+double Limits::burst_per_ip() const
+{
+	if (request_burst_per_ip > 0)
+		return request_burst_per_ip;
+	return std::max(1.0, requests_per_second_per_ip);
 }
 
 void Config::reuse_ports()

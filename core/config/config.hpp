@@ -77,6 +77,21 @@ struct Limits {
 	size_t header_bytes = 16384;
 	uint64_t body_bytes = 0; // 0: no limit
 	unsigned keepalive_requests = 10000;
+	// Client connections open at once in the whole process (0: no limit),
+	// an equal share for each worker; past it a new one is closed at once.
+	uint64_t max_connections = 0;
+	// Client connections open at once from one IP address (0: no limit).
+	unsigned max_connections_per_ip = 0;
+	// Requests per second from one IP address, a token bucket that holds
+	// request_burst_per_ip tokens (0: one second's worth, at least 1). A
+	// request past it is answered 503 with Retry-After. 0: no limit.
+	double requests_per_second_per_ip = 0;
+	double request_burst_per_ip = 0;
+
+	// A worker's share of max_connections (0: no limit).
+	uint64_t worker_connections(unsigned workers) const;
+	// The bucket size in use: request_burst_per_ip, or its default.
+	double burst_per_ip() const;
 };
 
 struct HeaderPolicy {

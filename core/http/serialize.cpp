@@ -87,7 +87,7 @@ void append_end_to_end_headers(std::string &out, const Head &head, Field skip)
 }
 
 void append_simple_response(std::string &out, int status, std::string_view content_type, std::string_view body,
-			    bool keep_alive)
+			    bool keep_alive, std::string_view extra)
 {
 	append_status_line(out, status, status_reason(status));
 	append_header(out, "Server", std::string_view("sonic"));
@@ -96,6 +96,7 @@ void append_simple_response(std::string &out, int status, std::string_view conte
 	append_header(out, "Content-Length", static_cast<uint64_t>(body.size()));
 	if (!keep_alive)
 		append_header(out, "Connection", std::string_view("close"));
+	out.append(extra);
 	end_head(out);
 	out.append(body);
 }

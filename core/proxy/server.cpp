@@ -2,8 +2,8 @@
 
 #include "bpf/accel.hpp"
 #include "bpf/splice.hpp"
-#include "out/error.hpp"
 #include "net/listeners.hpp"
+#include "out/error.hpp"
 #include "out/log.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/origdst.hpp"
@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
 #include <map>
 #include <netinet/in.h>
@@ -173,6 +174,28 @@ std::map<std::string, std::vector<int>> open_listeners(const config::Config &con
 	return fds;
 }
 
+// How many client connections one of WORKERS can hold with the descriptors
+// RLIMIT_NOFILE leaves: not those open now (listeners, logs, BPF maps) nor a
+// reserve for the workers' event loops and the admin listener, and half of
+// the rest, since each client may need an upstream connection besides.
+uint64_t descriptor_share(unsigned workers)
+{
+	struct rlimit nofile{};
+	if (getrlimit(RLIMIT_NOFILE, &nofile) != 0 || nofile.rlim_cur == RLIM_INFINITY)
+		return UINT64_MAX;
+	uint64_t open_now = 0;
+	if (DIR *d = opendir("/proc/self/fd")) {
+		while (readdir(d))
+			++open_now;
+		closedir(d);
+	}
+	const uint64_t reserve = 32 + 8 * uint64_t{workers};
+	const uint64_t limit = nofile.rlim_cur;
+	if (limit <= open_now + reserve)
+		return 1;
+	return std::max<uint64_t>(1, (limit - open_now - reserve) / 2 / workers);
+}
+
 } // namespace
 
 int open_listener(const config::Endpoint &endpoint, bool transparent)
@@ -299,9 +322,15 @@ void Server::start()
 	pthread_sigmask(SIG_BLOCK, &set, nullptr);
 	std::signal(SIGPIPE, SIG_IGN);
 
+	limits_ = std::make_shared<ClientLimits>();
+	const uint64_t share = descriptor_share(n);
+	if (share != UINT64_MAX)
+		log::debug("each worker takes up to " + std::to_string(share) +
+			   " client connections at once (RLIMIT_NOFILE, half kept for upstream connections)");
 	for (unsigned i = 0; i < n; ++i) {
-		auto w = std::make_unique<Worker>(i, config_, log_fd_, splice_);
+		auto w = std::make_unique<Worker>(i, config_, log_fd_, splice_, limits_);
 		w->set_accel(accel_);
+		w->set_capacity(n, share);
 		for (const config::Listener &l : config_->listeners)
 			w->add_listener(fds[l.address.text()][i], l);
 		workers_.push_back(std::move(w));

@@ -24,6 +24,7 @@ namespace sonic::proxy {
 
 class Worker;
 class Admin;
+class ClientLimits;
 
 class Server {
 public:
@@ -63,6 +64,7 @@ private:
 	std::shared_ptr<const bpf::Splice> splice_; // opened at start or a reload, or null
 	std::shared_ptr<bpf::AccelProxy> accel_; // null: the accel family is not loaded
 	std::map<std::string, sockaddr_storage> bound_; // listener address -> what it is bound to
+	std::shared_ptr<ClientLimits> limits_;
 	std::vector<std::unique_ptr<Worker>> workers_;
 	std::vector<std::thread> threads_;
 	std::unique_ptr<Admin> admin_;

@@ -82,10 +82,10 @@ struct Session::Target {
 	uint16_t port = 0;
 };
 
-Session::Session(Worker &worker, tcp::socket client, const config::Listener &listener)
+Session::Session(Worker &worker, tcp::socket client, const config::Listener &listener, ClientLimits::Ticket ticket)
 	: worker_(worker), gen_(worker.generation()), cfg_(*gen_->config), mode_(listener.mode),
 	  tcp_upstream_(listener.upstream), client_(std::move(client)),
-	  parser_(http::Kind::Request, cfg_.limits.header_bytes)
+	  parser_(http::Kind::Request, cfg_.limits.header_bytes), ticket_(std::move(ticket))
 {
 	worker_.attach(this);
 	asio::error_code ec;
@@ -95,6 +95,7 @@ Session::Session(Worker &worker, tcp::socket client, const config::Listener &lis
 	client_text_len_ = std::min(text.size(), sizeof(client_text_));
 	std::memcpy(client_text_, text.data(), client_text_len_);
 	client_ip_ = text.substr(0, text.rfind(':'));
+	client_addr_ = addr16(peer.address());
 	if (mode_ == config::Mode::Transparent) {
 		tcp::endpoint l(asio::ip::make_address(listener.address.host, ec), listener.address.port);
 		std::memcpy(&listener_addr_, l.data(), l.size());
@@ -220,7 +221,8 @@ awaitable<Session::Outcome> Session::fail(int status, const char *why)
 {
 	out_.clear();
 	std::string body = std::to_string(status) + " " + std::string(http::status_reason(status)) + ": " + why + "\n";
-	http::append_simple_response(out_, status, "text/plain", body, false);
+	http::append_simple_response(out_, status, "text/plain", body, false, fail_headers_);
+	fail_headers_ = {};
 	co_await write_client(out_);
 	log_request(status);
 	co_return Outcome::Close;
@@ -270,6 +272,23 @@ awaitable<bool> Session::wait_request()
 }
 
 // ---- one request -------------------------------------------------------
+
+bool Session::rate_limited()
+{
+	const config::Limits &l = cfg_.limits;
+	if (l.requests_per_second_per_ip <= 0)
+		return false;
+	ClientLimits::Rate r =
+		worker_.client_limits().take(client_addr_, l.requests_per_second_per_ip, l.burst_per_ip(), Clock::now());
+	if (r.untracked)
+		worker_.counters().client_table_full.add();
+	if (r.allowed)
+		return false;
+	worker_.counters().requests_rate_limited.add();
+	scratch_ = "Retry-After: " + std::to_string(r.retry_after.count()) + "\r\n";
+	fail_headers_ = scratch_;
+	return true;
+}
 
 awaitable<Session::Outcome> Session::exchange()
 {
@@ -321,6 +340,8 @@ awaitable<Session::Outcome> Session::exchange()
 			req_.upgrade = false;
 	}
 	const bool expect_continue = h.expect_continue && h.framing != http::Framing::None;
+	if (rate_limited())
+		co_return co_await fail(503, "request rate over the limit for this address");
 
 	if (h.is_connect()) {
 		if (mode_ != config::Mode::Forward)

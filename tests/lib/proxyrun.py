@@ -46,8 +46,9 @@ class Proxy:
     before it (--bpffs DIR); the caller puts the listen port in ARGS
     (listen_port) so we know what to wait on."""
 
-    def __init__(self, args, listen_port, workdir, wait_ports=(), env=None, global_args=()):
+    def __init__(self, args, listen_port, workdir, wait_ports=(), env=None, global_args=(), wrapper=()):
         self.args = [str(a) for a in args]
+        self.wrapper = [str(a) for a in wrapper]  # a command that execs sonic (prlimit), same pid
         self.global_args = [str(a) for a in global_args]
         self.port = listen_port
         self.wait_ports = list(wait_ports)
@@ -67,7 +68,8 @@ class Proxy:
     def start(self, timeout=10.0):
         self.out = open(self.out_path, "wb")
         self.err = open(self.err_path, "wb")
-        self.proc = subprocess.Popen([sonictest.SONIC] + self.global_args + ["run"] + self.args, stdout=self.out,
+        self.proc = subprocess.Popen(self.wrapper + [sonictest.SONIC] + self.global_args + ["run"] + self.args,
+                                     stdout=self.out,
                                      stderr=self.err, stdin=subprocess.DEVNULL, env=self.env)
         try:
             for port in [self.port] + self.wait_ports:

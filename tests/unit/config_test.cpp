@@ -129,6 +129,32 @@ TEST_CASE("code points the TOML library misreads are refused outside comments", 
 	CHECK(c.access_log.path == "/tmp/caf\xc3\xa9");
 }
 
+TEST_CASE("[limits]: connections, connections per address, request rate per address", "[config]")
+{
+	Config c = load_string(kBase + "[limits]\nmax_connections = 1000\nmax_connections_per_ip = 20\n"
+				       "requests_per_second_per_ip = 2.5\n",
+			       "t.toml");
+	CHECK(c.limits.max_connections == 1000);
+	CHECK(c.limits.worker_connections(3) == 334); // each worker's share, rounded up
+	CHECK(c.limits.max_connections_per_ip == 20);
+	CHECK(c.limits.requests_per_second_per_ip == 2.5);
+	CHECK(c.limits.burst_per_ip() == 2.5); // a second's worth by default
+	c = load_string(kBase + "[limits]\nrequests_per_second_per_ip = 0.2\nrequest_burst_per_ip = 10\n", "t.toml");
+	CHECK(c.limits.burst_per_ip() == 10);
+	c = load_string(kBase + "[limits]\nrequests_per_second_per_ip = 0.2\n", "t.toml");
+	CHECK(c.limits.burst_per_ip() == 1);
+	Config none = load_string(kBase, "t.toml");
+	CHECK(none.limits.max_connections == 0);
+	CHECK(none.limits.worker_connections(4) == 0);
+	CHECK(error_of(kBase + "[limits]\nmax_connections_per_ip = 70000\n").find("between 0 and 65535") !=
+	      std::string::npos);
+	CHECK(error_of(kBase + "[limits]\nrequests_per_second_per_ip = -1\n").find("between 0 and") != std::string::npos);
+	CHECK(error_of(kBase + "[limits]\nrequest_burst_per_ip = 5\n").find("goes with requests_per_second_per_ip") !=
+	      std::string::npos);
+	CHECK(error_of(kBase + "[limits]\nrequests_per_second_per_ip = \"fast\"\n").find("must be a number") !=
+	      std::string::npos);
+}
+
 TEST_CASE("routes: exact host, wildcard, then any host; longest path first", "[config]")
 {
 	Config c = load_string("[[listener]]\naddress = \"127.0.0.1:8080\"\n"
