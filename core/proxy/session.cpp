@@ -273,6 +273,15 @@ awaitable<bool> Session::wait_request()
 
 // ---- one request -------------------------------------------------------
 
+awaitable<Session::Outcome> Session::body_cut_short()
+{
+	worker_.counters().client_aborts.add();
+	if (timed_out_)
+		co_return co_await fail(408, "request body timeout");
+	log_request(499);
+	co_return Outcome::Close;
+}
+
 bool Session::rate_limited()
 {
 	const config::Limits &l = cfg_.limits;
@@ -360,6 +369,24 @@ awaitable<Session::Outcome> Session::exchange()
 	// The head is rebuilt for the upstream; the read buffer's head bytes go.
 	in_.consume(parsed);
 
+	// A Content-Length body that fits in the read buffer is read whole
+	// before an upstream connection is taken, so that a client dribbling
+	// it (slowhttptest -B) holds no upstream connection and no origin; a
+	// bigger or chunked body streams.
+	if (h.framing == http::Framing::Length && h.content_length <= in_.size() + in_.room()) {
+		if (expect_continue && in_.size() == 0) {
+			bool sent = co_await write_client(kContinue);
+			if (!sent)
+				co_return Outcome::Close;
+		}
+		while (in_.size() < h.content_length) {
+			set_deadline(cfg_.timeouts.client_body);
+			bool got = co_await read_client();
+			if (!got)
+				co_return co_await body_cut_short();
+		}
+	}
+
 	for (int attempt = 0;; ++attempt) {
 		std::unique_ptr<UpConn> up = co_await acquire(target, status, attempt > 0);
 		if (!up)
@@ -393,14 +420,10 @@ awaitable<Session::Outcome> Session::exchange()
 			set_deadline(cfg_.timeouts.client_body);
 			bool got = co_await read_client();
 			if (!got) {
-				// The client went away (or stalled) mid-body: the upstream
-				// request is cut short, so its connection cannot be reused.
+				// The upstream request is cut short too: its connection is
+				// dropped with it, never reused.
 				upstream_ = nullptr;
-				worker_.counters().client_aborts.add();
-				if (timed_out_)
-					co_return co_await fail(408, "request body timeout");
-				log_request(499);
-				co_return Outcome::Close;
+				co_return co_await body_cut_short();
 			}
 			r = parser_.body(in_.head(), in_.size(), used);
 			body_seen += used;

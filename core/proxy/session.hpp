@@ -48,6 +48,8 @@ private:
 	awaitable<Outcome> connect_tunnel();
 	awaitable<bool> read_client();
 	awaitable<Outcome> fail(int status, const char *why);
+	// The client went away or stalled (client_body) during its body.
+	awaitable<Outcome> body_cut_short();
 	// [limits] requests_per_second_per_ip: takes a token for this request.
 	// Without one, true, and fail_headers_ holds the 503's Retry-After.
 	bool rate_limited();
