@@ -33,9 +33,16 @@
  * can be overtaken, and the queue is below half the limit.
  *
  * A socket is never simply deleted from accel_socks: deleting it would drop
- * bytes already redirected to it but not yet read. accel_release (an
- * iterator) marks sockets draining, which stops redirects from and to them,
- * and removes each one only once its queue of redirected data is empty.
+ * bytes already redirected to it but not yet read. A release marks sockets
+ * draining, which stops redirects from and to them, and removes each one only
+ * once its queue of redirected data is empty. Two programs do this, one per
+ * release path, with the same per-socket step (release_visit):
+ *  - accel_release, an iterator over the SOCKHASH, one pass per call, where
+ *    the kernel runs tracing programs;
+ *  - accel_release_one, a tc program that sonic runs through
+ *    BPF_PROG_TEST_RUN once per key of a userspace walk of the SOCKHASH,
+ *    where the kernel refuses tracing programs (lockdown, a BPF LSM). tc
+ *    programs may look sockets up in a SOCKHASH and delete them from it.
  */
 #include "sonic_bpf.h"
 
@@ -343,19 +350,51 @@ int accel_sockops(struct bpf_sock_ops *ops)
 		__a;                                                           \
 	})
 
+/* Messages of a psock's ingress queue that are summed where the kernel does
+ * not keep the total (before Linux 6.10). A longer queue counts as full:
+ * its reader is far enough behind for flow control to step in. */
+#define QUEUE_WALK 128
+
+/* Bytes of redirected data queued on a psock, by kernel address: the
+ * kernel's own total where it has one, else the sum of the first QUEUE_WALK
+ * messages' sizes. Read without the psock's lock, so only an estimate, which
+ * is all flow control and the release report need. */
+static __always_inline __u32 psock_queued(struct sk_psock___sonic *psock)
+{
+	struct list_head___sonic *head = &psock->ingress_msg;
+	struct list_head___sonic *node;
+	struct sk_msg___sonic *msg;
+	__u32 total = 0, size;
+	int i;
+
+	if (bpf_core_field_exists(psock->msg_tot_len))
+		return BPF_CORE_READ(psock, msg_tot_len);
+	node = BPF_CORE_READ(psock, ingress_msg.next);
+	for (i = 0; i < QUEUE_WALK; i++) {
+		if (!node || node == head)
+			return total;
+		msg = (void *)node - bpf_core_field_offset(struct sk_msg___sonic, list);
+		size = BPF_CORE_READ(msg, sg.size);
+		total += size;
+		node = BPF_CORE_READ(node, next);
+	}
+	return total > SONIC_ACCEL_QUEUE_LIMIT ? total : SONIC_ACCEL_QUEUE_LIMIT + 1;
+}
+
+/* The psock of a socket, by the socket's kernel address (NULL if none). */
+static __always_inline struct sk_psock___sonic *psock_of(struct sock *sk)
+{
+	unsigned long ud = (unsigned long)BPF_CORE_READ(sk, sk_user_data);
+
+	return (void *)(ud & SONIC_SK_USER_DATA_PTRMASK);
+}
+
 /* Bytes of redirected data queued on a socket, by kernel address. */
 static __always_inline __u32 queued_on(__u64 sk_addr)
 {
-	struct sock *sk = (struct sock *)sk_addr;
-	struct sk_psock___sonic *psock;
-	unsigned long ud = 0;
-	__u32 bytes = 0;
+	struct sk_psock___sonic *psock = psock_of((struct sock *)sk_addr);
 
-	bpf_probe_read_kernel(&ud, sizeof(ud), &sk->sk_user_data);
-	psock = (void *)(ud & SONIC_SK_USER_DATA_PTRMASK);
-	if (psock)
-		bpf_probe_read_kernel(&bytes, sizeof(bytes), &psock->msg_tot_len);
-	return bytes;
+	return psock ? psock_queued(psock) : 0;
 }
 
 /* Whether PEER's application has read every byte SELF wrote through the
@@ -424,41 +463,34 @@ overflow:
 	return SK_PASS;
 }
 
-/* True when no redirected data waits on the socket's psock. */
+/* True when no redirected data waits on the socket's psock; BYTES gets
+ * what does. */
 static __always_inline int ingress_empty(struct sock *sk, __u64 *bytes)
 {
-	unsigned long ud = (unsigned long)BPF_CORE_READ(sk, sk_user_data);
-	struct sk_psock___sonic *psock;
+	struct sk_psock___sonic *psock = psock_of(sk);
 	struct list_head___sonic *first;
 
-	psock = (void *)(ud & SONIC_SK_USER_DATA_PTRMASK);
 	if (!psock)
 		return 1;
 	first = BPF_CORE_READ(psock, ingress_msg.next);
-	if (bpf_core_field_exists(psock->msg_tot_len))
-		*bytes = BPF_CORE_READ(psock, msg_tot_len);
-	return first == &psock->ingress_msg;
+	if (first == &psock->ingress_msg)
+		return 1;
+	*bytes = psock_queued(psock);
+	return 0;
 }
 
-SEC("iter/sockmap")
-int accel_release(struct bpf_iter__sockmap *ctx)
+/* One socket of a release pass (struct sonic_accel_iter says which pass):
+ * KEY is its SOCKHASH key, ST its state, SK its kernel address. */
+static __always_inline void release_visit(struct sonic_accel_iter *it,
+					  struct sonic_accel_key *key,
+					  struct sonic_accel_sock *st,
+					  struct sock *sk)
 {
-	struct sonic_accel_key key, peer;
-	struct sonic_accel_sock *st;
-	struct sonic_accel_iter *it;
-	struct sock *sk = ctx->sk;
-	__u32 zero = 0;
+	struct sonic_accel_key peer;
 	__u64 bytes = 0;
 	__u8 one = 1;
 
-	it = bpf_map_lookup_elem(&accel_iter, &zero);
-	if (!it || !sk || !ctx->key)
-		return 0;
-	if (bpf_probe_read_kernel(&key, sizeof(key), ctx->key))
-		return 0;
 	it->visited++;
-	st = bpf_sk_storage_get(&accel_sk, sk, 0, 0);
-
 	switch (it->op) {
 	case SONIC_ACCEL_ITER_MARK:
 		if (!st)
@@ -472,12 +504,12 @@ int accel_release(struct bpf_iter__sockmap *ctx)
 		 * itself on a miss: the release pass must not remove a socket
 		 * a peer may still be redirecting into. */
 		if (st->flags & SONIC_ACCEL_SOCK_DRAINING) {
-			mirror(&key, &peer);
+			mirror(key, &peer);
 			bpf_map_update_elem(&accel_drain, &peer, &one, BPF_ANY);
 		}
 		break;
 	case SONIC_ACCEL_ITER_MARK_PEERS:
-		if (st && bpf_map_lookup_elem(&accel_drain, &key) &&
+		if (st && bpf_map_lookup_elem(&accel_drain, key) &&
 		    !(st->flags & SONIC_ACCEL_SOCK_DRAINING)) {
 			st->flags |= SONIC_ACCEL_SOCK_DRAINING;
 			it->marked++;
@@ -487,7 +519,7 @@ int accel_release(struct bpf_iter__sockmap *ctx)
 		if (!st || !(st->flags & SONIC_ACCEL_SOCK_DRAINING))
 			break;
 		if (ingress_empty(sk, &bytes)) {
-			if (!bpf_map_delete_elem(&accel_socks, &key)) {
+			if (!bpf_map_delete_elem(&accel_socks, key)) {
 				it->released++;
 				count(stats(), SONIC_ACCEL_RELEASED, 1);
 			}
@@ -504,5 +536,50 @@ int accel_release(struct bpf_iter__sockmap *ctx)
 		}
 		break;
 	}
+}
+
+static __always_inline struct sonic_accel_iter *release_pass(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&accel_iter, &zero);
+}
+
+SEC("iter/sockmap")
+int accel_release(struct bpf_iter__sockmap *ctx)
+{
+	struct sonic_accel_iter *it = release_pass();
+	struct sock *sk = ctx->sk;
+	struct sonic_accel_key key;
+
+	if (!it || !sk || !ctx->key)
+		return 0;
+	if (bpf_probe_read_kernel(&key, sizeof(key), ctx->key))
+		return 0;
+	release_visit(it, &key, bpf_sk_storage_get(&accel_sk, sk, 0, 0), sk);
+	return 0;
+}
+
+/* Run by sonic through BPF_PROG_TEST_RUN with a packet of ETH_HLEN bytes
+ * followed by one SOCKHASH key. */
+SEC("tc")
+int accel_release_one(struct __sk_buff *skb)
+{
+	struct sonic_accel_iter *it = release_pass();
+	struct sonic_accel_key key;
+	struct bpf_sock *sk;
+	struct sock *ks;
+
+	if (!it || bpf_skb_load_bytes(skb, SONIC_ACCEL_RELEASE_KEY_OFFSET, &key,
+				      sizeof(key)))
+		return 0;
+	sk = bpf_map_lookup_elem(&accel_socks, &key);
+	if (!sk)
+		return 0;
+	ks = (struct sock *)bpf_skc_to_tcp_sock(sk);
+	if (ks)
+		release_visit(it, &key,
+			      bpf_sk_storage_get(&accel_sk, sk, 0, 0), ks);
+	bpf_sk_release(sk);
 	return 0;
 }

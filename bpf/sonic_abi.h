@@ -167,6 +167,10 @@ enum sonic_accel_iter_op {
 	SONIC_ACCEL_ITER_COUNT = 4,      /* only count (visited, pending) */
 };
 
+/* accel_release_one's input: an Ethernet header's worth of padding, then the
+ * SOCKHASH key of the socket to visit. */
+#define SONIC_ACCEL_RELEASE_KEY_OFFSET 14
+
 /* ---- splice: kernel TCP tunnels (sk_skb verdict over a SOCKHASH) --------- */
 
 #define SONIC_SPLICE_MAX_SOCKS 65536
@@ -343,6 +347,183 @@ enum sonic_steer_counter {
 
 struct sonic_steer_stats {
 	__u64 counter[SONIC_STEER_NR_COUNTERS];
+};
+
+/* ---- fw: XDP filter, rate limits, blocklist, flow table ------------------ */
+
+#define SONIC_FW_MAX_RULES 64   /* one bit each in an index entry's mask */
+#define SONIC_FW_MAX_RANGES 16  /* dport items of one rule */
+#define SONIC_FW_MAX_PORT_ENTRIES 262144
+#define SONIC_FW_MAX_PREFIXES 4096 /* distinct src or dst prefixes of rules */
+/* Defaults of the maps whose size `prog load --map-size` sets. */
+#define SONIC_FW_DEFAULT_BLOCKLIST 65536
+#define SONIC_FW_DEFAULT_BUCKETS 65536
+#define SONIC_FW_DEFAULT_FLOWS 65536
+#define SONIC_FW_REASON_LEN 64
+/* IPv6 extension headers walked to find the transport header. */
+#define SONIC_FW_MAX_EXT_HEADERS 6
+
+/*
+ * Key of the LPM tries (rule sources, rule destinations, blocklist). The
+ * address is in IPv6 form, IPv4 as ::ffff:a.b.c.d, so one trie holds both
+ * families; an IPv4 prefix /N is stored as /(96 + N).
+ */
+struct sonic_fw_lpm_key {
+	__u32 prefixlen;
+	__u8 addr[16]; /* network byte order */
+};
+
+enum sonic_fw_action {
+	SONIC_FW_DROP = 1,
+	SONIC_FW_PASS = 2,
+	SONIC_FW_LIMIT = 3, /* pass within the rate, drop above it */
+};
+
+enum sonic_fw_rule_flags {
+	SONIC_FW_RULE_IN_USE = 1 << 0,
+	SONIC_FW_RULE_SYN = 1 << 1, /* TCP packets with SYN set and ACK clear */
+	SONIC_FW_RULE_SRC = 1 << 2, /* src given (for `fw list`: /0 is a prefix) */
+	SONIC_FW_RULE_DST = 1 << 3,
+};
+
+struct sonic_fw_range {
+	__u16 first;
+	__u16 last;
+};
+
+/*
+ * One rule; the slot is its index in fw_rules. A packet's candidate rules
+ * come from the tries and the port index (bit N = slot N); among the
+ * candidates that match interface, protocol and flags, the lowest id wins,
+ * so rules apply in the order they were added, as in nftables. Addresses,
+ * prefixes and ports are kept for `fw list`; the program reads the indexes.
+ */
+struct sonic_fw_rule {
+	__u32 flags;        /* enum sonic_fw_rule_flags */
+	__u32 id;           /* unique and increasing; keys the token buckets */
+	__u32 ifindex;      /* 0: every interface */
+	__u8 action;        /* enum sonic_fw_action */
+	__u8 proto;         /* 0: any; IPPROTO_TCP, _UDP, _ICMP (ICMPv6 for IPv6) */
+	__u8 src_prefix;    /* IPv6-form prefix length of src (0: none) */
+	__u8 dst_prefix;
+	__u8 family;        /* AF_INET or AF_INET6 when src or dst says, else 0;
+			     * ::/0 holds the IPv4-mapped addresses too */
+	__u8 nr_ranges;
+	__u16 rate_unit;    /* limit: seconds RATE is counted over (1, 60, 3600) */
+	__u32 rate;         /* limit: packets per rate_unit */
+	__u32 burst;        /* limit: packets let through at once */
+	__u32 reserved;
+	__u64 interval_ns;  /* limit: rate_unit / rate */
+	__u64 tolerance_ns; /* limit: (burst - 1) * interval_ns */
+	__u8 src[16];
+	__u8 dst[16];
+	struct sonic_fw_range ranges[SONIC_FW_MAX_RANGES];
+};
+
+/* Global state the program reads once per packet (fw_config, key 0). */
+struct sonic_fw_config {
+	__u64 any_port; /* slots of rules without dport */
+	__u32 rules;    /* rules in use: 0 skips the rule lookups */
+	__u32 next_id;  /* written by sonic: ids never repeat while the
+			 * family is loaded, so no stale bucket fits a rule */
+};
+
+/* Port index entry key: rules with dport, per protocol and port. */
+struct sonic_fw_port_key {
+	__u8 proto;
+	__u8 reserved;
+	__u16 port; /* host byte order */
+};
+
+/* Hits of one rule slot (per CPU); reset when a rule takes the slot. */
+struct sonic_fw_rule_stats {
+	__u64 packets; /* matched */
+	__u64 bytes;   /* IP bytes of those */
+	__u64 limited; /* limit: dropped above the rate */
+	__u64 limited_bytes;
+};
+
+/*
+ * Generic cell rate algorithm, the token bucket in one word: the time the
+ * next packet is due at the rate. A packet passes when that time is at most
+ * tolerance_ns ahead of now, and moves it one interval on with a
+ * compare-and-swap, so CPUs sharing a source never lose an update.
+ */
+struct sonic_fw_bucket_key {
+	__u32 rule_id;
+	__u32 reserved;
+	__u8 addr[16]; /* the packet's source, IPv6 form */
+};
+
+struct sonic_fw_bucket {
+	__u64 tat; /* CLOCK_MONOTONIC ns, read precisely (the other times of
+		    * fw are the coarse clock's: a tick's precision is plenty
+		    * for expiries and flows, and costs a tenth) */
+};
+
+/*
+ * A blocked prefix (fw_blocklist, keyed by sonic_fw_lpm_key). A blocked
+ * packet costs the lookup and one atomic add, and makes no flow entry: a
+ * flood from spoofed sources must not push real flows out of fw_flows.
+ */
+struct sonic_fw_block {
+	__u64 expires; /* CLOCK_MONOTONIC ns; 0: never. Expired entries drop
+			* nothing; sonic removes them. */
+	__u64 added;   /* Unix time in seconds */
+	__u64 packets; /* dropped by this entry */
+	__u32 prefixlen; /* of the key: a lookup that finds an expired entry
+			  * tries the shorter prefixes that cover it */
+	__u32 reserved;
+	char reason[SONIC_FW_REASON_LEN]; /* NUL-terminated */
+};
+
+/* One direction of a 5-tuple as it arrived on an interface (fw_flows). */
+struct sonic_fw_flow_key {
+	__u8 src[16];   /* IPv6 form */
+	__u8 dst[16];
+	__u16 sport;    /* host byte order; ICMP: 0 */
+	__u16 dport;    /* host byte order; ICMP: type << 8 | code */
+	__u32 ifindex;
+	__u8 proto;
+	__u8 reserved[3];
+};
+
+enum sonic_fw_verdict {
+	SONIC_FW_V_PASSED = 1,    /* no rule matched */
+	SONIC_FW_V_PASSED_RULE,   /* a pass rule */
+	SONIC_FW_V_LIMIT_PASSED,  /* a limit rule, within the rate */
+	SONIC_FW_V_LIMIT_DROPPED, /* a limit rule, above the rate */
+	SONIC_FW_V_DROPPED_RULE,  /* a drop rule */
+};
+
+struct sonic_fw_flow {
+	__u64 packets;
+	__u64 bytes;      /* IP bytes */
+	__u64 dropped;    /* packets of those dropped */
+	__u64 first_seen; /* CLOCK_MONOTONIC_COARSE ns */
+	__u64 last_seen;
+	__u32 verdict;    /* of the last packet: enum sonic_fw_verdict */
+	__u32 rule_id;    /* the rule that decided it; 0: none */
+};
+
+enum sonic_fw_counter {
+	SONIC_FW_PACKETS,          /* IP packets seen (bytes: of all of them) */
+	SONIC_FW_BYTES,
+	SONIC_FW_PASSED,           /* no rule matched */
+	SONIC_FW_PASSED_RULE,
+	SONIC_FW_DROPPED_RULE,
+	SONIC_FW_DROPPED_BLOCKLIST,
+	SONIC_FW_LIMIT_PASSED,
+	SONIC_FW_LIMIT_DROPPED,
+	SONIC_FW_PASSED_NOT_IP,    /* ARP and the like: passed untouched */
+	SONIC_FW_PASSED_MALFORMED, /* IP header cut short: the stack drops it */
+	SONIC_FW_FRAGMENTS,        /* later fragments: no ports to match */
+	SONIC_FW_FLOWS_FAILED,     /* flow entries that could not be made */
+	SONIC_FW_NR_COUNTERS,
+};
+
+struct sonic_fw_stats {
+	__u64 counter[SONIC_FW_NR_COUNTERS];
 };
 
 #endif /* SONIC_ABI_H */

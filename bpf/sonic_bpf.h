@@ -38,6 +38,36 @@
 		__v;                                                           \
 	})
 
+/* The index of the lowest set bit of X (X != 0), without a loop. */
+static __always_inline __u32 lowest_bit(__u64 x)
+{
+	__u32 n = 0;
+
+	if (!(x & 0xffffffffULL)) {
+		n += 32;
+		x >>= 32;
+	}
+	if (!(x & 0xffff)) {
+		n += 16;
+		x >>= 16;
+	}
+	if (!(x & 0xff)) {
+		n += 8;
+		x >>= 8;
+	}
+	if (!(x & 0xf)) {
+		n += 4;
+		x >>= 4;
+	}
+	if (!(x & 0x3)) {
+		n += 2;
+		x >>= 2;
+	}
+	if (!(x & 0x1))
+		n += 1;
+	return n;
+}
+
 /* Marks a complete load of a family; sonic writes and pins it last. */
 #define SONIC_META_MAP(family)                                                 \
 	struct {                                                               \
@@ -63,14 +93,21 @@ struct sock {
 	int sk_wmem_queued;
 } __attribute__((preserve_access_index));
 
+/* msg_tot_len is Linux 6.10+: read it only behind bpf_core_field_exists(). */
 struct sk_psock___sonic {
 	struct list_head___sonic ingress_msg;
 	__u32 msg_tot_len;
 } __attribute__((preserve_access_index));
 
+struct sk_msg_sg___sonic {
+	__u32 size;
+} __attribute__((preserve_access_index));
+
 struct sk_msg___sonic {
+	struct sk_msg_sg___sonic sg;
 	struct sock *sk_redir;
 	struct sock *sk;
+	struct list_head___sonic list;
 } __attribute__((preserve_access_index));
 
 struct tcp_sock___sonic {

@@ -126,36 +126,6 @@ struct match_ctx {
 	int best_len;
 };
 
-/* The index of the lowest set bit of X (X != 0), without a loop. */
-static __always_inline __u32 lowest_bit(__u64 x)
-{
-	__u32 n = 0;
-
-	if (!(x & 0xffffffffULL)) {
-		n += 32;
-		x >>= 32;
-	}
-	if (!(x & 0xffff)) {
-		n += 16;
-		x >>= 16;
-	}
-	if (!(x & 0xff)) {
-		n += 8;
-		x >>= 8;
-	}
-	if (!(x & 0xf)) {
-		n += 4;
-		x >>= 4;
-	}
-	if (!(x & 0x3)) {
-		n += 2;
-		x >>= 2;
-	}
-	if (!(x & 0x1))
-		n += 1;
-	return n;
-}
-
 /* One rule of the port entry per call, lowest slot first: a port that one
  * rule uses costs one call, not one per possible slot. */
 static long match_slot(__u32 i, void *data)

@@ -38,6 +38,7 @@ int enable(Cli &cli, const std::vector<std::string> &args)
 		   {"ports", ports_value(r.ports)},
 		   {"scope", std::string(bpf::accel_scope_name(r.scope))},
 		   {"programs_loaded", r.loaded},
+		   {"release_path", std::string(bpf::accel_release_path_name(r.release_path))},
 		   {"local_addresses", r.local_addresses}});
 	return 0;
 }
@@ -75,6 +76,8 @@ int status(Cli &cli)
 		listeners.push_back({{"address", l.address}, {"netns", l.netns}, {"pid", l.pid}, {"alive", l.alive}});
 	cli.print({{"enabled", !s.cgroups.empty()},
 		   {"loaded", s.loaded},
+		   {"release_path", s.loaded ? out::Value(std::string(bpf::accel_release_path_name(s.release_path)))
+					     : out::Value()},
 		   {"msg_attached", s.msg_attached},
 		   {"sockets", s.sockets},
 		   {"draining_sockets", s.draining},

@@ -30,8 +30,8 @@ out::Value ca_value(const tls::Ca &ca, const std::string &path)
 		{"key_type", ca.key_type()},
 		{"fingerprint_sha256", ca.fingerprint()},
 		{"serial", ca.serial()},
-		{"not_before", tls::iso_time(ca.not_before())},
-		{"not_after", tls::iso_time(ca.not_after())}};
+		{"not_before", out::iso_time(ca.not_before())},
+		{"not_after", out::iso_time(ca.not_after())}};
 }
 
 int init(Cli &cli, const InitArgs &args)

@@ -16,7 +16,7 @@ namespace sonic::cmd {
 
 namespace {
 
-out::Value time_value(int64_t t) { return t ? out::Value(tls::iso_time(t)) : out::Value(); }
+out::Value time_value(int64_t t) { return t ? out::Value(out::iso_time(t)) : out::Value(); }
 
 std::vector<tls::HostName> parse_names(const std::vector<std::string> &args)
 {
@@ -45,7 +45,7 @@ int mint(Cli &cli, const std::vector<std::string> &args, int days)
 		changed |= f.source == tls::LeafSource::Minted;
 		rows.push_back({{"name", f.leaf->name()},
 				{"minted", f.source == tls::LeafSource::Minted},
-				{"not_after", tls::iso_time(f.leaf->not_after())},
+				{"not_after", out::iso_time(f.leaf->not_after())},
 				{"path", dir.path_of(f.leaf->name())}});
 	}
 	store.flush();
@@ -100,8 +100,8 @@ int show(Cli &cli, const std::string &arg)
 		   {"issuer", tls::issuer_dn(crt.get())},
 		   {"serial", tls::serial_hex(crt.get())},
 		   {"key_type", tls::key_type(crt.get())},
-		   {"not_before", tls::iso_time(gnutls_x509_crt_get_activation_time(crt.get()))},
-		   {"not_after", tls::iso_time(gnutls_x509_crt_get_expiration_time(crt.get()))},
+		   {"not_before", out::iso_time(gnutls_x509_crt_get_activation_time(crt.get()))},
+		   {"not_after", out::iso_time(gnutls_x509_crt_get_expiration_time(crt.get()))},
 		   {"fingerprint_sha256", tls::fingerprint_sha256(crt.get())},
 		   {"path", path},
 		   {"pem", pem}});

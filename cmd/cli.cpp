@@ -278,6 +278,7 @@ void add_objects(Cli &cli)
 	add_prog(cli);
 	add_accel(cli);
 	add_tproxy(cli);
+	add_fw(cli);
 	add_ca(cli);
 	add_cert(cli);
 	add_run(cli);

@@ -79,6 +79,7 @@ std::chrono::milliseconds seconds_arg(double seconds, const std::string &option)
 void add_prog(Cli &cli);
 void add_accel(Cli &cli);
 void add_tproxy(Cli &cli);
+void add_fw(Cli &cli);
 void add_ca(Cli &cli);
 void add_cert(Cli &cli);
 void add_stats(Cli &cli);

@@ -17,10 +17,12 @@
 #          or a list of the accepted values separated by commas
 #          (--format:pem,der,p12); without a TYPE the value is not completed
 set -g __sonic_table \
-	'|objects|prog accel tproxy ca cert run stats' \
+	'|objects|prog accel tproxy fw ca cert run stats' \
 	'|flags|-h --help -j --json -p --pretty -d --debug -q --quiet --version' \
 	'|options|--bpffs:dir --state-dir:dir' \
-	'prog|verbs|help load unload show' \
+	'prog|verbs|help load unload show probe' \
+	'prog load|args|accel splice steer fw' \
+	'prog load|options|--map-size' \
 	'prog unload|flags|--force' \
 	'prog unload|options|--timeout' \
 	'accel|verbs|help enable disable status' \
@@ -30,6 +32,16 @@ set -g __sonic_table \
 	'tproxy|verbs|help add del list flush' \
 	'tproxy add|keywords|dev cgroup:cgroup proto dport dst to mark table' \
 	'tproxy del|keywords|dev cgroup:cgroup proto dport dst to mark table' \
+	'fw|verbs|help attach detach add del list flush block unblock' \
+	'fw attach|keywords|dev mode:native,generic' \
+	'fw detach|keywords|dev' \
+	'fw add|keywords|dev limit burst src dst proto:tcp,udp,icmp dport tcp-flags' \
+	'fw add|args|drop pass' \
+	'fw add|flags|--force' \
+	'fw del|keywords|dev limit burst src dst proto:tcp,udp,icmp dport tcp-flags' \
+	'fw del|args|drop pass' \
+	'fw block|keywords|for reason' \
+	'fw block|flags|--force' \
 	'ca|verbs|help init show export trust' \
 	'ca init|flags|--force' \
 	'ca init|options|--key-type:ecdsa-p256,rsa-2048,rsa-4096 --cn --days' \
@@ -40,8 +52,8 @@ set -g __sonic_table \
 	'cert purge|flags|--expired --all' \
 	'run|flags|--check --reuse-port' \
 	'run|options|--config:file --mode:reverse,forward,transparent --listen --upstream --workers' \
-	'stats|args|accel splice steer all' \
-	'stats|options|--watch --count'
+	'stats|args|accel splice steer fw flows all' \
+	'stats|options|--watch --count --top --sort:bytes,packets,rate'
 
 # Prints the WORDS of the entries PATH|KIND, one a line, as written (NAME:TYPE).
 function __sonic_entries --argument-names cmdpath kind

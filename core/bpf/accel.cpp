@@ -1,6 +1,8 @@
 #include "bpf/accel.hpp"
 
+#include "accel.skel.h"
 #include "bpf/family.hpp"
+#include "bpf/pins.hpp"
 #include "bpf/fd.hpp"
 #include "bpf/libbpf.hpp"
 #include "net/local.hpp"
@@ -27,7 +29,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr const char *kMsgLink = "accel_msg";
+constexpr std::string_view kFamily = "accel";
+constexpr std::string_view kMsgLink = "accel_msg";
 constexpr const char *kCgroupLinkPrefix = "accel_sockops_cg";
 // Long enough for a sendmsg that saw a socket before it was marked draining
 // to finish its redirect.
@@ -42,90 +45,38 @@ const char *const kCounterNames[SONIC_ACCEL_NR_COUNTERS] = {
 
 std::string cgroup_link_name(uint64_t id) { return kCgroupLinkPrefix + std::to_string(id); }
 
+// How this load hands sockets back: the program its release path runs.
+struct ReleaseProgram {
+	AccelReleasePath path;
+	Fd prog;
+};
+
+ReleaseProgram open_release(const Pins &pins)
+{
+	const std::string_view iterator = SONIC_PROG(accel_bpf, accel_release);
+	if (open_pinned(pins.fs().prog_path(iterator)))
+		return {AccelReleasePath::Iterator, pins.prog(iterator)};
+	return {AccelReleasePath::Walk, pins.prog(SONIC_PROG(accel_bpf, accel_release_one))};
+}
+
 // Pinned objects of a loaded accel family.
 struct AccelObjects {
-	Fd sockops, msg, release;
+	Pins pins;
+	Fd sockops, msg;
+	ReleaseProgram release;
 	Fd socks, sk, cg, ports, local, stats, drain, iter, proxy_listen;
 
 	explicit AccelObjects(const Bpffs &fs)
+		: pins(fs, kFamily), sockops(pins.prog(SONIC_PROG(accel_bpf, accel_sockops))),
+		  msg(pins.prog(SONIC_PROG(accel_bpf, accel_msg))), release(open_release(pins)),
+		  socks(pins.map(SONIC_MAP(accel_bpf, accel_socks))), sk(pins.map(SONIC_MAP(accel_bpf, accel_sk))),
+		  cg(pins.map(SONIC_MAP(accel_bpf, accel_cg))), ports(pins.map(SONIC_MAP(accel_bpf, accel_ports))),
+		  local(pins.map(SONIC_MAP(accel_bpf, accel_local))), stats(pins.map(SONIC_MAP(accel_bpf, accel_stats))),
+		  drain(pins.map(SONIC_MAP(accel_bpf, accel_drain))), iter(pins.map(SONIC_MAP(accel_bpf, accel_iter))),
+		  proxy_listen(pins.map(SONIC_MAP(accel_bpf, accel_proxy_listen)))
 	{
-		const std::string op = "open accel objects";
-		sockops = open_pinned_or_throw(fs.prog_path("accel_sockops"), op);
-		msg = open_pinned_or_throw(fs.prog_path("accel_msg"), op);
-		release = open_pinned_or_throw(fs.prog_path("accel_release"), op);
-		socks = open_pinned_or_throw(fs.map_path("accel_socks"), op);
-		sk = open_pinned_or_throw(fs.map_path("accel_sk"), op);
-		cg = open_pinned_or_throw(fs.map_path("accel_cg"), op);
-		ports = open_pinned_or_throw(fs.map_path("accel_ports"), op);
-		local = open_pinned_or_throw(fs.map_path("accel_local"), op);
-		stats = open_pinned_or_throw(fs.map_path("accel_stats"), op);
-		drain = open_pinned_or_throw(fs.map_path("accel_drain"), op);
-		iter = open_pinned_or_throw(fs.map_path("accel_iter"), op);
-		proxy_listen = open_pinned_or_throw(fs.map_path("accel_proxy_listen"), op);
 	}
 };
-
-struct LinkInfo {
-	uint32_t id = 0;
-	uint32_t prog_id = 0;
-	uint64_t cgroup_id = 0;
-};
-
-LinkInfo link_info(int fd)
-{
-	struct bpf_link_info info{};
-	__u32 len = sizeof(info);
-	if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
-		throw errno_error("read link info", errno);
-	LinkInfo li;
-	li.id = info.id;
-	li.prog_id = info.prog_id;
-	if (info.type == BPF_LINK_TYPE_CGROUP)
-		li.cgroup_id = info.cgroup.cgroup_id;
-	return li;
-}
-
-void pin_link(int fd, const std::string &path)
-{
-	if (bpf_obj_pin(fd, path.c_str()) != 0)
-		throw errno_error("pin link", errno, path);
-}
-
-// Attaches accel_msg to the SOCKHASH once, as a pinned link where the kernel
-// supports sockmap links (6.10+), else as a map attachment, which lives as
-// long as the map does.
-bool attach_msg(const Bpffs &fs, const AccelObjects &o)
-{
-	const std::string path = fs.link_path(kMsgLink);
-	if (open_pinned(path))
-		return false;
-	int fd = bpf_link_create(o.msg.get(), o.socks.get(), BPF_SK_MSG_VERDICT, nullptr);
-	if (fd >= 0) {
-		Fd link(fd);
-		pin_link(link.get(), path);
-		return true;
-	}
-	int err = errno;
-	if (err != EINVAL && err != EOPNOTSUPP && err != 524 /* ENOTSUPP */)
-		throw errno_error("attach accel_msg to accel_socks", err);
-	__u32 ids[4] = {};
-	__u32 count = 4;
-	if (bpf_prog_query(o.socks.get(), BPF_SK_MSG_VERDICT, 0, nullptr, ids, &count) == 0 && count > 0 &&
-	    ids[0] == prog_id(o.msg.get()))
-		return false;
-	if (bpf_prog_attach(o.msg.get(), o.socks.get(), BPF_SK_MSG_VERDICT, 0) != 0)
-		throw errno_error("attach accel_msg to accel_socks", errno);
-	return true;
-}
-
-bool msg_attached(const Bpffs &fs, const AccelObjects &o)
-{
-	if (open_pinned(fs.link_path(kMsgLink)))
-		return true;
-	__u32 ids[4] = {};
-	__u32 count = 4;
-	return bpf_prog_query(o.socks.get(), BPF_SK_MSG_VERDICT, 0, nullptr, ids, &count) == 0 && count > 0;
-}
 
 struct bpf_cgroup_storage_key storage_key(uint64_t cgroup_id)
 {
@@ -190,45 +141,6 @@ bool configure_cgroup(const AccelObjects &o, uint64_t cgroup_id, const PortFilte
 	return changed;
 }
 
-// Every key of a hash map.
-template <typename Key> std::vector<Key> map_keys(int map_fd)
-{
-	std::vector<Key> keys;
-	Key cur{}, next{};
-	void *prev = nullptr;
-	while (bpf_map_get_next_key(map_fd, prev, &next) == 0) {
-		keys.push_back(next);
-		cur = next;
-		prev = &cur;
-	}
-	return keys;
-}
-
-// Turns the entries HAVE of a hash map into WANT: deletes the keys of HAVE
-// not in WANT, and writes the keys of WANT not in HAVE with VALUE. Returns
-// whether anything changed; OP names a write that fails.
-template <typename Key, typename Value>
-bool replace_keys(int map_fd, const std::vector<Key> &have, const std::vector<Key> &want, const Value &value,
-		  const std::string &op)
-{
-	auto in = [](const std::vector<Key> &list, const Key &k) {
-		return std::any_of(list.begin(), list.end(),
-				   [&](const Key &x) { return std::memcmp(&x, &k, sizeof(Key)) == 0; });
-	};
-	bool changed = false;
-	for (const Key &k : have)
-		if (!in(want, k) && bpf_map_delete_elem(map_fd, &k) == 0)
-			changed = true;
-	for (const Key &k : want) {
-		if (in(have, k))
-			continue;
-		if (bpf_map_update_elem(map_fd, &k, &value, BPF_ANY) != 0)
-			throw errno_error(op, errno);
-		changed = true;
-	}
-	return changed;
-}
-
 // Makes accel_local hold exactly this namespace's non-loopback addresses.
 std::pair<bool, size_t> sync_local_addresses(const AccelObjects &o)
 {
@@ -249,41 +161,13 @@ std::pair<bool, size_t> sync_local_addresses(const AccelObjects &o)
 	return {changed, want.size()};
 }
 
-uint64_t count_keys(int map_fd, size_t key_size)
+// Runs the iterator over the SOCKHASH once.
+void iterate_sockhash(const AccelObjects &o)
 {
-	std::vector<uint8_t> cur(key_size), next(key_size);
-	uint64_t n = 0;
-	void *prev = nullptr;
-	while (bpf_map_get_next_key(map_fd, prev, next.data()) == 0) {
-		++n;
-		cur.swap(next);
-		prev = cur.data();
-	}
-	return n;
-}
-
-void clear_map(int map_fd, size_t key_size)
-{
-	std::vector<uint8_t> key(key_size);
-	while (bpf_map_get_next_key(map_fd, nullptr, key.data()) == 0)
-		if (bpf_map_delete_elem(map_fd, key.data()) != 0)
-			break;
-}
-
-// One pass of accel_release over the SOCKHASH.
-struct sonic_accel_iter run_iterator(const AccelObjects &o, uint32_t op, uint64_t cgroup_id)
-{
-	struct sonic_accel_iter it{};
-	it.op = op;
-	it.cgroup_id = cgroup_id;
-	__u32 zero = 0;
-	if (bpf_map_update_elem(o.iter.get(), &zero, &it, BPF_ANY) != 0)
-		throw errno_error("configure release iterator", errno);
-
 	union bpf_iter_link_info info{};
 	info.map.map_fd = static_cast<__u32>(o.socks.get());
 	LIBBPF_OPTS(bpf_link_create_opts, opts, .iter_info = &info, .iter_info_len = sizeof(info));
-	Fd link(bpf_link_create(o.release.get(), 0, BPF_TRACE_ITER, &opts));
+	Fd link(bpf_link_create(o.release.prog.get(), 0, BPF_TRACE_ITER, &opts));
 	if (!link)
 		throw errno_error("create release iterator", errno);
 	Fd iter(bpf_iter_create(link.get()));
@@ -295,8 +179,39 @@ struct sonic_accel_iter run_iterator(const AccelObjects &o, uint32_t op, uint64_
 	}
 	if (n < 0)
 		throw errno_error("run release iterator", errno);
+}
+
+// Runs accel_release_one once for each key of the SOCKHASH, as it was when
+// the walk began. A socket that enters the map meanwhile is left to the
+// next pass, as it is by the iterator.
+void walk_sockhash(const AccelObjects &o)
+{
+	std::array<uint8_t, SONIC_ACCEL_RELEASE_KEY_OFFSET + sizeof(struct sonic_accel_key)> packet{};
+	for (const auto &key : map_keys<struct sonic_accel_key>(o.socks.get())) {
+		std::memcpy(packet.data() + SONIC_ACCEL_RELEASE_KEY_OFFSET, &key, sizeof(key));
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.data(),
+			    .data_size_in = static_cast<__u32>(packet.size()), .repeat = 1);
+		if (bpf_prog_test_run_opts(o.release.prog.get(), &opts) != 0)
+			throw errno_error("run accel_release_one", errno);
+	}
+}
+
+// One pass of a release step over the SOCKHASH, by the family's release
+// path.
+struct sonic_accel_iter run_pass(const AccelObjects &o, uint32_t op, uint64_t cgroup_id)
+{
+	struct sonic_accel_iter it{};
+	it.op = op;
+	it.cgroup_id = cgroup_id;
+	__u32 zero = 0;
+	if (bpf_map_update_elem(o.iter.get(), &zero, &it, BPF_ANY) != 0)
+		throw errno_error("configure release pass", errno);
+	if (o.release.path == AccelReleasePath::Iterator)
+		iterate_sockhash(o);
+	else
+		walk_sockhash(o);
 	if (bpf_map_lookup_elem(o.iter.get(), &zero, &it) != 0)
-		throw errno_error("read release iterator results", errno);
+		throw errno_error("read release pass results", errno);
 	return it;
 }
 
@@ -305,13 +220,13 @@ struct sonic_accel_iter run_iterator(const AccelObjects &o, uint32_t op, uint64_
 ReleaseReport release(const AccelObjects &o, uint64_t cgroup_id, std::chrono::milliseconds timeout)
 {
 	ReleaseReport r;
-	r.marked = run_iterator(o, SONIC_ACCEL_ITER_MARK, cgroup_id).marked;
-	r.marked += run_iterator(o, SONIC_ACCEL_ITER_MARK_PEERS, 0).marked;
-	clear_map(o.drain.get(), sizeof(struct sonic_accel_key));
+	r.marked = run_pass(o, SONIC_ACCEL_ITER_MARK, cgroup_id).marked;
+	r.marked += run_pass(o, SONIC_ACCEL_ITER_MARK_PEERS, 0).marked;
+	clear_map(o.drain.get());
 	std::this_thread::sleep_for(kGrace);
 	const auto deadline = Clock::now() + timeout;
 	for (;;) {
-		struct sonic_accel_iter pass = run_iterator(o, SONIC_ACCEL_ITER_RELEASE, 0);
+		struct sonic_accel_iter pass = run_pass(o, SONIC_ACCEL_ITER_RELEASE, 0);
 		r.released += pass.released;
 		r.pending = pass.pending;
 		r.pending_bytes = pass.pending_bytes;
@@ -364,12 +279,6 @@ std::string endpoint_text(const struct sonic_accel_endpoint &e)
 	}
 	inet_ntop(AF_INET6, e.addr, buf, sizeof(buf));
 	return "[" + std::string(buf) + "]:" + port;
-}
-
-void detach_link(const std::string &path)
-{
-	if (unlink(path.c_str()) != 0 && errno != ENOENT)
-		throw errno_error("detach link", errno, path);
 }
 
 } // namespace
@@ -426,25 +335,16 @@ AccelEnableResult accel_enable(const Bpffs &fs, const std::optional<std::string>
 	fs.ensure();
 	Fd lock = fs.lock();
 
-	r.loaded = load_family(fs, builtin_family("accel")).changed;
+	r.loaded = require_family(fs, builtin_family(kFamily));
 	r.changed = r.loaded;
 	AccelObjects o(fs);
-	r.changed |= attach_msg(fs, o);
+	r.release_path = o.release.path;
+	r.changed |= o.pins.attach_sockmap(o.msg.get(), o.socks.get(), BPF_SK_MSG_VERDICT, kMsgLink);
 	auto [addrs_changed, addrs] = sync_local_addresses(o);
 	r.changed |= addrs_changed;
 	r.local_addresses = addrs;
-
-	const std::string link_path = fs.link_path(cgroup_link_name(r.cgroup.id));
-	if (!open_pinned(link_path)) {
-		Fd cg(open(r.cgroup.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-		if (!cg)
-			throw errno_error("open cgroup", errno, r.cgroup.path);
-		Fd link(bpf_link_create(o.sockops.get(), cg.get(), BPF_CGROUP_SOCK_OPS, nullptr));
-		if (!link)
-			throw errno_error("attach accel_sockops", errno, r.cgroup.path);
-		pin_link(link.get(), link_path);
-		r.changed = true;
-	}
+	r.changed |= o.pins.attach_cgroup(o.sockops.get(), r.cgroup.path, BPF_CGROUP_SOCK_OPS,
+					  cgroup_link_name(r.cgroup.id));
 	// A link without configuration is inert (cgroup_id 0), so a crash
 	// between the two steps leaves nothing half-working.
 	r.changed |= configure_cgroup(o, r.cgroup.id, ports, scope);
@@ -471,12 +371,12 @@ std::optional<uint64_t> link_name_cgroup(const std::string &name)
 // Links whose cgroup was removed: the kernel keeps them pinned but detached
 // (their cgroup id reads 0), so only their pin names still say which cgroup
 // they served.
-std::vector<uint64_t> defunct_cgroups(const Bpffs &fs)
+std::vector<uint64_t> defunct_cgroups(const Pins &pins)
 {
 	std::vector<uint64_t> ids;
-	for (const std::string &name : fs.list("link")) {
+	for (const std::string &name : pins.links(kCgroupLinkPrefix)) {
 		auto id = link_name_cgroup(name);
-		auto link = id ? open_pinned(fs.link_path(name)) : std::nullopt;
+		auto link = id ? open_pinned(pins.fs().link_path(name)) : std::nullopt;
 		if (link && link_info(link->get()).cgroup_id == 0)
 			ids.push_back(*id);
 	}
@@ -484,15 +384,9 @@ std::vector<uint64_t> defunct_cgroups(const Bpffs &fs)
 }
 
 // Detaches the link of cgroup ID and hands its sockets back.
-bool disable_cgroup(const Bpffs &fs, const AccelObjects &o, uint64_t id, std::chrono::milliseconds timeout,
-		    ReleaseReport &report)
+bool disable_cgroup(const AccelObjects &o, uint64_t id, std::chrono::milliseconds timeout, ReleaseReport &report)
 {
-	bool detached = false;
-	const std::string link_path = fs.link_path(cgroup_link_name(id));
-	if (open_pinned(link_path)) {
-		detach_link(link_path);
-		detached = true;
-	}
+	const bool detached = o.pins.unpin_link(cgroup_link_name(id));
 	// Connections established while the link was going away are caught by
 	// the grace period inside release().
 	ReleaseReport r = release(o, id, timeout);
@@ -519,24 +413,24 @@ AccelDisableResult accel_disable(const Bpffs &fs, const std::optional<std::strin
 		// is found by having no cgroup, and every such link goes.
 		struct stat st{};
 		if (!cgroup_path || stat(cgroup_path->c_str(), &st) == 0 || errno != ENOENT ||
-		    !family_maps_usable(fs, builtin_family("accel")))
+		    !family_maps_usable(fs, builtin_family(kFamily)))
 			throw;
 		Fd lock = fs.lock();
 		AccelObjects o(fs);
-		r.removed_cgroups = defunct_cgroups(fs);
+		r.removed_cgroups = defunct_cgroups(o.pins);
 		if (r.removed_cgroups.empty())
 			throw;
 		r.cgroup.path = *cgroup_path;
 		for (uint64_t id : r.removed_cgroups)
-			r.detached |= disable_cgroup(fs, o, id, timeout, r.release);
+			r.detached |= disable_cgroup(o, id, timeout, r.release);
 		r.changed = true;
 		return r;
 	}
-	if (!family_maps_usable(fs, builtin_family("accel")))
+	if (!family_maps_usable(fs, builtin_family(kFamily)))
 		return r;
 	Fd lock = fs.lock();
 	AccelObjects o(fs);
-	r.detached = disable_cgroup(fs, o, r.cgroup.id, timeout, r.release);
+	r.detached = disable_cgroup(o, r.cgroup.id, timeout, r.release);
 	r.changed = r.detached || r.release.marked > 0 || r.release.released > 0;
 	if (r.release.pending > 0)
 		log::warn(std::to_string(r.release.pending) +
@@ -547,39 +441,29 @@ AccelDisableResult accel_disable(const Bpffs &fs, const std::optional<std::strin
 
 uint64_t accel_pinned_sockets(const Bpffs &fs)
 {
-	auto socks = open_pinned(fs.map_path("accel_socks"));
-	if (!socks)
-		return 0;
-	struct bpf_map_info info{};
-	__u32 len = sizeof(info);
-	if (bpf_obj_get_info_by_fd(socks->get(), &info, &len) != 0)
-		throw errno_error("inspect accel_socks", errno, fs.map_path("accel_socks"));
-	return count_keys(socks->get(), info.key_size);
+	auto socks = open_pinned(fs.map_path(SONIC_MAP(accel_bpf, accel_socks)));
+	return socks ? count_keys(socks->get()) : 0;
 }
 
 ReleaseReport accel_release_all(const Bpffs &fs, std::chrono::milliseconds timeout)
 {
 	AccelObjects o(fs);
-	const std::string prefix = kCgroupLinkPrefix;
-	for (const std::string &name : fs.list("link"))
-		if (name.compare(0, prefix.size(), prefix) == 0)
-			detach_link(fs.link_path(name));
+	for (const std::string &name : o.pins.links(kCgroupLinkPrefix))
+		o.pins.unpin_link(name);
 	return release(o, 0, timeout);
 }
 
 AccelStatus accel_status(const Bpffs &fs)
 {
 	AccelStatus s;
-	if (!family_maps_usable(fs, builtin_family("accel")))
+	if (!family_maps_usable(fs, builtin_family(kFamily)))
 		return s;
 	s.loaded = true;
 	Fd lock = fs.lock();
 	AccelObjects o(fs);
-	s.msg_attached = msg_attached(fs, o);
-	const std::string prefix = kCgroupLinkPrefix;
-	for (const std::string &name : fs.list("link")) {
-		if (name.compare(0, prefix.size(), prefix) != 0)
-			continue;
+	s.release_path = o.release.path;
+	s.msg_attached = o.pins.sockmap_attached(o.msg.get(), o.socks.get(), BPF_SK_MSG_VERDICT, kMsgLink);
+	for (const std::string &name : o.pins.links(kCgroupLinkPrefix)) {
 		auto link = open_pinned(fs.link_path(name));
 		if (!link)
 			continue;
@@ -592,11 +476,11 @@ AccelStatus accel_status(const Bpffs &fs)
 		c.scope = read_scope(o, c.cgroup_id);
 		s.cgroups.push_back(std::move(c));
 	}
-	s.sockets = count_keys(o.socks.get(), sizeof(struct sonic_accel_key));
-	struct sonic_accel_iter counted = run_iterator(o, SONIC_ACCEL_ITER_COUNT, 0);
+	s.sockets = count_keys(o.socks.get());
+	struct sonic_accel_iter counted = run_pass(o, SONIC_ACCEL_ITER_COUNT, 0);
 	s.draining = counted.pending;
 	s.pending_bytes = counted.pending_bytes;
-	s.local_addresses = count_keys(o.local.get(), sizeof(struct sonic_accel_local_key));
+	s.local_addresses = count_keys(o.local.get());
 	for (const auto &[e, owner] : proxy_endpoints(o.proxy_listen.get())) {
 		AccelProxyListener l;
 		l.address = endpoint_text(e);
@@ -611,14 +495,14 @@ AccelStatus accel_status(const Bpffs &fs)
 std::unique_ptr<AccelProxy> AccelProxy::open(const Bpffs &fs, std::string &unavailable)
 {
 	try {
-		if (!family_maps_usable(fs, builtin_family("accel"))) {
+		if (!family_maps_usable(fs, builtin_family(kFamily))) {
 			unavailable = "the accel BPF family is not loaded under " + fs.root() +
 				      " (run `sonic accel enable scope proxy`)";
 			return nullptr;
 		}
-		const std::string op = "open accel maps";
-		Fd map = open_pinned_or_throw(fs.map_path("accel_proxy_listen"), op);
-		Fd sk = open_pinned_or_throw(fs.map_path("accel_sk"), op);
+		const Pins pins(fs, kFamily);
+		Fd map = pins.map(SONIC_MAP(accel_bpf, accel_proxy_listen));
+		Fd sk = pins.map(SONIC_MAP(accel_bpf, accel_sk));
 		// Entries of proxies that are gone would make their ports count as
 		// legs for whoever listens there next.
 		for (const auto &[e, owner] : proxy_endpoints(map.get()))
@@ -639,7 +523,7 @@ bool AccelProxy::accelerated(int sock_fd) const
 
 bool AccelProxy::stale(const Bpffs &fs) const
 {
-	auto pinned = open_pinned(fs.map_path("accel_proxy_listen"));
+	auto pinned = open_pinned(fs.map_path(SONIC_MAP(accel_bpf, accel_proxy_listen)));
 	return !pinned || map_id(pinned->get()) != map_id(map_.get());
 }
 
@@ -682,24 +566,21 @@ void AccelProxy::record(const std::vector<struct sockaddr_storage> &listening)
 
 AccelCounters accel_counters(const Bpffs &fs)
 {
-	if (!family_maps_usable(fs, builtin_family("accel")))
+	if (!family_maps_usable(fs, builtin_family(kFamily)))
 		throw env_error("read accel counters", "accel is not loaded", fs.root())
 			.with_hint("run `sonic accel enable` first");
-	Fd stats = open_pinned_or_throw(fs.map_path("accel_stats"), "read accel counters");
-	Fd socks = open_pinned_or_throw(fs.map_path("accel_socks"), "read accel counters");
-	int ncpus = libbpf_num_possible_cpus();
-	if (ncpus <= 0)
-		throw kernel_error("read accel counters", "cannot count possible CPUs");
-	std::vector<struct sonic_accel_stats> per_cpu(static_cast<size_t>(ncpus));
-	__u32 zero = 0;
-	if (bpf_map_lookup_elem(stats.get(), &zero, per_cpu.data()) != 0)
-		throw errno_error("read accel counters", errno, fs.map_path("accel_stats"));
+	const Pins pins(fs, kFamily);
+	const auto stats = sum_per_cpu<struct sonic_accel_stats>(pins.map(SONIC_MAP(accel_bpf, accel_stats)).get(),
+								 "read accel counters");
 	AccelCounters c;
-	for (const auto &cpu : per_cpu)
-		for (size_t i = 0; i < SONIC_ACCEL_NR_COUNTERS; ++i)
-			c.counter[i] += cpu.counter[i];
-	c.sockets = count_keys(socks.get(), sizeof(struct sonic_accel_key));
+	std::copy(std::begin(stats.counter), std::end(stats.counter), c.counter.begin());
+	c.sockets = count_keys(pins.map(SONIC_MAP(accel_bpf, accel_socks)).get());
 	return c;
+}
+
+std::string_view accel_release_path_name(AccelReleasePath path)
+{
+	return path == AccelReleasePath::Iterator ? "iterator" : "walk";
 }
 
 } // namespace sonic::bpf

@@ -5,6 +5,11 @@
 // accelerated sockets back to the normal stack without losing a byte: they
 // are marked draining (no more redirects from or to them) and each leaves the
 // SOCKHASH only once its application has read every redirected byte.
+//
+// The release runs its passes over the SOCKHASH through the sockmap iterator
+// (accel_release) where the kernel runs tracing programs, else by walking the
+// SOCKHASH's keys from userspace and running accel_release_one for each
+// (AccelReleasePath::Walk). Both run the same per-socket step.
 #pragma once
 
 #include "bpf/bpffs.hpp"
@@ -51,6 +56,9 @@ struct AccelProxyListener {
 			    // namespace is not this one: it cannot be told)
 };
 
+enum class AccelReleasePath { Iterator, Walk };
+std::string_view accel_release_path_name(AccelReleasePath path);
+
 struct ReleaseReport {
 	uint64_t marked = 0;        // sockets marked draining
 	uint64_t released = 0;      // handed back to the normal stack
@@ -65,6 +73,7 @@ struct AccelEnableResult {
 	PortFilter ports;
 	AccelScope scope = AccelScope::All;
 	size_t local_addresses = 0;
+	AccelReleasePath release_path = AccelReleasePath::Iterator;
 };
 
 struct AccelDisableResult {
@@ -79,6 +88,7 @@ struct AccelDisableResult {
 
 struct AccelStatus {
 	bool loaded = false;
+	AccelReleasePath release_path = AccelReleasePath::Iterator;
 	bool msg_attached = false;
 	std::vector<AccelCgroup> cgroups;
 	uint64_t sockets = 0;
@@ -107,7 +117,7 @@ AccelStatus accel_status(const Bpffs &fs);
 AccelCounters accel_counters(const Bpffs &fs);
 
 // Sockets in a pinned accel_socks of any build (its key size read from the
-// kernel), for an unload that cannot run this build's release iterator.
+// kernel), for an unload that cannot run this build's release passes.
 uint64_t accel_pinned_sockets(const Bpffs &fs);
 
 // Detaches every cgroup and releases every socket (used before unload).

@@ -134,7 +134,13 @@ std::string Bpffs::ensure() const
 
 bool Bpffs::present() const
 {
-	return fs::is_directory(root_) && on_bpffs(root_);
+	struct stat st{};
+	if (stat(root_.c_str(), &st) != 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return false;
+		throw errno_error("open bpffs directory", errno, root_); // EACCES: not privileged
+	}
+	return S_ISDIR(st.st_mode) && on_bpffs(root_);
 }
 
 std::vector<std::string> Bpffs::list(std::string_view dir) const

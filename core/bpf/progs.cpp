@@ -2,6 +2,7 @@
 
 #include "bpf/fd.hpp"
 #include "bpf/libbpf.hpp"
+#include "bpf/pins.hpp"
 #include "sys/cgroup.hpp"
 #include "sys/fs.hpp"
 
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <net/if.h>
 
 // uapi headers older than Linux 6.10 lack the sockmap link type.
 #ifndef BPF_LINK_TYPE_SOCKMAP
@@ -63,6 +65,14 @@ std::map<uint32_t, std::vector<std::string>> attach_points(const Bpffs &fs)
 			__u32 raw[2];
 			std::memcpy(raw, &info.cgroup, sizeof(raw));
 			where = "map " + map_name_of(raw[0]) + " (" + attach_type_name(raw[1]) + ")";
+		} else if (info.type == BPF_LINK_TYPE_XDP) {
+			char ifname[IF_NAMESIZE] = {};
+			const XdpState st = xdp_state(static_cast<int>(info.xdp.ifindex));
+			where = info.xdp.ifindex == 0		 ? std::string("no interface (gone)")
+				: if_indextoname(info.xdp.ifindex, ifname) ? "dev " + std::string(ifname)
+									   : "ifindex " + std::to_string(info.xdp.ifindex);
+			if (st.mode && st.prog_id == info.prog_id)
+				where += " (xdp " + std::string(xdp_mode_name(*st.mode)) + ")";
 		} else {
 			where = "link " + name;
 		}

@@ -1,6 +1,8 @@
 #include "bpf/splice.hpp"
 
+#include "splice.skel.h"
 #include "bpf/family.hpp"
+#include "bpf/pins.hpp"
 #include "bpf/libbpf.hpp"
 #include "out/error.hpp"
 
@@ -19,7 +21,8 @@ namespace sonic::bpf {
 
 namespace {
 
-constexpr const char *kVerdictLink = "splice_verdict";
+constexpr std::string_view kFamily = "splice";
+constexpr std::string_view kVerdictLink = "splice_verdict";
 constexpr uint8_t kTcpEstablished = 1; // include/net/tcp_states.h
 
 const char *const kCounterNames[SONIC_SPLICE_NR_COUNTERS] = {
@@ -98,26 +101,22 @@ void kick(int fd)
 		throw errno_error("start forwarding queued bytes", errno, "fd " + std::to_string(fd));
 }
 
-bool verdict_attached(const Bpffs &fs, int socks_fd)
-{
-	if (open_pinned(fs.link_path(kVerdictLink)))
-		return true;
-	__u32 ids[4] = {};
-	__u32 count = 4;
-	return bpf_prog_query(socks_fd, BPF_SK_SKB_STREAM_VERDICT, 0, nullptr, ids, &count) == 0 && count > 0;
-}
+// The pinned verdict program and the map it serves.
+struct SpliceObjects {
+	Pins pins;
+	Fd verdict, socks;
 
-uint64_t count_entries(int map_fd)
-{
-	uint64_t n = 0, cur = 0, next = 0;
-	void *prev = nullptr;
-	while (bpf_map_get_next_key(map_fd, prev, &next) == 0) {
-		++n;
-		cur = next;
-		prev = &cur;
+	explicit SpliceObjects(const Bpffs &fs)
+		: pins(fs, kFamily), verdict(pins.prog(SONIC_PROG(splice_bpf, splice_verdict))),
+		  socks(pins.map(SONIC_MAP(splice_bpf, splice_socks)))
+	{
 	}
-	return n;
-}
+
+	bool attached() const
+	{
+		return pins.sockmap_attached(verdict.get(), socks.get(), BPF_SK_SKB_STREAM_VERDICT, kVerdictLink);
+	}
+};
 
 } // namespace
 
@@ -141,58 +140,32 @@ std::string_view splice_counter_name(size_t index)
 
 bool splice_attach(const Bpffs &fs)
 {
-	bool changed = load_family(fs, builtin_family("splice")).changed;
-	const std::string op = "attach splice_verdict";
-	Fd prog = open_pinned_or_throw(fs.prog_path("splice_verdict"), op);
-	Fd socks = open_pinned_or_throw(fs.map_path("splice_socks"), op);
-	if (verdict_attached(fs, socks.get()))
-		return changed;
-	Fd link(bpf_link_create(prog.get(), socks.get(), BPF_SK_SKB_STREAM_VERDICT, nullptr));
-	if (link) {
-		if (bpf_obj_pin(link.get(), fs.link_path(kVerdictLink).c_str()) != 0)
-			throw errno_error("pin link", errno, fs.link_path(kVerdictLink));
-		return true;
-	}
-	int err = errno;
-	if (err != EINVAL && err != EOPNOTSUPP && err != 524 /* ENOTSUPP */)
-		throw errno_error(op + " to splice_socks", err);
-	if (bpf_prog_attach(prog.get(), socks.get(), BPF_SK_SKB_STREAM_VERDICT, 0) != 0)
-		throw errno_error(op + " to splice_socks", errno);
-	return true;
+	bool changed = require_family(fs, builtin_family(kFamily));
+	SpliceObjects o(fs);
+	return o.pins.attach_sockmap(o.verdict.get(), o.socks.get(), BPF_SK_SKB_STREAM_VERDICT, kVerdictLink) ||
+	       changed;
 }
 
 SpliceOpen open_splice(const Bpffs &fs, bool load)
 {
 	SpliceOpen r;
-	const Family &family = builtin_family("splice");
 	try {
-		if (!family_maps_usable(fs, family)) {
+		const bool usable = family_maps_usable(fs, builtin_family(kFamily));
+		if (!usable || !SpliceObjects(fs).attached()) {
 			if (!load) {
-				r.unavailable = "the splice BPF family is not loaded under " + fs.root() +
-						" (run `sonic prog load`)";
+				r.unavailable = std::string(usable ? "splice_verdict is not attached" : "the splice BPF family is not loaded") +
+						" under " + fs.root() + " (run `sonic prog load splice`)";
 				return r;
 			}
 			fs.ensure();
 			Fd lock = fs.lock();
 			splice_attach(fs);
-		} else {
-			const std::string op = "open splice maps";
-			Fd socks = open_pinned_or_throw(fs.map_path("splice_socks"), op);
-			if (!verdict_attached(fs, socks.get())) {
-				if (!load) {
-					r.unavailable = "splice_verdict is not attached under " + fs.root() +
-							" (run `sonic prog load`)";
-					return r;
-				}
-				Fd lock = fs.lock();
-				splice_attach(fs);
-			}
 		}
-		const std::string op = "open splice maps";
-		r.splice = std::make_shared<const Splice>(open_pinned_or_throw(fs.map_path("splice_socks"), op),
-							  open_pinned_or_throw(fs.map_path("splice_state"), op));
+		const Pins pins(fs, kFamily);
+		r.splice = std::make_shared<const Splice>(pins.map(SONIC_MAP(splice_bpf, splice_socks)),
+							  pins.map(SONIC_MAP(splice_bpf, splice_state)));
 	} catch (const Error &e) {
-		r.unavailable = e.what();
+		r.unavailable = "the splice family is unavailable: " + std::string(e.what());
 	}
 	return r;
 }
@@ -380,25 +353,17 @@ SpliceTunnel::Unpaired SpliceTunnel::unpair()
 
 SpliceCounters splice_counters(const Bpffs &fs)
 {
-	if (!family_maps_usable(fs, builtin_family("splice")))
+	if (!family_maps_usable(fs, builtin_family(kFamily)))
 		throw env_error("read splice counters", "splice is not loaded", fs.root())
-			.with_hint("run `sonic prog load` first");
+			.with_hint("run `sonic prog load splice` first");
 	const std::string op = "read splice counters";
-	Fd stats = open_pinned_or_throw(fs.map_path("splice_stats"), op);
-	Fd socks = open_pinned_or_throw(fs.map_path("splice_socks"), op);
-	Fd state = open_pinned_or_throw(fs.map_path("splice_state"), op);
-	int ncpus = libbpf_num_possible_cpus();
-	if (ncpus <= 0)
-		throw kernel_error(op, "cannot count possible CPUs");
-	std::vector<struct sonic_splice_stats> per_cpu(static_cast<size_t>(ncpus));
-	__u32 zero = 0;
-	if (bpf_map_lookup_elem(stats.get(), &zero, per_cpu.data()) != 0)
-		throw errno_error(op, errno, fs.map_path("splice_stats"));
+	const Pins pins(fs, kFamily);
+	Fd socks = pins.map(SONIC_MAP(splice_bpf, splice_socks));
+	Fd state = pins.map(SONIC_MAP(splice_bpf, splice_state));
+	const auto stats = sum_per_cpu<struct sonic_splice_stats>(pins.map(SONIC_MAP(splice_bpf, splice_stats)).get(), op);
 	SpliceCounters c;
-	for (const auto &cpu : per_cpu)
-		for (size_t i = 0; i < SONIC_SPLICE_NR_COUNTERS; ++i)
-			c.counter[i] += cpu.counter[i];
-	c.sockets = count_entries(socks.get());
+	std::copy(std::begin(stats.counter), std::end(stats.counter), c.counter.begin());
+	c.sockets = count_keys(socks.get());
 	uint64_t cur = 0, next = 0;
 	void *prev = nullptr;
 	while (bpf_map_get_next_key(state.get(), prev, &next) == 0) {

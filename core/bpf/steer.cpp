@@ -1,6 +1,8 @@
 #include "bpf/steer.hpp"
 
+#include "steer.skel.h"
 #include "bpf/family.hpp"
+#include "bpf/pins.hpp"
 #include "bpf/fd.hpp"
 #include "bpf/libbpf.hpp"
 #include "net/listeners.hpp"
@@ -37,38 +39,31 @@ const char *const kCounterNames[SONIC_STEER_NR_COUNTERS] = {
 	"drop_no_listener",	"drop_assign_failed",	"passed_malformed",
 };
 
-constexpr const char *kGetsockoptLink = "steer_getsockopt";
-// Links per steered cgroup: <program>_cg<id>.
-constexpr const char *kCgroupPrograms[] = {"steer_connect4", "steer_connect6", "steer_sockops"};
+constexpr std::string_view kFamily = "steer";
+constexpr std::string_view kGetsockoptLink = "steer_getsockopt";
+// The programs attached to each steered cgroup, as links <program>_cg<id>.
+const std::string_view kCgroupPrograms[] = {
+	SONIC_PROG(steer_bpf, steer_connect4),
+	SONIC_PROG(steer_bpf, steer_connect6),
+	SONIC_PROG(steer_bpf, steer_sockops),
+};
 
-std::string cgroup_link(const char *prog, uint64_t id) { return std::string(prog) + "_cg" + std::to_string(id); }
+std::string cgroup_link(std::string_view prog, uint64_t id) { return std::string(prog) + "_cg" + std::to_string(id); }
 
 struct SteerObjects {
+	Pins pins;
 	Fd tc, connect4, connect6, sockops, getsockopt;
-	Fd rules, ports, devs, stats;
+	Fd rules, ports, devs;
 
 	explicit SteerObjects(const Bpffs &fs)
+		: pins(fs, kFamily), tc(pins.prog(SONIC_PROG(steer_bpf, steer_tc))),
+		  connect4(pins.prog(SONIC_PROG(steer_bpf, steer_connect4))),
+		  connect6(pins.prog(SONIC_PROG(steer_bpf, steer_connect6))),
+		  sockops(pins.prog(SONIC_PROG(steer_bpf, steer_sockops))),
+		  getsockopt(pins.prog(SONIC_PROG(steer_bpf, steer_getsockopt))),
+		  rules(pins.map(SONIC_MAP(steer_bpf, steer_rules))), ports(pins.map(SONIC_MAP(steer_bpf, steer_ports))),
+		  devs(pins.map(SONIC_MAP(steer_bpf, steer_devs)))
 	{
-		const std::string op = "open steer objects";
-		tc = open_pinned_or_throw(fs.prog_path("steer_tc"), op);
-		connect4 = open_pinned_or_throw(fs.prog_path("steer_connect4"), op);
-		connect6 = open_pinned_or_throw(fs.prog_path("steer_connect6"), op);
-		sockops = open_pinned_or_throw(fs.prog_path("steer_sockops"), op);
-		getsockopt = open_pinned_or_throw(fs.prog_path("steer_getsockopt"), op);
-		rules = open_pinned_or_throw(fs.map_path("steer_rules"), op);
-		ports = open_pinned_or_throw(fs.map_path("steer_ports"), op);
-		devs = open_pinned_or_throw(fs.map_path("steer_devs"), op);
-		stats = open_pinned_or_throw(fs.map_path("steer_stats"), op);
-	}
-
-	int prog_of(const char *name) const
-	{
-		std::string n = name;
-		if (n == "steer_connect4")
-			return connect4.get();
-		if (n == "steer_connect6")
-			return connect6.get();
-		return sockops.get();
 	}
 };
 
@@ -272,52 +267,35 @@ std::pair<bool, bool> detach_dev(const SteerObjects *o, uint64_t netns, int ifin
 	return {filter, qdisc};
 }
 
-bool links_present(const Bpffs &fs, uint64_t cgroup_id)
+bool links_present(const Pins &pins, uint64_t cgroup_id)
 {
-	for (const char *p : kCgroupPrograms)
-		if (!open_pinned(fs.link_path(cgroup_link(p, cgroup_id))))
+	for (std::string_view p : kCgroupPrograms)
+		if (!pins.linked(cgroup_link(p, cgroup_id)))
 			return false;
 	return true;
 }
 
-bool attach_cgroup(const Bpffs &fs, const SteerObjects &o, const SteerRule &r)
+bool attach_cgroup(const SteerObjects &o, const SteerRule &r)
 {
-	bool changed = false;
-	auto attach = [&](int prog, const std::string &dir, enum bpf_attach_type type, const std::string &link_name) {
-		const std::string path = fs.link_path(link_name);
-		if (open_pinned(path))
-			return;
-		Fd cg(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-		if (!cg)
-			throw errno_error("open cgroup", errno, dir);
-		Fd link(bpf_link_create(prog, cg.get(), type, nullptr));
-		if (!link)
-			throw errno_error("attach " + link_name, errno, dir);
-		if (bpf_obj_pin(link.get(), path.c_str()) != 0)
-			throw errno_error("pin link", errno, path);
-		changed = true;
-	};
 	// The proxy may run in any cgroup: its getsockopt calls are seen from
 	// the root.
-	attach(o.getsockopt.get(), sys::cgroup2_root_or_throw(), BPF_CGROUP_GETSOCKOPT, kGetsockoptLink);
-	attach(o.connect4.get(), r.where, BPF_CGROUP_INET4_CONNECT, cgroup_link("steer_connect4", r.scope));
-	attach(o.connect6.get(), r.where, BPF_CGROUP_INET6_CONNECT, cgroup_link("steer_connect6", r.scope));
-	attach(o.sockops.get(), r.where, BPF_CGROUP_SOCK_OPS, cgroup_link("steer_sockops", r.scope));
+	bool changed = o.pins.attach_cgroup(o.getsockopt.get(), sys::cgroup2_root_or_throw(), BPF_CGROUP_GETSOCKOPT,
+					    kGetsockoptLink);
+	const std::pair<int, enum bpf_attach_type> attach[] = {
+		{o.connect4.get(), BPF_CGROUP_INET4_CONNECT},
+		{o.connect6.get(), BPF_CGROUP_INET6_CONNECT},
+		{o.sockops.get(), BPF_CGROUP_SOCK_OPS},
+	};
+	for (size_t i = 0; i < std::size(attach); ++i)
+		changed = o.pins.attach_cgroup(attach[i].first, r.where, attach[i].second,
+					       cgroup_link(kCgroupPrograms[i], r.scope)) ||
+			  changed;
 	return changed;
-}
-
-unsigned unpin(const Bpffs &fs, const std::string &name)
-{
-	if (unlink(fs.link_path(name).c_str()) == 0)
-		return 1;
-	if (errno != ENOENT)
-		throw errno_error("detach link", errno, fs.link_path(name));
-	return 0;
 }
 
 // Drops what no remaining rule needs: the interface's filter, the policy
 // routing of (family, mark, table), a cgroup's links, the getsockopt link.
-bool release_unused(const Bpffs &fs, const SteerObjects &o, const SteerRule &gone, const std::vector<SteerRule> &left)
+bool release_unused(const SteerObjects &o, const SteerRule &gone, const std::vector<SteerRule> &left)
 {
 	bool changed = false;
 	if (gone.kind == SteerKind::Dev) {
@@ -344,10 +322,10 @@ bool release_unused(const Bpffs &fs, const SteerObjects &o, const SteerRule &gon
 		cgroup_used = cgroup_used || r.scope == gone.scope;
 	}
 	if (!cgroup_used)
-		for (const char *p : kCgroupPrograms)
-			changed = unpin(fs, cgroup_link(p, gone.scope)) > 0 || changed;
+		for (std::string_view p : kCgroupPrograms)
+			changed = o.pins.unpin_link(cgroup_link(p, gone.scope)) || changed;
 	if (!any_cgroup)
-		changed = unpin(fs, kGetsockoptLink) > 0 || changed;
+		changed = o.pins.unpin_link(kGetsockoptLink) || changed;
 	return changed;
 }
 
@@ -411,7 +389,7 @@ SteerChange steer_add(const Bpffs &fs, const SteerSpec &spec)
 	c.rule = rule_of(spec);
 	fs.ensure();
 	Fd lock = fs.lock();
-	c.loaded = load_family(fs, builtin_family("steer")).changed;
+	c.loaded = require_family(fs, builtin_family(kFamily));
 	c.changed = c.loaded;
 	SteerObjects o(fs);
 	std::vector<SteerRule> rules = read_rules(o);
@@ -448,7 +426,7 @@ SteerChange steer_add(const Bpffs &fs, const SteerSpec &spec)
 		c.changed = net::ensure_policy_route({c.rule.family, c.rule.mark, c.rule.table}) || c.changed;
 		c.changed = attach_dev(o, c.rule) || c.changed;
 	} else {
-		c.changed = attach_cgroup(fs, o, c.rule) || c.changed;
+		c.changed = attach_cgroup(o, c.rule) || c.changed;
 	}
 	return c;
 }
@@ -457,7 +435,7 @@ SteerChange steer_del(const Bpffs &fs, const SteerSpec &spec)
 {
 	SteerChange c;
 	c.rule = rule_of(spec);
-	if (!family_maps_usable(fs, builtin_family("steer")))
+	if (!family_maps_usable(fs, builtin_family(kFamily)))
 		return c;
 	Fd lock = fs.lock();
 	SteerObjects o(fs);
@@ -474,7 +452,7 @@ SteerChange steer_del(const Bpffs &fs, const SteerSpec &spec)
 	struct sonic_steer_rule empty{};
 	if (bpf_map_update_elem(o.rules.get(), &gone.slot, &empty, BPF_ANY) != 0)
 		throw errno_error("delete steer rule", errno, steer_rule_text(gone));
-	release_unused(fs, o, gone, rules);
+	release_unused(o, gone, rules);
 	c.rule.slot = gone.slot;
 	c.changed = true;
 	return c;
@@ -483,7 +461,7 @@ SteerChange steer_del(const Bpffs &fs, const SteerSpec &spec)
 std::vector<SteerRuleState> steer_list(const Bpffs &fs)
 {
 	std::vector<SteerRuleState> out;
-	if (!family_maps_usable(fs, builtin_family("steer")))
+	if (!family_maps_usable(fs, builtin_family(kFamily)))
 		return out;
 	Fd lock = fs.lock();
 	SteerObjects o(fs);
@@ -501,8 +479,7 @@ std::vector<SteerRuleState> steer_list(const Bpffs &fs)
 				st.listener = false; // cannot be seen from here
 			}
 		} else {
-			st.attached = !r.where.empty() && links_present(fs, r.scope) &&
-				      open_pinned(fs.link_path(kGetsockoptLink)).has_value();
+			st.attached = !r.where.empty() && links_present(o.pins, r.scope) && o.pins.linked(kGetsockoptLink);
 			st.routing = true;
 		}
 		st.rule = std::move(r);
@@ -524,7 +501,7 @@ SteerFlush steer_flush_locked(const Bpffs &fs)
 	SteerFlush f;
 	const uint64_t here = net::netns_cookie();
 	std::optional<SteerObjects> o;
-	if (fs.present() && family_maps_usable(fs, builtin_family("steer")))
+	if (fs.present() && family_maps_usable(fs, builtin_family(kFamily)))
 		o.emplace(fs);
 	std::set<int> devs;
 	if (o) {
@@ -552,7 +529,7 @@ SteerFlush steer_flush_locked(const Bpffs &fs)
 			struct bpf_prog_info info{};
 			__u32 len = sizeof(info);
 			if (!prog || bpf_obj_get_info_by_fd(prog.get(), &info, &len) != 0 ||
-			    std::string(info.name) != "steer_tc")
+			    std::string_view(info.name) != SONIC_PROG(steer_bpf, steer_tc))
 				continue;
 			devs.insert(idx);
 		}
@@ -565,32 +542,26 @@ SteerFlush steer_flush_locked(const Bpffs &fs)
 	}
 	for (const net::PolicyRoute &p : net::sonic_policy_routes())
 		f.routes += net::remove_policy_route(p);
-	if (fs.present())
-		for (const std::string &name : fs.list("link"))
-			if (name.rfind("steer_", 0) == 0)
-				f.links += unpin(fs, name);
+	if (fs.present()) {
+		const Pins pins(fs, kFamily);
+		for (const std::string &name : pins.links("steer_"))
+			f.links += pins.unpin_link(name);
+	}
 	f.changed = f.rules || f.filters || f.qdiscs || f.routes || f.links;
 	return f;
 }
 
 SteerCounters steer_counters(const Bpffs &fs)
 {
-	if (!family_maps_usable(fs, builtin_family("steer")))
+	if (!family_maps_usable(fs, builtin_family(kFamily)))
 		throw env_error("read steer counters", "steer is not loaded", fs.root())
-			.with_hint("run `sonic tproxy add ...` or `sonic prog load` first");
-	Fd stats = open_pinned_or_throw(fs.map_path("steer_stats"), "read steer counters");
-	Fd rules = open_pinned_or_throw(fs.map_path("steer_rules"), "read steer counters");
-	int ncpus = libbpf_num_possible_cpus();
-	if (ncpus <= 0)
-		throw kernel_error("read steer counters", "cannot count possible CPUs");
-	std::vector<struct sonic_steer_stats> per_cpu(static_cast<size_t>(ncpus));
-	__u32 zero = 0;
-	if (bpf_map_lookup_elem(stats.get(), &zero, per_cpu.data()) != 0)
-		throw errno_error("read steer counters", errno, fs.map_path("steer_stats"));
+			.with_hint("run `sonic tproxy add ...` or `sonic prog load steer` first");
+	const Pins pins(fs, kFamily);
+	Fd rules = pins.map(SONIC_MAP(steer_bpf, steer_rules));
+	const auto stats = sum_per_cpu<struct sonic_steer_stats>(pins.map(SONIC_MAP(steer_bpf, steer_stats)).get(),
+								 "read steer counters");
 	SteerCounters c;
-	for (const auto &cpu : per_cpu)
-		for (size_t i = 0; i < SONIC_STEER_NR_COUNTERS; ++i)
-			c.counter[i] += cpu.counter[i];
+	std::copy(std::begin(stats.counter), std::end(stats.counter), c.counter.begin());
 	for (uint32_t slot = 0; slot < SONIC_STEER_MAX_RULES; ++slot) {
 		struct sonic_steer_rule v{};
 		if (bpf_map_lookup_elem(rules.get(), &slot, &v) == 0 && (v.flags & SONIC_STEER_RULE_IN_USE))

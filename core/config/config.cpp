@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 
+#include "config/duration.hpp"
 #include "config/toml_guard.hpp"
 #include "out/error.hpp"
 
@@ -130,14 +131,10 @@ public:
 		else if (n->is_floating_point())
 			ms = *n->value<double>() * 1000;
 		else if (n->is_string()) {
-			std::string s = *n->value<std::string>();
-			double v = 0;
-			auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-			std::string unit(r.ptr, static_cast<const char *>(s.data() + s.size()));
-			double scale = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000 : unit == "h" ? 3600000 : -1;
-			if (r.ec != std::errc() || scale < 0)
+			auto parsed = parse_duration(*n->value<std::string>());
+			if (!parsed)
 				fail(*n, "'" + std::string(key) + "' must be seconds or a duration such as \"250ms\", \"10s\", \"2m\"");
-			ms = v * scale;
+			ms = static_cast<double>(parsed->count());
 		} else {
 			fail(*n, "'" + std::string(key) + "' must be a number of seconds or a duration string");
 		}
@@ -245,7 +242,7 @@ Config build(const toml::table &root, const std::string &source)
 	c.source = source;
 	r.check_keys(root,
 		     {"workers", "listener", "upstream", "route", "timeouts", "limits", "headers", "access_log", "admin",
-		      "tunnels"},
+		      "tunnels", "fw"},
 		     "");
 	if (auto w = r.integer(root, "workers", 0, 1024))
 		c.workers = static_cast<unsigned>(*w);
@@ -395,6 +392,29 @@ Config build(const toml::table &root, const std::string &source)
 	if (const toml::table *t = r.table(root, "tunnels")) {
 		r.check_keys(*t, {"splice"}, "[tunnels]");
 		c.tunnels.splice = r.boolean(*t, "splice").value_or(c.tunnels.splice);
+	}
+	if (const toml::table *t = r.table(root, "fw")) {
+		r.check_keys(*t, {"never_block", "blocks_per_minute", "block_ttl"}, "[fw]");
+		if (const toml::node *n = t->get("never_block")) {
+			if (!n->is_array())
+				r.fail(*n, "'never_block' must be an array of addresses or prefixes");
+			for (const toml::node &e : *n->as_array()) {
+				if (!e.is_string())
+					r.fail(e, "'never_block' must be an array of addresses or prefixes");
+				try {
+					c.fw.never_block.push_back(net::parse_cidr(*e.value<std::string>()));
+				} catch (const Error &err) {
+					r.fail(e, err.what());
+				}
+			}
+		}
+		if (auto n = r.integer(*t, "blocks_per_minute", 1, 1000000))
+			c.fw.blocks_per_minute = static_cast<unsigned>(*n);
+		if (auto d = r.duration(*t, "block_ttl")) {
+			if (d->count() < 1000)
+				r.fail(*t->get("block_ttl"), "'block_ttl' must be at least one second");
+			c.fw.block_ttl = std::chrono::duration_cast<std::chrono::seconds>(*d);
+		}
 	}
 	if (const toml::table *t = r.table(root, "admin")) {
 		r.check_keys(*t, {"enabled", "listen", "reuse_port"}, "[admin]");

@@ -4,6 +4,8 @@
 // FILE:LINE:COLUMN.
 #pragma once
 
+#include "net/addr.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -115,6 +117,14 @@ struct Admin {
 	bool reuse_port = false; // as Listener::reuse_port
 };
 
+// [fw]: what sonic run's scripts may write to the fw blocklist.
+struct Fw {
+	// Never blocked (besides loopback and the admin listener's peers).
+	std::vector<net::Cidr> never_block;
+	unsigned blocks_per_minute = 60; // per script
+	std::chrono::seconds block_ttl{600}; // when a script gives none
+};
+
 struct Config {
 	std::string source; // the file, or "(embedded)" / "(command line)"
 	unsigned workers = 0; // 0: one per CPU
@@ -129,6 +139,7 @@ struct Config {
 	AccessLog access_log;
 	Admin admin;
 	Tunnels tunnels;
+	Fw fw;
 
 	// Every listener (the admin one too) joins its address: --reuse-port.
 	void reuse_ports();

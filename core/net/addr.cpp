@@ -35,6 +35,24 @@ IpAddr ipv4_mapped(uint32_t addr_be)
 	return a;
 }
 
+IpAddr addr_of_ipv6_form(const uint8_t bytes[16])
+{
+	IpAddr a;
+	std::memcpy(a.bytes.data(), bytes, 16);
+	a.family = std::memcmp(bytes, kMappedPrefix, 12) == 0 ? AF_INET : AF_INET6;
+	return a;
+}
+
+Cidr cidr_of_ipv6_form(const uint8_t bytes[16], unsigned prefix16)
+{
+	Cidr c;
+	c.addr = addr_of_ipv6_form(bytes);
+	if (prefix16 < 96)
+		c.addr.family = AF_INET6;
+	c.prefix = c.addr.family == AF_INET ? prefix16 - 96 : prefix16;
+	return c;
+}
+
 IpAddr parse_ip(std::string_view text)
 {
 	std::string s(text);

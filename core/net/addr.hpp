@@ -43,6 +43,11 @@ Endpoint parse_endpoint(std::string_view text);
 
 // An IPv4-mapped address in IPv6 form.
 IpAddr ipv4_mapped(uint32_t addr_be);
+// An address in IPv6 form as a map holds it: IPv4 when it is IPv4-mapped.
+IpAddr addr_of_ipv6_form(const uint8_t bytes[16]);
+// A prefix in IPv6 form (PREFIX16 bits): IPv4 when it lies in the
+// IPv4-mapped range (::ffff:0:0/96 or longer).
+Cidr cidr_of_ipv6_form(const uint8_t bytes[16], unsigned prefix16);
 
 std::string to_string(const IpAddr &addr);
 std::string to_string(const Cidr &cidr);

@@ -1,6 +1,7 @@
 #include "out/render.hpp"
 
 #include <algorithm>
+#include <ctime>
 #include <sstream>
 #include <vector>
 
@@ -143,6 +144,16 @@ void render(const Value &value, Format format, std::ostream &os)
 	else
 		os << render_json(value, format == Format::JsonPretty);
 	os.flush();
+}
+
+std::string iso_time(int64_t unix_seconds)
+{
+	std::time_t t = static_cast<std::time_t>(unix_seconds);
+	std::tm tm{};
+	gmtime_r(&t, &tm);
+	char buf[32];
+	std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
 }
 
 } // namespace sonic::out

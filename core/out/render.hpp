@@ -3,6 +3,7 @@
 // people or as JSON for scripts, so the two cannot drift apart.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
@@ -27,5 +28,8 @@ void render(const Value &value, Format format, std::ostream &os);
 
 // The text of a scalar cell, as the text renderer prints it.
 std::string scalar_text(const Value &value);
+
+// Unix seconds as 2026-01-31T12:00:00Z, the one way times are printed.
+std::string iso_time(int64_t unix_seconds);
 
 } // namespace sonic::out

@@ -9,8 +9,9 @@
 
 namespace sonic::proxy {
 
-Admin::Admin(int fd, std::vector<const Metrics *> workers, std::function<ServerFacts()> facts)
-	: acceptor_(ctx_), workers_(std::move(workers)), facts_(std::move(facts))
+Admin::Admin(int fd, std::vector<const Metrics *> workers, std::function<ServerFacts()> facts,
+	     std::function<void(const asio::ip::address &)> on_peer)
+	: acceptor_(ctx_), workers_(std::move(workers)), facts_(std::move(facts)), on_peer_(std::move(on_peer))
 {
 	sockaddr_storage ss{};
 	socklen_t len = sizeof(ss);
@@ -44,6 +45,11 @@ awaitable<void> Admin::accept_loop()
 			asio::steady_timer t(ctx_, std::chrono::milliseconds(100));
 			co_await t.async_wait(with(ec));
 			continue;
+		}
+		if (on_peer_) {
+			auto peer = sock.remote_endpoint(ec);
+			if (!ec)
+				on_peer_(peer.address());
 		}
 		asio::co_spawn(ctx_, serve(std::move(sock)), asio::detached);
 	}

@@ -15,8 +15,10 @@ namespace sonic::proxy {
 
 class Admin {
 public:
-	// FD is the bound listening socket; FACTS is called per /metrics request.
-	Admin(int fd, std::vector<const Metrics *> workers, std::function<ServerFacts()> facts);
+	// FD is the bound listening socket; FACTS is called per /metrics request,
+	// ON_PEER with the address of each client it accepts.
+	Admin(int fd, std::vector<const Metrics *> workers, std::function<ServerFacts()> facts,
+	      std::function<void(const asio::ip::address &)> on_peer = {});
 	~Admin();
 	void start();
 
@@ -28,6 +30,7 @@ private:
 	tcp::acceptor acceptor_;
 	std::vector<const Metrics *> workers_;
 	std::function<ServerFacts()> facts_;
+	std::function<void(const asio::ip::address &)> on_peer_;
 	std::thread thread_;
 };
 

@@ -35,6 +35,41 @@ template <typename F> uint64_t sum(const std::vector<const Metrics *> &workers, 
 	return total;
 }
 
+// Prometheus label values escape backslash, quote and newline.
+std::string label_value(const std::string &s)
+{
+	std::string out;
+	for (char c : s) {
+		if (c == '\\' || c == '"')
+			out += '\\';
+		if (c == '\n') {
+			out += "\\n";
+			continue;
+		}
+		out += c;
+	}
+	return out;
+}
+
+void fw_samples(std::string &out, const bpf::FwMetrics &fw)
+{
+	family(out, "sonic_fw_rule_drops_total", "counter",
+	       "Packets dropped in XDP by each fw rule: every match of a drop rule, the packets above the rate of a "
+	       "limit rule.");
+	for (const auto &r : fw.rules)
+		if (r.action != bpf::FwAction::Pass)
+			sample(out, "sonic_fw_rule_drops_total", "rule=\"" + label_value(r.text) + "\"", r.dropped);
+	family(out, "sonic_fw_rule_matches_total", "counter", "Packets each fw rule decided.");
+	for (const auto &r : fw.rules)
+		sample(out, "sonic_fw_rule_matches_total", "rule=\"" + label_value(r.text) + "\"", r.packets);
+	family(out, "sonic_fw_limited_total", "counter", "Packets limit rules dropped above their rate (all rules).");
+	sample(out, "sonic_fw_limited_total", "", fw.limit_drops);
+	family(out, "sonic_fw_blocklist_entries", "gauge", "Live entries of the fw blocklist.");
+	sample(out, "sonic_fw_blocklist_entries", "", fw.blocklist_entries);
+	family(out, "sonic_fw_blocklist_drops_total", "counter", "Packets the fw blocklist dropped.");
+	sample(out, "sonic_fw_blocklist_drops_total", "", fw.blocklist_drops);
+}
+
 } // namespace
 
 const char *tunnel_kind_name(TunnelKind kind)
@@ -126,6 +161,8 @@ std::string prometheus_text(const std::vector<const Metrics *> &w, const ServerF
 	sample(out, "sonic_workers", "", facts.workers);
 	family(out, "sonic_draining", "gauge", "1 while sonic drains after SIGTERM.");
 	sample(out, "sonic_draining", "", facts.draining ? 1 : 0);
+	if (facts.fw)
+		fw_samples(out, *facts.fw);
 	return out;
 }
 

@@ -3,7 +3,10 @@
 // reads every worker's and adds them up.
 #pragma once
 
+#include "bpf/fw.hpp"
+
 #include <atomic>
+#include <optional>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -70,6 +73,7 @@ struct ServerFacts {
 	uint64_t reload_errors = 0;
 	bool draining = false;
 	unsigned workers = 0;
+	std::optional<bpf::FwMetrics> fw; // read from the pinned maps when fw is loaded
 };
 
 // Prometheus text exposition (version 0.0.4) of every worker's counters.

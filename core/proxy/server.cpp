@@ -1,6 +1,8 @@
 #include "proxy/server.hpp"
 
 #include "bpf/accel.hpp"
+#include "bpf/fw.hpp"
+#include "bpf/fw_block.hpp"
 #include "bpf/splice.hpp"
 #include "net/listeners.hpp"
 #include "out/error.hpp"
@@ -39,6 +41,36 @@ int open_log(const config::AccessLog &log)
 	if (fd < 0)
 		throw errno_error("open access log", errno, log.path);
 	return fd;
+}
+
+bpf::BlockPolicy block_policy(const config::Fw &fw)
+{
+	bpf::BlockPolicy p;
+	p.never_block = fw.never_block;
+	p.per_minute = fw.blocks_per_minute;
+	p.default_ttl = fw.block_ttl;
+	return p;
+}
+
+// The fw counters for /metrics, when the family is loaded.
+std::optional<bpf::FwMetrics> fw_metrics(const std::string &bpffs)
+{
+	try {
+		return bpf::fw_metrics(bpf::Bpffs(bpffs));
+	} catch (const std::exception &e) {
+		log::debug(std::string("metrics: fw: ") + e.what());
+		return std::nullopt;
+	}
+}
+
+// An admin client (a monitoring host) is never blocked by a script.
+void protect_peer(bpf::Blocker &blocker, asio::ip::address peer)
+{
+	if (peer.is_v6() && peer.to_v6().is_v4_mapped())
+		peer = asio::ip::make_address_v4(asio::ip::v4_mapped, peer.to_v6());
+	if (peer.is_v6())
+		peer = asio::ip::address_v6(peer.to_v6().to_bytes()); // without a scope id
+	blocker.protect(net::parse_ip(peer.to_string()));
 }
 
 void close_all(std::map<std::string, std::vector<int>> &fds)
@@ -214,7 +246,7 @@ int open_listener(const config::Endpoint &endpoint, bool transparent)
 
 Server::Server(config::Config config, std::function<config::Config()> reload, std::string bpffs)
 	: config_(std::make_shared<const config::Config>(std::move(config))), reload_(std::move(reload)),
-	  bpffs_(std::move(bpffs))
+	  bpffs_(std::move(bpffs)), blocker_(bpf::Blocker::for_bpffs(bpffs_, block_policy(config_->fw)))
 {
 }
 
@@ -339,14 +371,18 @@ void Server::start()
 		std::vector<const Metrics *> metrics;
 		for (auto &w : workers_)
 			metrics.push_back(&w->metrics());
-		admin_ = std::make_unique<Admin>(admin_fd, metrics, [this] {
-			ServerFacts f;
-			f.reloads = reloads_.load();
-			f.reload_errors = reload_errors_.load();
-			f.draining = draining_.load();
-			f.workers = static_cast<unsigned>(workers_.size());
-			return f;
-		});
+		admin_ = std::make_unique<Admin>(
+			admin_fd, metrics,
+			[this] {
+				ServerFacts f;
+				f.reloads = reloads_.load();
+				f.reload_errors = reload_errors_.load();
+				f.draining = draining_.load();
+				f.workers = static_cast<unsigned>(workers_.size());
+				f.fw = fw_metrics(bpffs_);
+				return f;
+			},
+			[b = blocker_](const asio::ip::address &peer) { protect_peer(*b, peer); });
 		admin_->start();
 	}
 	for (auto &w : workers_)
@@ -379,6 +415,7 @@ void Server::reload()
 	std::erase_if(bound_, [&](const auto &kv) { return !wanted.count(kv.first); });
 	note_bound(bound_, fds);
 	record_legs("reload: accel");
+	blocker_->set_policy(block_policy(next->fw));
 	if (next->worker_count() != workers() && next->workers != 0)
 		log::warn("reload: a new number of workers takes effect on restart");
 	if (next->admin.enabled != config_->admin.enabled || !(next->admin.listen == config_->admin.listen))

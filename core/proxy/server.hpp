@@ -18,6 +18,7 @@
 namespace sonic::bpf {
 class Splice;
 class AccelProxy;
+class Blocker;
 }
 
 namespace sonic::proxy {
@@ -45,6 +46,10 @@ public:
 	void wait();
 
 	const config::Config &config() const { return *config_; }
+	// What scripts block addresses through: the fw blocklist under the
+	// bpffs root, with [fw]'s policy; the admin listener's peers are never
+	// blocked.
+	std::shared_ptr<bpf::Blocker> blocker() const { return blocker_; }
 	unsigned workers() const { return static_cast<unsigned>(workers_.size()); }
 
 private:
@@ -63,6 +68,7 @@ private:
 	std::string bpffs_;
 	std::shared_ptr<const bpf::Splice> splice_; // opened at start or a reload, or null
 	std::shared_ptr<bpf::AccelProxy> accel_; // null: the accel family is not loaded
+	std::shared_ptr<bpf::Blocker> blocker_;
 	std::map<std::string, sockaddr_storage> bound_; // listener address -> what it is bound to
 	std::shared_ptr<ClientLimits> limits_;
 	std::vector<std::unique_ptr<Worker>> workers_;

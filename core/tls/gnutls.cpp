@@ -249,14 +249,4 @@ std::string base64(std::string_view data)
 	return out;
 }
 
-std::string iso_time(int64_t unix_seconds)
-{
-	std::time_t t = static_cast<std::time_t>(unix_seconds);
-	std::tm tm{};
-	gmtime_r(&t, &tm);
-	char buf[32];
-	std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return buf;
-}
-
 } // namespace sonic::tls

@@ -71,7 +71,5 @@ void random_bytes(void *out, size_t size);
 
 std::string hex(const uint8_t *data, size_t size, bool colons = false);
 std::string base64(std::string_view data);
-// Unix seconds as 2026-01-31T12:00:00Z.
-std::string iso_time(int64_t unix_seconds);
 
 } // namespace sonic::tls

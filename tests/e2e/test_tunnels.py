@@ -133,26 +133,29 @@ def own_bpffs():
     return "/sys/fs/bpf/sonic-e2e-%d-%s" % (os.getpid(), uuid.uuid4().hex[:8])
 
 
-def prog(root, verb):
-    """`sonic prog VERB` on the bpffs directory ROOT."""
-    r = subprocess.run([sonictest.SONIC, "-q", "--bpffs", root, "prog", verb], capture_output=True, text=True,
-                       timeout=60)
+def prog(root, *args):
+    """`sonic prog ARGS...` on the bpffs directory ROOT."""
+    r = subprocess.run([sonictest.SONIC, "-q", "--bpffs", root, "prog"] + list(args), capture_output=True,
+                       text=True, timeout=60)
     assert r.returncode == 0, r.stderr
 
 
 @pytest.fixture
 def splice_bpffs():
-    """A bpffs directory of this test's own with every family loaded
-    (`sonic prog load`), unloaded afterwards; None without root, where
-    tunnels are copied."""
+    """A bpffs directory of this test's own with the splice family loaded
+    (`sonic prog load splice`), unloaded afterwards, even when the test or
+    the load fails; None without root, where tunnels are copied."""
     if os.geteuid() != 0:
         yield None
         return
     root = own_bpffs()
-    prog(root, "load")
-    yield root
-    prog(root, "unload")
-    assert not os.path.exists(root)
+    try:
+        prog(root, "load", "splice")
+        yield root
+        prog(root, "unload")
+        assert not os.path.exists(root)
+    finally:
+        sonictest.remove_bpffs_root(root)
 
 
 @pytest.fixture
@@ -162,9 +165,12 @@ def empty_bpffs():
     if os.geteuid() != 0:
         pytest.skip("needs root to load the splice family")
     root = own_bpffs()
-    yield root
-    prog(root, "unload")
-    assert not os.path.exists(root)
+    try:
+        yield root
+        prog(root, "unload")
+        assert not os.path.exists(root)
+    finally:
+        sonictest.remove_bpffs_root(root)
 
 
 def l4_traffic(port):

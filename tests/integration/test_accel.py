@@ -14,6 +14,19 @@ from sonictest import delta, mover, mover_report, tcp_mem_pages, wait_for
 MiB = 1 << 20
 
 
+@pytest.fixture(params=sorted(sonictest.RELEASE_PATHS))
+def sonic(request, bpffs):
+    """sonic on one of accel's two release paths (the sockmap iterator, or the
+    walk that stands in where the kernel refuses tracing programs): every test
+    here runs on both. A path this kernel refuses is skipped, saying why."""
+    why = sonictest.release_path_refusal(request.param)
+    if why:
+        pytest.skip("release path %s is refused by this kernel: %s" % (request.param, why))
+    s = sonictest.Sonic(bpffs, env=sonictest.RELEASE_PATHS[request.param])
+    s.release_path = request.param
+    return s
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -24,6 +37,7 @@ def free_port():
 def test_64_connections_move_1mib_each_way_byte_identical(sonic, cgroup, family):
     enabled = sonic.ok("accel", "enable", "cgroup", cgroup)
     assert enabled["changed"] is True and enabled["cgroup"] == cgroup
+    assert enabled["release_path"] == sonic.release_path
     before = sonic.stats()
 
     report = mover_report(mover(cgroup, conns=64, bytes=MiB, family=family))
@@ -55,7 +69,7 @@ def test_a_process_outside_the_cgroup_is_untouched(sonic, cgroup):
 
 
 def test_disable_in_the_middle_of_a_transfer_loses_nothing(sonic, cgroup):
-    sonic.ok("accel", "enable", "cgroup", cgroup)
+    assert sonic.ok("accel", "enable", "cgroup", cgroup)["release_path"] == sonic.release_path
     base = sonic.stats()
     # 8 connections x 24 MiB each way; readers pause 0.25 s after every
     # 4 MiB, so data sits unread in the sockets when disable runs.
@@ -193,16 +207,18 @@ def test_status_and_stats_speak_text_and_json(sonic, cgroup):
     r = sonic.run("-j", "stats", "accel")
     assert r.code == 3 and "accel is not loaded" in r.error()["error"]
     assert sonic.ok("accel", "status") == {
-        "enabled": False, "loaded": False, "msg_attached": False, "sockets": 0, "draining_sockets": 0,
-        "draining_bytes": 0, "local_addresses": 0, "cgroups": [], "proxy_listeners": []}
+        "enabled": False, "loaded": False, "release_path": None, "msg_attached": False, "sockets": 0,
+        "draining_sockets": 0, "draining_bytes": 0, "local_addresses": 0, "cgroups": [], "proxy_listeners": []}
 
     sonic.ok("accel", "enable", "cgroup", cgroup)
     status = sonic.ok("accel", "status")
     assert status["enabled"] and status["loaded"] and status["msg_attached"]
+    assert status["release_path"] == sonic.release_path
     assert status["cgroups"][0]["cgroup"] == cgroup
     assert status["cgroups"][0]["cgroup_id"] == os.stat(cgroup).st_ino
     text = sonic.run("accel", "status")
     assert text.code == 0 and cgroup in text.out and "msg attached:" in text.out
+    assert "release path: " + sonic.release_path in " ".join(text.out.split())
 
     p = mover(cgroup, conns=4, bytes=8 * MiB, pause_every=MiB, pause=0.1)
     r = sonic.run("-j", "stats", "accel", "--watch", "0.3", "--count", "3")

@@ -1,6 +1,7 @@
 """sonic prog load | unload | show against the real kernel (root)."""
 import json
 import os
+import socket
 import signal
 import subprocess
 import time
@@ -25,28 +26,42 @@ def wait_gone(prog_ids, seconds=5.0):
         time.sleep(0.05)
 
 
+# accel's release program on each release path, and its program type.
+RELEASE_PROGRAM = {"iterator": ("accel_release", "tracing"), "walk": ("accel_release_one", "sched_cls")}
+
+
 def test_load_show_unload_leaves_bpffs_as_it_was(sonic, bpffs):
     before = sonictest.bpffs_tree()
 
     loaded = sonic.ok("prog", "load")
     assert loaded["changed"] is True
-    accel, splice, steer = loaded["families"]
-    assert accel["name"] == "accel"
-    assert set(accel["programs"]) == {"accel_sockops", "accel_msg", "accel_release"}
+    accel, splice, steer, fw = loaded["families"]
+    assert accel["name"] == "accel" and accel["status"] == "loaded"
+    release, release_type = RELEASE_PROGRAM[accel["release_path"]]
+    assert set(accel["programs"]) == {"accel_sockops", "accel_msg", release}
     assert splice["name"] == "splice" and splice["programs"] == ["splice_verdict"]
     assert set(splice["maps"]) == {"splice_socks", "splice_state", "splice_stats"}
     assert steer["name"] == "steer"
     assert set(steer["programs"]) == STEER_PROGRAMS
+    assert fw["name"] == "fw" and fw["programs"] == ["fw_xdp"]
+    assert {"fw_rules", "fw_blocklist", "fw_flows", "fw_buckets"} <= set(fw["maps"])
+    # Whatever the kernel refused, a fallback stood in for it.
+    assert all(r["fallback"] for r in loaded["refused"]), loaded["refused"]
 
     again = sonic.ok("prog", "load")
     assert again["changed"] is False
+    assert [f["status"] for f in again["families"]] == ["already_loaded"] * 4
 
     shown = sonic.ok("prog", "show")
+    assert [(f["name"], f["state"]) for f in shown["families"]] == [
+        ("accel", "loaded"), ("splice", "loaded"), ("steer", "loaded"), ("fw", "loaded")]
+    assert shown["families"][0]["release_path"] == accel["release_path"]
     progs = {p["name"]: p for p in shown["programs"]}
-    assert set(progs) == {"accel_sockops", "accel_msg", "accel_release", "splice_verdict"} | STEER_PROGRAMS
+    assert set(progs) == {"accel_sockops", "accel_msg", release, "splice_verdict", "fw_xdp"} | STEER_PROGRAMS
+    assert progs["fw_xdp"]["type"] == "xdp"
     assert progs["accel_sockops"]["type"] == "sock_ops"
     assert progs["accel_msg"]["type"] == "sk_msg"
-    assert progs["accel_release"]["type"] == "tracing"
+    assert progs[release]["type"] == release_type
     assert progs["splice_verdict"]["type"] == "sk_skb"
     for p in progs.values():
         assert p["pinned"] == os.path.join(bpffs, "prog", p["name"])
@@ -215,8 +230,11 @@ def test_bpffs_root_outside_sys_fs_bpf_gets_its_own_mount(tmp_path):
         {sonic} -q --bpffs {root} prog unload
     """.format(sonic=sonictest.SONIC, root=root))
     assert r.returncode == 0, r
-    assert r.stdout.split() == (["bpf_fs", "accel_msg", "accel_release", "accel_sockops", "splice_verdict"]
-                                + sorted(STEER_PROGRAMS))
+    listed = r.stdout.split()
+    release = [p for p in listed if p in ("accel_release", "accel_release_one")]
+    assert len(release) == 1, listed
+    assert listed == (["bpf_fs", "accel_msg"] + release + ["accel_sockops", "fw_xdp", "splice_verdict"]
+                      + sorted(STEER_PROGRAMS))
 
 
 def test_unknown_object_or_verb_is_exit_1_with_usage(sonic):
@@ -229,3 +247,137 @@ def test_unknown_object_or_verb_is_exit_1_with_usage(sonic):
     for spelling in (["-jq"], ["-qj"], ["--json=true"]):
         r = sonic.run(*spelling, "accel", "frob")
         assert r.code == 1 and r.error() == {"error": "accel: unknown verb 'frob'", "exit_code": 1}, spelling
+
+
+def test_a_refused_family_leaves_the_others_loaded(bpffs, cgroup):
+    refused = Sonic(bpffs, env={"SONIC_BPF_REFUSE": "accel_msg"})
+    r = refused.run("-j", "prog", "load")
+    assert r.code == 0, r
+    out = r.json()
+    assert {f["name"]: f["status"] for f in out["families"]} == {
+        "accel": "unavailable", "splice": "loaded", "steer": "loaded", "fw": "loaded"}
+    accel = out["families"][0]
+    assert accel["programs"] == [] and accel["maps"] == []
+    assert "prog 'accel_msg'" in accel["reason"] and "SONIC_BPF_REFUSE" in accel["reason"]
+    assert accel["hint"] == "the kernel refuses this program type (lockdown, LSM or a missing capability)"
+    row = [x for x in out["refused"] if x["program"] == "accel_msg"]
+    assert row and row[0]["family"] == "accel" and row[0]["type"] == "sk_msg" and row[0]["errno"] == "EPERM"
+    assert row[0]["injected"] is True and row[0]["fallback"] is None
+    assert "Warning: load accel programs: prog 'accel_msg'" in r.err
+    assert not [p for p in os.listdir(os.path.join(bpffs, "prog")) if p.startswith("accel_")]
+    assert not [m for m in os.listdir(os.path.join(bpffs, "map")) if m.startswith("accel_")]
+
+    # Named on the command line, a family that cannot load is exit 2, with
+    # the program, the errno's text and the hint.
+    r = refused.run("prog", "load", "accel")
+    assert r.code == 2, r
+    assert r.err.startswith("Error: load accel programs: prog 'accel_msg': refused by SONIC_BPF_REFUSE")
+    assert "Operation not permitted" in r.err and "Hint: the kernel refuses this program type" in r.err
+    r = refused.run("-j", "prog", "load", "splice", "accel")
+    assert r.code == 2 and r.error()["exit_code"] == 2
+    assert [f["status"] for f in r.json()["families"]] == ["already_loaded", "unavailable"]
+
+    # Its consumers say which family is missing.
+    r = refused.run("accel", "enable", "cgroup", cgroup)
+    assert r.code == 2 and "load accel programs" in r.err, r
+
+    # splice and steer work while accel cannot load.
+    assert refused.ok("prog", "load", "splice", "steer")["changed"] is False
+    with socket.socket() as l:
+        l.bind(("127.0.0.1", 0))
+        l.listen()
+        to = "127.0.0.1:%d" % l.getsockname()[1]
+        added = refused.ok("tproxy", "add", "cgroup", cgroup, "proto", "tcp", "dport", "80", "to", to)
+        assert added["changed"] is True
+        assert len(refused.ok("tproxy", "list")["rules"]) == 1
+        assert refused.ok("tproxy", "flush")["changed"] is True
+    shown = refused.ok("prog", "show")
+    assert [(f["name"], f["state"]) for f in shown["families"]] == [
+        ("accel", "absent"), ("splice", "loaded"), ("steer", "loaded"), ("fw", "loaded")]
+
+
+def test_refused_tracing_programs_fall_back_to_the_walk(bpffs, cgroup):
+    walk = Sonic(bpffs, env={"SONIC_BPF_REFUSE": "accel_release"})
+    out = walk.ok("prog", "load", "accel")
+    assert out["families"][0]["status"] == "loaded" and out["families"][0]["release_path"] == "walk"
+    assert out["families"][0]["programs"] == ["accel_sockops", "accel_msg", "accel_release_one"]
+    row = out["refused"][0]
+    assert (row["program"], row["type"], row["errno"], row["fallback"]) == (
+        "accel_release", "tracing", "EPERM", "accel_release_one")
+    assert row["hint"] == "the kernel refuses tracing programs (lockdown or LSM)"
+    text = walk.run("prog", "show")
+    assert text.code == 0 and "walk" in text.out
+    assert walk.ok("accel", "enable", "cgroup", cgroup)["release_path"] == "walk"
+    assert walk.ok("accel", "status")["release_path"] == "walk"
+
+    # With no release path left, accel is unavailable and says why.
+    none = Sonic(bpffs + "-none", env={"SONIC_BPF_REFUSE": "accel_release, accel_release_one"})
+    try:
+        r = none.run("-j", "prog", "load", "accel")
+        assert r.code == 2
+        assert "no alternative for release_path is left" in r.error()["error"]
+    finally:
+        sonictest.remove_bpffs_root(none.bpffs)
+
+
+def test_family_names_are_checked(sonic, bpffs):
+    r = sonic.run("prog", "load", "accel", "frob")
+    assert r.code == 1 and "unknown family 'frob' (the families are accel, splice, steer, fw)" in r.err, r
+    r = sonic.run("-j", "prog", "load", "splice", "splice")
+    assert r.code == 1 and r.error()["error"] == "prog load: family 'splice' named twice"
+    assert not os.path.exists(bpffs), "bad input left state behind"
+
+
+def test_probe_names_every_family_and_what_the_kernel_allows(sonic, bpffs):
+    before = sonictest.bpffs_tree()
+    r = sonic.run("-j", "prog", "probe")
+    assert r.code == 0, r
+    probe = json.loads(r.out)
+    assert [f["name"] for f in probe["families"]] == ["accel", "splice", "steer", "fw"]
+    k = probe["kernel"]
+    assert k["release"] == os.uname().release
+    assert k["lockdown"] in ("none", "integrity", "confidentiality", "unknown")
+    assert k["btf"] is os.path.exists("/sys/kernel/btf/vmlinux")
+    assert k["cgroup2"] == sonictest.cgroup2_root()
+    assert k["missing_capabilities"] == []
+    programs = {p["name"]: p for p in probe["programs"]}
+    assert {"accel_sockops", "accel_msg", "accel_release", "accel_release_one", "splice_verdict",
+            "fw_xdp"} <= set(programs)
+    assert programs["fw_xdp"]["type"] == "xdp"
+    assert programs["accel_release"]["alternative_for"] == "release_path"
+    assert programs["accel_release"]["type"] == "tracing"
+    assert programs["accel_release_one"]["type"] == "sched_cls"
+    points = {a["name"]: a for a in probe["attach_points"]}
+    assert set(points) == {"cgroup_links", "sockmap_links", "tc_ingress", "xdp_generic", "xdp_native"}
+    assert points["cgroup_links"]["available"] is True and points["tc_ingress"]["available"] is True
+    assert any(h["helper"] == "bpf_msg_redirect_hash" and h["programs"] == ["accel_msg"] for h in probe["helpers"])
+
+    # What probe predicts is what load does.
+    loaded = sonic.ok("prog", "load")
+    for f, p in zip(loaded["families"], probe["families"]):
+        assert (f["status"] != "unavailable") == p["available"], (f, p)
+        assert f.get("release_path") == p.get("release_path")
+    sonic.ok("prog", "unload")
+    refused = Sonic(bpffs, env={"SONIC_BPF_REFUSE": "accel_msg"}).ok("prog", "probe")
+    accel = refused["families"][0]
+    assert accel["available"] is False and "accel_msg" in accel["reason"]
+    assert [x["loads"] for x in refused["programs"] if x["name"] == "accel_msg"] == [False]
+
+    # It leaves nothing behind: no pins, no cgroup, no interface.
+    assert sonictest.bpffs_tree() == before
+    assert not [d for d in os.listdir(sonictest.cgroup2_root()) if d.startswith("sonic-probe-")]
+    assert "sonicprobe" not in subprocess.run(["ip", "link"], capture_output=True, text=True).stdout
+
+
+def test_probe_answers_without_bpffs_or_cgroup2():
+    r = in_private_mounts("""
+        while mountpoint -q /sys/fs/bpf; do umount /sys/fs/bpf; done
+        grep cgroup2 /proc/self/mounts | cut -d' ' -f2 | while read m; do umount -l "$m"; done
+        {sonic} -j --bpffs /sys/fs/bpf/{name} prog probe
+    """.format(sonic=sonictest.SONIC, name=sonictest.unique("probe")))
+    assert r.returncode == 0, r
+    probe = json.loads(r.stdout)
+    assert probe["kernel"]["bpffs"] is None and probe["kernel"]["cgroup2"] is None
+    cg = [a for a in probe["attach_points"] if a["name"] == "cgroup_links"][0]
+    assert cg["available"] is None and cg["detail"] == "no cgroup v2 mount"
+    assert [f["name"] for f in probe["families"]] == ["accel", "splice", "steer", "fw"]

@@ -52,15 +52,17 @@ class Result:
 
 
 class Sonic:
-    """The sonic binary bound to one bpffs root."""
+    """The sonic binary bound to one bpffs root; ENV adds to its environment
+    (SONIC_BPF_REFUSE, for one)."""
 
-    def __init__(self, bpffs, binary=SONIC):
+    def __init__(self, bpffs, binary=SONIC, env=None):
         self.bpffs = bpffs
         self.binary = binary
+        self.env = dict(os.environ, **(env or {}))
 
     def run(self, *args, timeout=120, prefix=()):
         argv = list(prefix) + [self.binary, "--bpffs", self.bpffs] + [str(a) for a in args]
-        return Result(subprocess.run(argv, capture_output=True, text=True, timeout=timeout))
+        return Result(subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env))
 
     def ok(self, *args, **kw):
         r = self.run("-j", *args, **kw)
@@ -96,6 +98,17 @@ def spawn(argv, cgroup=None, **kw):
             with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
                 f.write(str(os.getpid()))
     return subprocess.Popen(argv, preexec_fn=enter, **kw)
+
+
+def close_netns_lab(procs, namespaces):
+    """Kills PROCS (Popen objects) and deletes the network namespaces, with
+    the veth pairs and everything else in them."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.communicate()
+    for ns in namespaces:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def tcp_mem_pages():
@@ -177,3 +190,29 @@ def kernel_programs(prefix):
     """Names of loaded BPF programs starting with PREFIX (via bpftool)."""
     out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True).stdout
     return sorted(p.get("name", "") for p in json.loads(out or "[]") if p.get("name", "").startswith(prefix))
+
+
+# accel's two release paths, and the environment that selects each: the
+# iterator is sonic's first choice; SONIC_BPF_REFUSE makes it fall back to
+# the walk on any kernel.
+RELEASE_PATHS = {"iterator": {}, "walk": {"SONIC_BPF_REFUSE": "accel_release"}}
+_release_refusal = {}
+
+
+def release_path_refusal(path):
+    """Why this kernel cannot run accel's release PATH, or None when it can:
+    found by loading accel once into a scratch bpffs root."""
+    if path not in _release_refusal:
+        root = "/sys/fs/bpf/" + unique("probe")
+        try:
+            r = Sonic(root, env=RELEASE_PATHS[path]).run("-j", "prog", "load", "accel")
+            loaded = r.json()["families"][0] if r.out.strip() else {}
+            if loaded.get("release_path") == path:
+                _release_refusal[path] = None
+            else:
+                refused = [x for x in (r.json()["refused"] if r.out.strip() else [])]
+                _release_refusal[path] = "; ".join("%s: %s (%s)" % (x["program"], x["reason"], x["hint"])
+                                                   for x in refused) or r.err.strip()
+        finally:
+            remove_bpffs_root(root)
+    return _release_refusal[path]

@@ -123,12 +123,7 @@ class Lab:
                         cgroup=cgroup, timeout=timeout + 10)
 
     def close(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-        for ns in self.made:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        sonictest.close_netns_lab(self.procs, self.made)
 
 
 class PythonListener:

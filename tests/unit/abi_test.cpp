@@ -2,6 +2,7 @@
 // static_asserts the layouts; these checks document the values that cross
 // the boundary and fail loudly if a counter or struct changes shape.
 #include "bpf/accel.hpp"
+#include "bpf/fw.hpp"
 #include "bpf/splice.hpp"
 #include "sonic_abi.h"
 
@@ -78,4 +79,41 @@ TEST_CASE("splice states have names", "[abi]")
 	for (SpliceState s : {SpliceState::Spliced, SpliceState::Draining, SpliceState::CopyPending, SpliceState::Copy,
 			      SpliceState::Ended, SpliceState::Failed})
 		CHECK(sonic::bpf::splice_state_name(s) != "unknown");
+}
+
+TEST_CASE("fw maps: keys, values and counters", "[abi]")
+{
+	CHECK(sizeof(struct sonic_fw_lpm_key) == 20);
+	CHECK(offsetof(struct sonic_fw_lpm_key, prefixlen) == 0);
+	CHECK(offsetof(struct sonic_fw_lpm_key, addr) == 4);
+	CHECK(sizeof(struct sonic_fw_rule) == 144);
+	CHECK(offsetof(struct sonic_fw_rule, id) == 4);
+	CHECK(offsetof(struct sonic_fw_rule, ifindex) == 8);
+	CHECK(offsetof(struct sonic_fw_rule, interval_ns) == 32);
+	CHECK(offsetof(struct sonic_fw_rule, ranges) == 80);
+	CHECK(sizeof(struct sonic_fw_config) == 16);
+	CHECK(sizeof(struct sonic_fw_port_key) == 4);
+	CHECK(sizeof(struct sonic_fw_rule_stats) == 32);
+	CHECK(sizeof(struct sonic_fw_bucket_key) == 24);
+	CHECK(sizeof(struct sonic_fw_bucket) == 8);
+	CHECK(sizeof(struct sonic_fw_block) == 96);
+	CHECK(offsetof(struct sonic_fw_block, reason) == 32);
+	CHECK(sizeof(struct sonic_fw_flow_key) == 44);
+	CHECK(sizeof(struct sonic_fw_flow) == 48);
+	CHECK(sizeof(struct sonic_fw_stats) == 8 * SONIC_FW_NR_COUNTERS);
+	// A rule slot is one bit of an index entry's 64-bit mask.
+	CHECK(SONIC_FW_MAX_RULES == 64);
+	// The reason fits the man page's "at most 63 bytes".
+	CHECK(SONIC_FW_REASON_LEN == 64);
+
+	std::set<std::string> names;
+	for (size_t i = 0; i < SONIC_FW_NR_COUNTERS; ++i) {
+		std::string n(sonic::bpf::fw_counter_name(i));
+		CHECK(n != "unknown");
+		CHECK(n.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") == std::string::npos);
+		names.insert(n);
+	}
+	CHECK(names.size() == SONIC_FW_NR_COUNTERS);
+	CHECK(sonic::bpf::fw_counter_name(SONIC_FW_DROPPED_BLOCKLIST) == "dropped_blocklist");
+	CHECK(sonic::bpf::fw_counter_name(SONIC_FW_LIMIT_DROPPED) == "limit_dropped");
 }

@@ -12,10 +12,11 @@
 //                      line names the verb's options, keywords and arguments,
 //                      and a .TP entry for each of those;
 //   man/sonic-stats.8  a .TP entry per counter field of `sonic stats` (accel,
-//                      splice and steer), in the member of its family.
+//                      splice, steer and fw), in the member of its family.
 // The completion files share one table of 'PATH|KIND|WORDS' lines, described
 // at the top of each file.
 #include "bpf/accel.hpp"
+#include "bpf/fw.hpp"
 #include "bpf/splice.hpp"
 #include "bpf/steer.hpp"
 #include "cli.hpp"
@@ -88,6 +89,17 @@ void read_positional_grammar(const std::string &description, Command &cmd)
 		cmd.keywords.push_back((*it)[1]);
 
 	static const std::regex word(R"(^[a-z][a-z0-9-]*$)");
+	// "{drop | pass | limit RATE}": the one-word alternatives of a group are
+	// fixed words (the others start with a keyword, read above).
+	static const std::regex group(R"(\{([^}]*)\})");
+	for (std::sregex_iterator it(description.begin(), description.end(), group), end; it != end; ++it) {
+		std::stringstream in((*it)[1].str());
+		for (std::string part; std::getline(in, part, '|');) {
+			auto words = split_words(part);
+			if (words.size() == 1 && std::regex_match(words[0], word))
+				cmd.args.push_back(words[0]);
+		}
+	}
 	std::string alternatives = description.substr(0, description.find('('));
 	std::vector<std::string> parts;
 	std::stringstream in(alternatives);
@@ -434,6 +446,15 @@ std::vector<std::string> steer_counter_fields()
 	return fields;
 }
 
+// Every field of `sonic stats fw`, named as in its JSON.
+std::vector<std::string> fw_counter_fields()
+{
+	std::vector<std::string> fields = {"rules", "attachments", "blocklist", "flows"};
+	for (size_t i = 0; i < SONIC_FW_NR_COUNTERS; ++i)
+		fields.emplace_back(sonic::bpf::fw_counter_name(i));
+	return fields;
+}
+
 // The counter fields of one family are looked for in that family's own
 // member of OUTPUT (".B FAMILY" up to its ".RE"): families share field names
 // (sockets, overflows, resumed), so one family's entry must not stand in for
@@ -598,7 +619,7 @@ TEST_CASE("the walk sees the whole command tree", "[docs]")
 	const Command &root = root_of(tree);
 	for (const char *object : {"prog", "accel", "stats"})
 		CHECK(std::find(root.subcommands.begin(), root.subcommands.end(), object) != root.subcommands.end());
-	bool unload_force = false, enable_cgroup = false, stats_accel = false, root_bpffs = false;
+	bool unload_force = false, enable_cgroup = false, stats_accel = false, root_bpffs = false, fw_add_words = false;
 	for (const Command &cmd : tree) {
 		for (const Option &o : cmd.options) {
 			const bool force = o.names == std::vector<std::string>{"--force"};
@@ -608,12 +629,16 @@ TEST_CASE("the walk sees the whole command tree", "[docs]")
 		}
 		enable_cgroup |= cmd.name() == "sonic accel enable" &&
 				 cmd.keywords == std::vector<std::string>{"cgroup", "ports", "scope"};
-		stats_accel |= cmd.name() == "sonic stats" && cmd.args == std::vector<std::string>{"accel", "splice", "steer", "all"};
+		stats_accel |= cmd.name() == "sonic stats" &&
+			       cmd.args == std::vector<std::string>{"accel", "splice", "steer", "fw", "flows", "all"};
+		fw_add_words |= cmd.name() == "sonic fw add" && cmd.args == std::vector<std::string>{"drop", "pass"} &&
+				std::find(cmd.keywords.begin(), cmd.keywords.end(), "tcp-flags") != cmd.keywords.end();
 	}
 	CHECK(unload_force);
 	CHECK(root_bpffs);
 	CHECK(enable_cgroup);
 	CHECK(stats_accel);
+	CHECK(fw_add_words);
 }
 
 TEST_CASE("man pages document every object, verb, option and keyword", "[docs]")
@@ -628,6 +653,7 @@ TEST_CASE("sonic-stats(8) describes every counter", "[docs]")
 	report(check_counters(accel_counter_fields(), *page));
 	report(check_counters(splice_counter_fields(), *page, "splice"));
 	report(check_counters(steer_counter_fields(), *page, "steer"));
+	report(check_counters(fw_counter_fields(), *page, "fw"));
 }
 
 TEST_CASE("each completion file offers exactly the command tree", "[docs]")

@@ -108,7 +108,7 @@ TEST_CASE("version, and its features under -j", "[cli]")
 	CHECK(r.code == 0);
 	auto v = nlohmann::json::parse(r.out);
 	CHECK(v["version"].is_string());
-	CHECK(v["features"] == nlohmann::json::array({"accel", "splice", "steer"}));
+	CHECK(v["features"] == nlohmann::json::array({"accel", "splice", "steer", "fw"}));
 }
 
 TEST_CASE("keyword arguments are checked before anything runs", "[cli]")
