@@ -118,6 +118,19 @@ def connect(port, timeout=10.0):
 
 
 @pytest.fixture
+def sockets():
+    """A list for the client sockets a test opens: each is closed on
+    teardown, also when the test failed holding hundreds of them."""
+    held = []
+    yield held
+    for s in held:
+        try:
+            s.close()
+        except OSError:
+            pass
+
+
+@pytest.fixture
 def echo_target():
     """A socat echo server (one cat per connection) on a free port."""
     import subprocess

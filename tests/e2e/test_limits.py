@@ -27,6 +27,12 @@ def connect_from(source, port, timeout=10.0):
     return s
 
 
+def keep(sockets, s):
+    """S, added to the test's sockets (closed on teardown)."""
+    sockets.append(s)
+    return s
+
+
 def served(s):
     """Whether a request on S gets a 200 (False: closed without a response)."""
     try:
@@ -39,47 +45,45 @@ def served(s):
         return False
 
 
-def test_connections_per_address_hold_across_workers(sonic_run, origin):
+def test_connections_per_address_hold_across_workers(sonic_run, origin, sockets):
     cfg = sonicconf.Config(workers=2).reverse(origin.address).admin().limits(max_connections_per_ip=5)
     p = sonic_run.config(cfg)
     held = []
     for _ in range(5):
-        s = connect_from("127.0.0.1", p.port)
+        s = keep(sockets, connect_from("127.0.0.1", p.port))
         assert served(s)
         held.append(s)
     # Whichever worker the kernel picks, the sixth from this address is
     # closed at once, without a response, and the origin never sees it.
     before = len(origin.paths())
     for _ in range(4):
-        s = connect_from("127.0.0.1", p.port)
+        s = keep(sockets, connect_from("127.0.0.1", p.port))
         assert not served(s)
         s.close()
     assert len(origin.paths()) == before
     # Another address is not affected.
-    other = connect_from("127.0.0.2", p.port)
+    other = keep(sockets, connect_from("127.0.0.2", p.port))
     assert served(other)
     m = metrics(cfg.admin_port)
     assert m['sonic_connections_refused_total{limit="max_connections_per_ip"}'] == 4, m
     # One of the five goes: its place is free again.
     held.pop().close()
-    assert sonictest.wait_for(lambda: served(connect_from("127.0.0.1", p.port)), 5)
-    for s in held + [other]:
-        s.close()
+    assert sonictest.wait_for(lambda: served(keep(sockets, connect_from("127.0.0.1", p.port))), 5)
 
 
-def test_max_connections_of_the_process(sonic_run, origin):
+def test_max_connections_of_the_process(sonic_run, origin, sockets):
     cfg = sonicconf.Config(workers=1).reverse(origin.address).admin().limits(max_connections=4)
     p = sonic_run.config(cfg)
-    held = [connect(p.port) for _ in range(4)]
+    held = [keep(sockets, connect(p.port)) for _ in range(4)]
     for s in held:
         assert served(s)
-    late = connect_from("127.0.0.3", p.port)
+    late = keep(sockets, connect_from("127.0.0.3", p.port))
     assert not served(late)
     m = metrics(cfg.admin_port)
     assert m['sonic_connections_refused_total{limit="max_connections"}'] >= 1, m
     for s in held:
         s.close()
-    assert sonictest.wait_for(lambda: served(connect(p.port)), 5)
+    assert sonictest.wait_for(lambda: served(keep(sockets, connect(p.port))), 5)
 
 
 def test_request_rate_per_address(sonic_run, origin):
@@ -124,13 +128,13 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_out_of_descriptors_pauses_accepting_then_serves(sonic_run, origin):
+def test_out_of_descriptors_pauses_accepting_then_serves(sonic_run, origin, sockets):
     """ulimit -n 256 and 600 connections: sonic takes what its descriptors
     allow, leaves the rest in the listen queue without spinning, makes room
     by closing idle keep-alive connections, and answers all 600."""
     cfg = sonicconf.Config(workers=1).reverse(origin.address).admin().timeouts(client_header=60)
     p = sonic_run.config(cfg, wrapper=["prlimit", "--nofile=256:256"])
-    clients = [connect(p.port, timeout=30) for _ in range(600)]  # the kernel queues what sonic does not accept
+    clients = [keep(sockets, connect(p.port, timeout=30)) for _ in range(600)]  # the kernel queues what sonic does not accept
     # Saturated: every connection sonic holds waits for its request.
     time.sleep(1)
     t0, c0 = time.monotonic(), cpu_seconds(p.pid)
@@ -164,7 +168,7 @@ def test_out_of_descriptors_pauses_accepting_then_serves(sonic_run, origin):
         s.close()
     # Afterwards: served as usual.
     for _ in range(50):
-        s = connect(p.port)
+        s = keep(sockets, connect(p.port))
         assert served(s)
         s.close()
     assert p.alive()

@@ -86,7 +86,7 @@ class Slowloris:
         self.thread.join(30)
 
 
-def test_slowloris_does_not_starve_a_normal_client(sonic_run, origin):
+def test_slowloris_does_not_starve_a_normal_client(sonic_run, origin, sockets):
     cfg = sonicconf.Config(workers=1).reverse(origin.address)  # client_header 10 s, the default
     p = sonic_run.config(cfg)
     with Slowloris(p.port, 1000) as attack:
@@ -97,11 +97,14 @@ def test_slowloris_does_not_starve_a_normal_client(sonic_run, origin):
         statuses = []
         started = time.monotonic()
         s = connect(p.port)
+        sockets.append(s)
         rest = b""
         for i in range(2000):
+            assert time.monotonic() - started < 30, "%d requests took 30 s under the attack" % i
             if i % 100 == 0:  # now and then a new connection, as clients make
                 s.close()
                 s = connect(p.port)
+                sockets.append(s)
                 rest = b""
             s.sendall(b"GET /echo?%d HTTP/1.1\r\nHost: h\r\n\r\n" % i)
             status, _, _, rest = read_response(s, rest)
@@ -115,12 +118,13 @@ def test_slowloris_does_not_starve_a_normal_client(sonic_run, origin):
     assert p.alive()
 
 
-def test_a_dribbled_small_body_holds_no_upstream(sonic_run, origin):
+def test_a_dribbled_small_body_holds_no_upstream(sonic_run, origin, sockets):
     """A Content-Length body that fits sonic's buffer is read whole before
     an upstream connection is taken (slowhttptest -B against the origin)."""
     p = sonic_run.reverse(origin.address)
     connections = origin.connections
     s = connect(p.port)
+    sockets.append(s)
     s.sendall(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 20\r\n\r\n0123456789")
     time.sleep(1)
     assert origin.connections == connections and not origin.requests_to("/echo"), \
