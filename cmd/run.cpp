@@ -1,5 +1,5 @@
 // sonic run [--config FILE] [--check] [--mode MODE] [--listen ADDR:PORT]
-//           [--upstream ADDR:PORT] [--workers N]
+//           [--upstream ADDR:PORT] [--workers N] [--reuse-port]
 #include "cli.hpp"
 
 #include "config/config.hpp"
@@ -19,6 +19,7 @@ struct RunArgs {
 	std::string listen;
 	std::string upstream;
 	std::optional<unsigned> workers;
+	bool reuse_port = false;
 };
 
 config::Config load(const RunArgs &a)
@@ -42,6 +43,8 @@ config::Config load(const RunArgs &a)
 			throw usage_error("run", "--workers must be between 1 and 1024");
 		c.workers = *a.workers;
 	}
+	if (a.reuse_port)
+		c.reuse_ports();
 	return c;
 }
 
@@ -114,6 +117,8 @@ void add_run(Cli &cli)
 	r->add_option("--listen", args->listen, "ADDR:PORT to listen on (without --config; default 127.0.0.1:8080)");
 	r->add_option("--upstream", args->upstream, "ADDR:PORT of the upstream server (reverse mode)");
 	r->add_option("--workers", args->workers, "Worker threads (default: one per CPU)");
+	r->add_flag("--reuse-port", args->reuse_port,
+		    "Join addresses another process listens on (SO_REUSEPORT), as for a binary upgrade");
 }
 
 } // namespace sonic::cmd

@@ -2,6 +2,7 @@
 #include "cli.hpp"
 
 #include "bpf/steer.hpp"
+#include "net/listeners.hpp"
 #include "sys/caps.hpp"
 
 #include <sstream>
@@ -60,7 +61,7 @@ int add(Cli &cli, const std::vector<std::string> &args)
 	sys::require_caps("tproxy add", kCaps);
 	bpf::SteerChange c = bpf::steer_add(cli.bpffs(), spec);
 	out::Value v = {{"changed", c.changed}, {"rule", bpf::steer_rule_text(c.rule)}};
-	v["listener"] = bpf::tcp_listening(c.rule.to) ? "listening" : "no listener";
+	v["listener"] = !net::listeners_of(c.rule.to).empty() ? "listening" : "no listener";
 	v["programs_loaded"] = c.loaded;
 	cli.report(v);
 	return 0;

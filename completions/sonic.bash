@@ -50,7 +50,7 @@ _sonic_table=(
 	'cert|verbs|help mint list show purge'
 	'cert mint|options|--days'
 	'cert purge|flags|--expired --all'
-	'run|flags|--check'
+	'run|flags|--check --reuse-port'
 	'run|options|--config:file --mode:reverse,forward,transparent --listen --upstream --workers'
 	'stats|args|accel splice steer fw flows all'
 	'stats|options|--watch --count --top --sort:bytes,packets,rate'

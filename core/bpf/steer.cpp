@@ -5,6 +5,7 @@
 #include "bpf/pins.hpp"
 #include "bpf/fd.hpp"
 #include "bpf/libbpf.hpp"
+#include "net/listeners.hpp"
 #include "net/local.hpp"
 #include "net/policy.hpp"
 #include "net/tc.hpp"
@@ -65,21 +66,6 @@ struct SteerObjects {
 	{
 	}
 };
-
-uint32_t parse_u32(const std::string &text, const std::string &what)
-{
-	uint32_t value = 0;
-	int base = 10;
-	std::string_view s = text;
-	if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-		base = 16;
-		s.remove_prefix(2);
-	}
-	auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value, base);
-	if (s.empty() || ec != std::errc() || ptr != s.data() + s.size())
-		throw usage_error("parse " + what, "'" + text + "' is not a number from 0 to 4294967295");
-	return value;
-}
 
 // ---- rule <-> map value ----------------------------------------------------
 
@@ -371,91 +357,11 @@ void check_conflicts(const SteerRule &want, const std::vector<SteerRule> &rules)
 	}
 }
 
-// /proc/net/tcp addresses: IPv4 as one host-order word, IPv6 as four.
-std::optional<net::IpAddr> proc_addr(std::string_view hex, int family)
-{
-	net::IpAddr a;
-	a.family = family;
-	const size_t words = family == AF_INET ? 1 : 4;
-	if (hex.size() != words * 8)
-		return std::nullopt;
-	uint8_t raw[16] = {};
-	for (size_t w = 0; w < words; ++w) {
-		uint32_t v = 0;
-		auto [p, ec] = std::from_chars(hex.data() + w * 8, hex.data() + w * 8 + 8, v, 16);
-		if (ec != std::errc())
-			return std::nullopt;
-		std::memcpy(raw + w * 4, &v, 4); // the kernel printed the word in host order
-	}
-	if (family == AF_INET) {
-		uint32_t be;
-		std::memcpy(&be, raw, 4);
-		return net::ipv4_mapped(be);
-	}
-	std::memcpy(a.bytes.data(), raw, 16);
-	return a;
-}
-
 } // namespace
 
 std::string_view steer_counter_name(size_t index)
 {
 	return index < SONIC_STEER_NR_COUNTERS ? kCounterNames[index] : "unknown";
-}
-
-SteerSpec parse_steer_spec(const SteerWords &w)
-{
-	SteerSpec s;
-	if (w.dev && w.cgroup)
-		throw usage_error("tproxy", "give either dev or cgroup, not both").with_usage();
-	if (!w.dev && !w.cgroup)
-		throw usage_error("tproxy", "a rule needs dev IFACE or cgroup PATH").with_usage();
-	if (w.dev) {
-		s.kind = SteerKind::Dev;
-		s.where = *w.dev;
-		if (s.where.empty() || s.where.size() >= IF_NAMESIZE)
-			throw usage_error("find interface", "not a valid interface name", s.where);
-	} else {
-		s.kind = SteerKind::Cgroup;
-		s.where = *w.cgroup;
-		if (s.where.empty())
-			throw usage_error("find cgroup", "empty cgroup path");
-	}
-	if (!w.proto)
-		throw usage_error("tproxy", "a rule needs proto tcp").with_usage();
-	if (*w.proto != "tcp")
-		throw usage_error("parse protocol", "only tcp is steered", *w.proto);
-	if (!w.dport)
-		throw usage_error("tproxy", "a rule needs dport PORTS").with_usage();
-	s.ports = net::parse_port_list(*w.dport);
-	if (s.ports.size() > SONIC_STEER_MAX_RANGES)
-		throw usage_error("parse ports",
-				  "at most " + std::to_string(SONIC_STEER_MAX_RANGES) + " ports or ranges per rule", *w.dport);
-	if (!w.to)
-		throw usage_error("tproxy", "a rule needs to ADDR:PORT").with_usage();
-	s.to = net::parse_endpoint(*w.to);
-	if (w.dst) {
-		s.dst = net::parse_cidr(*w.dst);
-		if (s.dst->addr.family != s.to.addr.family)
-			throw usage_error("parse rule", "dst " + *w.dst + " and to " + *w.to + " are of different families");
-		if (s.dst->prefix == 0)
-			s.dst.reset(); // 0.0.0.0/0 is every destination of the family
-	}
-	if (s.kind == SteerKind::Cgroup && (w.mark || w.table))
-		throw usage_error("parse rule", "mark and table apply to dev rules only (cgroup rules route nothing)");
-	if (w.mark) {
-		s.mark = parse_u32(*w.mark, "mark");
-		if (s.mark == 0)
-			throw usage_error("parse mark", "mark 0 would match every unmarked packet", *w.mark);
-		if (s.mark == kSteerBypassMark)
-			throw usage_error("parse mark", "reserved for the proxy's own upstream connections", *w.mark);
-	}
-	if (w.table) {
-		s.table = parse_u32(*w.table, "table");
-		if (s.table == 0 || s.table == 253 || s.table == 254 || s.table == 255)
-			throw usage_error("parse table", "tables 0 and 253-255 belong to the kernel", *w.table);
-	}
-	return s;
 }
 
 std::string steer_rule_text(const SteerRule &r)
@@ -562,7 +468,7 @@ std::vector<SteerRuleState> steer_list(const Bpffs &fs)
 	const uint64_t here = net::netns_cookie();
 	for (SteerRule &r : read_rules(o)) {
 		SteerRuleState st;
-		st.listener = tcp_listening(r.to);
+		st.listener = !net::listeners_of(r.to).empty();
 		if (r.kind == SteerKind::Dev) {
 			st.this_netns = r.netns == here;
 			if (st.this_netns) {
@@ -662,40 +568,6 @@ SteerCounters steer_counters(const Bpffs &fs)
 			++c.rules;
 	}
 	return c;
-}
-
-bool tcp_listening(const net::Endpoint &e)
-{
-	for (int family : {AF_INET, AF_INET6}) {
-		auto text = sys::try_read_file(family == AF_INET ? "/proc/net/tcp" : "/proc/net/tcp6");
-		if (!text)
-			continue;
-		std::istringstream in(*text);
-		std::string line;
-		std::getline(in, line); // header
-		while (std::getline(in, line)) {
-			std::istringstream fields(line);
-			std::string sl, local, remote, state;
-			fields >> sl >> local >> remote >> state;
-			if (state != "0A") // TCP_LISTEN
-				continue;
-			size_t colon = local.find(':');
-			if (colon == std::string::npos)
-				continue;
-			unsigned port = 0;
-			std::from_chars(local.data() + colon + 1, local.data() + local.size(), port, 16);
-			if (port != e.port)
-				continue;
-			auto addr = proc_addr(std::string_view(local).substr(0, colon), family);
-			if (!addr)
-				continue;
-			if (addr->is_unspecified() && (addr->family == e.addr.family || family == AF_INET6))
-				return true;
-			if (*addr == e.addr || (e.addr.is_unspecified() && addr->family == e.addr.family))
-				return true;
-		}
-	}
-	return false;
 }
 
 std::optional<sockaddr_storage> original_destination(int fd)

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "bpf/bpffs.hpp"
+#include "bpf/steer_spec.hpp"
 #include "net/addr.hpp"
 #include "net/ports.hpp"
 #include "sonic_abi.h"
@@ -22,34 +23,6 @@
 #include <vector>
 
 namespace sonic::bpf {
-
-enum class SteerKind { Dev, Cgroup };
-
-inline constexpr uint32_t kSteerDefaultMark = 0x5300;
-inline constexpr uint32_t kSteerDefaultTable = 5300;
-// The mark the proxy puts on its upstream sockets (SO_MARK): they are never
-// steered back to it.
-inline constexpr uint32_t kSteerBypassMark = SONIC_STEER_BYPASS_MARK;
-
-// A SPEC as given on the command line, validated.
-struct SteerSpec {
-	SteerKind kind = SteerKind::Dev;
-	std::string where; // interface name or cgroup path
-	std::vector<net::PortRange> ports;
-	std::optional<net::Cidr> dst;
-	net::Endpoint to;
-	uint32_t mark = kSteerDefaultMark;
-	uint32_t table = kSteerDefaultTable;
-	int family() const { return to.addr.family; }
-};
-
-// The words of a SPEC, each as given (nullopt when absent). Throws a usage
-// error (exit 1) on a missing or contradictory keyword, bad ports, a bad
-// address or prefix, a family mismatch, or mark/table on a cgroup rule.
-struct SteerWords {
-	std::optional<std::string> dev, cgroup, proto, dport, dst, to, mark, table;
-};
-SteerSpec parse_steer_spec(const SteerWords &words);
 
 // A rule as the kernel holds it.
 struct SteerRule {
@@ -111,10 +84,6 @@ SteerCounters steer_counters(const Bpffs &fs);
 
 // The canonical text of a rule's selector and target, one line.
 std::string steer_rule_text(const SteerRule &rule);
-
-// Whether a TCP socket listens at ENDPOINT in this network namespace (a
-// wildcard listener on its port counts).
-bool tcp_listening(const net::Endpoint &endpoint);
 
 // The original destination of a connection the proxy accepted: what
 // getsockopt(SO_ORIGINAL_DST) says (sonic's cgroup steering, iptables

@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include "config/duration.hpp"
+#include "config/toml_guard.hpp"
 #include "out/error.hpp"
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <netdb.h>
@@ -99,6 +101,21 @@ public:
 		if (v < min || v > max)
 			fail(*n, "'" + std::string(key) + "' must be between " + std::to_string(min) + " and " +
 					 std::to_string(max));
+		return v;
+	}
+
+	// An integer or a decimal number from MIN to MAX.
+	std::optional<double> number(const toml::table &t, std::string_view key, double min, double max) const
+	{
+		const toml::node *n = t.get(key);
+		if (!n)
+			return std::nullopt;
+		if (!n->is_integer() && !n->is_floating_point())
+			fail(*n, "'" + std::string(key) + "' must be a number");
+		double v = n->is_integer() ? static_cast<double>(*n->value<int64_t>()) : *n->value<double>();
+		if (!(v >= min && v <= max))
+			fail(*n, "'" + std::string(key) + "' must be between " + std::to_string(static_cast<long long>(min)) +
+					 " and " + std::to_string(static_cast<long long>(max)));
 		return v;
 	}
 
@@ -268,10 +285,11 @@ Config build(const toml::table &root, const std::string &source)
 	};
 
 	for (const toml::table *t : r.tables(root, "listener")) {
-		r.check_keys(*t, {"address", "mode", "tproxy"}, "[[listener]]");
+		r.check_keys(*t, {"address", "mode", "tproxy", "reuse_port"}, "[[listener]]");
 		Listener l;
 		l.address = r.required_endpoint(*t, "address", "[[listener]]", true);
 		l.where = r.at(*t);
+		l.reuse_port = r.boolean(*t, "reuse_port").value_or(false);
 		if (auto m = r.string(*t, "mode")) {
 			auto mode = parse_mode(*m);
 			if (!mode || *mode == Mode::Tcp)
@@ -293,11 +311,12 @@ Config build(const toml::table &root, const std::string &source)
 	for (const toml::table *t : r.tables(root, "route")) {
 		auto protocol = r.string(*t, "protocol").value_or("http");
 		if (protocol == "tcp") {
-			r.check_keys(*t, {"protocol", "listen", "upstream"}, "a tcp [[route]]");
+			r.check_keys(*t, {"protocol", "listen", "upstream", "reuse_port"}, "a tcp [[route]]");
 			Listener l;
 			l.mode = Mode::Tcp;
 			l.address = r.required_endpoint(*t, "listen", "a tcp [[route]]", true);
 			l.upstream = find_upstream(*t, "[[route]]");
+			l.reuse_port = r.boolean(*t, "reuse_port").value_or(false);
 			l.where = r.at(*t);
 			c.listeners.push_back(l);
 			continue;
@@ -335,13 +354,27 @@ Config build(const toml::table &root, const std::string &source)
 				*field = *d;
 	}
 	if (const toml::table *t = r.table(root, "limits")) {
-		r.check_keys(*t, {"header_bytes", "body_bytes", "keepalive_requests"}, "[limits]");
+		r.check_keys(*t,
+			     {"header_bytes", "body_bytes", "keepalive_requests", "max_connections", "max_connections_per_ip",
+			      "requests_per_second_per_ip", "request_burst_per_ip"},
+			     "[limits]");
 		if (auto v = r.integer(*t, "header_bytes", 1024, 1 << 20))
 			c.limits.header_bytes = static_cast<size_t>(*v);
 		if (auto v = r.integer(*t, "body_bytes", 0, INT64_MAX))
 			c.limits.body_bytes = static_cast<uint64_t>(*v);
 		if (auto v = r.integer(*t, "keepalive_requests", 1, 100000000))
 			c.limits.keepalive_requests = static_cast<unsigned>(*v);
+		if (auto v = r.integer(*t, "max_connections", 0, 100000000))
+			c.limits.max_connections = static_cast<uint64_t>(*v);
+		if (auto v = r.integer(*t, "max_connections_per_ip", 0, 65535))
+			c.limits.max_connections_per_ip = static_cast<unsigned>(*v);
+		if (auto v = r.number(*t, "requests_per_second_per_ip", 0, 1000000))
+			c.limits.requests_per_second_per_ip = *v;
+		if (auto v = r.number(*t, "request_burst_per_ip", 1, 1000000)) {
+			if (c.limits.requests_per_second_per_ip == 0)
+				r.fail(*t->get("request_burst_per_ip"), "request_burst_per_ip goes with requests_per_second_per_ip");
+			c.limits.request_burst_per_ip = *v;
+		}
 	}
 	if (const toml::table *t = r.table(root, "headers")) {
 		r.check_keys(*t, {"via", "x_forwarded_for", "forwarded"}, "[headers]");
@@ -384,8 +417,9 @@ Config build(const toml::table &root, const std::string &source)
 		}
 	}
 	if (const toml::table *t = r.table(root, "admin")) {
-		r.check_keys(*t, {"enabled", "listen"}, "[admin]");
+		r.check_keys(*t, {"enabled", "listen", "reuse_port"}, "[admin]");
 		c.admin.enabled = r.boolean(*t, "enabled").value_or(true);
+		c.admin.reuse_port = r.boolean(*t, "reuse_port").value_or(false);
 		if (t->get("listen"))
 			c.admin.listen = r.required_endpoint(*t, "listen", "[admin]", true);
 	}
@@ -483,6 +517,27 @@ const Route *Config::route(std::string_view host, std::string_view path) const
 	return nullptr;
 }
 
+uint64_t Limits::worker_connections(unsigned workers) const
+{
+	if (max_connections == 0 || workers == 0)
+		return max_connections;
+	return (max_connections + workers - 1) / workers;
+}
+
+double Limits::burst_per_ip() const
+{
+	if (request_burst_per_ip > 0)
+		return request_burst_per_ip;
+	return std::max(1.0, requests_per_second_per_ip);
+}
+
+void Config::reuse_ports()
+{
+	for (Listener &l : listeners)
+		l.reuse_port = true;
+	admin.reuse_port = true;
+}
+
 unsigned Config::worker_count() const
 {
 	if (workers)
@@ -493,6 +548,14 @@ unsigned Config::worker_count() const
 
 Config load_string(std::string_view text, const std::string &source)
 {
+	if (auto bad = first_toml_defect(text)) {
+		char code[16];
+		std::snprintf(code, sizeof(code), "U+%04X", static_cast<unsigned>(bad->code_point));
+		throw usage_error("config", source + ":" + std::to_string(bad->line) + ":" + std::to_string(bad->column) +
+						    ": " + code + " is only allowed in a comment here (the TOML library of this "
+						    "system misreads it elsewhere); in a \"string\" write it as \\u" +
+						    std::string(code + 2));
+	}
 	toml::table root;
 	try {
 		root = toml::parse(text, source);

@@ -41,6 +41,10 @@ struct Listener {
 	bool tproxy = false;
 	// tcp (an L4 route): the upstream group, an index into Config::upstreams.
 	size_t upstream = 0;
+	// Join an address another process listens on (its sockets must allow
+	// it: SO_REUSEPORT, same user), as for a binary upgrade that overlaps.
+	// Without it such an address is refused.
+	bool reuse_port = false;
 	std::string where; // FILE:LINE of its definition
 };
 
@@ -75,6 +79,21 @@ struct Limits {
 	size_t header_bytes = 16384;
 	uint64_t body_bytes = 0; // 0: no limit
 	unsigned keepalive_requests = 10000;
+	// Client connections open at once in the whole process (0: no limit),
+	// an equal share for each worker; past it a new one is closed at once.
+	uint64_t max_connections = 0;
+	// Client connections open at once from one IP address (0: no limit).
+	unsigned max_connections_per_ip = 0;
+	// Requests per second from one IP address, a token bucket that holds
+	// request_burst_per_ip tokens (0: one second's worth, at least 1). A
+	// request past it is answered 503 with Retry-After. 0: no limit.
+	double requests_per_second_per_ip = 0;
+	double request_burst_per_ip = 0;
+
+	// A worker's share of max_connections (0: no limit).
+	uint64_t worker_connections(unsigned workers) const;
+	// The bucket size in use: request_burst_per_ip, or its default.
+	double burst_per_ip() const;
 };
 
 struct HeaderPolicy {
@@ -95,6 +114,7 @@ struct Tunnels {
 struct Admin {
 	bool enabled = false;
 	Endpoint listen{"127.0.0.1", 9901};
+	bool reuse_port = false; // as Listener::reuse_port
 };
 
 // [fw]: what sonic run's scripts may write to the fw blocklist.
@@ -120,6 +140,9 @@ struct Config {
 	Admin admin;
 	Tunnels tunnels;
 	Fw fw;
+
+	// Every listener (the admin one too) joins its address: --reuse-port.
+	void reuse_ports();
 
 	// The route of HOST (lower case, without port) and PATH, or null.
 	const Route *route(std::string_view host, std::string_view path) const;

@@ -6,8 +6,10 @@ namespace sonic::http {
 
 namespace {
 
-// Bytes allowed in a field value besides VCHAR and obs-text: SP and HTAB.
-bool bad_value_byte(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
+// Control bytes (RFC 5234 CTL) other than HTAB: never allowed in a start line
+// or a field value.
+bool is_bad_control(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
+bool is_ws(char c) { return c == ' ' || c == '\t'; }
 
 // A well-formed token (RFC 9110 section 5.6.2).
 bool is_token(std::string_view s)
@@ -32,6 +34,107 @@ void extend(std::string_view &view, const char *at, size_t len)
 }
 
 } // namespace
+
+void LineCheck::start(Section section)
+{
+	// A trailer section has no start line: it begins as if a field line had
+	// just ended.
+	state_ = section == Section::Head ? State::BeforeStart : State::LineStart;
+	after_start_line_ = false;
+}
+
+LineCheck::Verdict LineCheck::check(const char *data, size_t len)
+{
+	Verdict v;
+	auto refuse = [&](size_t at, const char *why) {
+		v.ok = at;
+		v.bad = why;
+		return v;
+	};
+	for (size_t i = 0; i < len; ++i) {
+		const char c = data[i];
+		switch (state_) {
+		case State::BeforeStart:
+			if (c == '\r')
+				state_ = State::EmptyLineCr;
+			else if (c == '\n')
+				return refuse(i, "bare LF (a line must end with CRLF)");
+			else if (is_bad_control(static_cast<unsigned char>(c)))
+				return refuse(i, "control byte in the start line");
+			else
+				state_ = State::StartLine;
+			break;
+		case State::EmptyLineCr:
+			if (c != '\n')
+				return refuse(i, "bare CR (a CR not followed by LF)");
+			state_ = State::BeforeStart;
+			break;
+		case State::StartLine:
+			if (c == '\r') {
+				state_ = State::LineCr;
+				after_start_line_ = true;
+			} else if (c == '\n') {
+				return refuse(i, "bare LF (a line must end with CRLF)");
+			} else if (is_bad_control(static_cast<unsigned char>(c))) {
+				return refuse(i, "control byte in the start line");
+			}
+			break;
+		case State::LineCr:
+			if (c != '\n')
+				return refuse(i, "bare CR (a CR not followed by LF)");
+			state_ = State::LineStart;
+			break;
+		case State::LineStart:
+			if (c == '\r') {
+				state_ = State::FinalCr;
+			} else if (c == '\n') {
+				return refuse(i, "bare LF (a line must end with CRLF)");
+			} else if (is_ws(c)) {
+				return refuse(i, after_start_line_ ? "whitespace before the first header line"
+								   : "obs-fold (a header line starting with whitespace)");
+			} else if (c == ':') {
+				state_ = State::Value; // llhttp reports the empty name
+			} else if (is_bad_control(static_cast<unsigned char>(c))) {
+				return refuse(i, "control byte in a header name");
+			} else {
+				state_ = State::Name;
+			}
+			after_start_line_ = false;
+			break;
+		case State::Name:
+			if (c == ':')
+				state_ = State::Value;
+			else if (is_ws(c))
+				return refuse(i, "whitespace in a header name or before its colon");
+			else if (c == '\r' || c == '\n')
+				return refuse(i, "header line without a colon");
+			else if (is_bad_control(static_cast<unsigned char>(c)))
+				return refuse(i, "control byte in a header name");
+			break;
+		case State::Value:
+			if (c == '\r')
+				state_ = State::LineCr;
+			else if (c == '\n')
+				return refuse(i, "bare LF (a line must end with CRLF)");
+			else if (is_bad_control(static_cast<unsigned char>(c)))
+				return refuse(i, c == '\0' ? "NUL in a header value" : "control byte in a header value");
+			break;
+		case State::FinalCr:
+			if (c != '\n')
+				return refuse(i, "bare CR (a CR not followed by LF)");
+			state_ = State::Ended;
+			v.ok = i + 1;
+			v.end = true;
+			return v;
+		case State::Ended:
+			v.end = true;
+			return v;
+		}
+	}
+	v.ok = len;
+	v.end = state_ == State::Ended;
+	return v;
+}
 
 struct ParserCallbacks {
 	static Parser &self(llhttp_t *p) { return *static_cast<Parser *>(p->data); }
@@ -68,14 +171,10 @@ struct ParserCallbacks {
 		Parser &s = self(p);
 		Header &h = s.head_.headers.back();
 		if (h.name.empty())
-			return s.fail(400, "empty header name");
+			return s.fail(s.bad_status(), "empty header name");
 		if (!is_token(h.name))
-			return s.fail(400, "invalid header name");
-		// llhttp folds obs-fold lines into the value; RFC 9112 lets a server
-		// reject them, and a proxy must not pass them on.
-		for (unsigned char c : h.value)
-			if (bad_value_byte(c))
-				return s.fail(400, c == '\r' || c == '\n' ? "obs-fold in header" : "control byte in header");
+			return s.fail(s.bad_status(), "invalid header name");
+		// (Control bytes and obs-fold never get here: LineCheck refused them.)
 		h.value = trim_ows(h.value);
 		h.field = classify(h.name);
 		return 0;
@@ -95,6 +194,15 @@ struct ParserCallbacks {
 		return 0;
 	}
 	static int on_chunk_complete(llhttp_t *p) { return self(p).check_chunk_crlf() ? 0 : -1; }
+	// The last chunk's size line was read: pause there, so that body()
+	// checks the trailer section's lines before llhttp reads them.
+	static int on_chunk_header(llhttp_t *p)
+	{
+		if (p->content_length != 0)
+			return 0;
+		self(p).trailers_next_ = true;
+		return HPE_PAUSED;
+	}
 	static int on_message_complete(llhttp_t *) { return HPE_PAUSED; }
 	// A header with an empty value produces no value callback.
 	static int on_header_field_complete(llhttp_t *p)
@@ -118,6 +226,7 @@ struct ParserCallbacks {
 			st.on_headers_complete = on_headers_complete;
 			st.on_message_complete = on_message_complete;
 			st.on_body = on_body;
+			st.on_chunk_header = on_chunk_header;
 			st.on_chunk_complete = on_chunk_complete;
 			return st;
 		}();
@@ -141,6 +250,9 @@ void Parser::reset()
 	head_.request = kind_ == Kind::Request;
 	in_head_ = true;
 	in_value_ = false;
+	lines_.start(LineCheck::Section::Head);
+	trailers_next_ = false;
+	in_trailers_ = false;
 	head_bytes_ = 0;
 	crlf_need_ = 0;
 	error_status_ = 0;
@@ -171,7 +283,7 @@ int Parser::check_transfer_encoding()
 			// Parameters (";q=...") are not allowed on a transfer coding
 			// sonic knows, so only the name is read.
 			if (!is_token(coding))
-				return fail(400, "malformed Transfer-Encoding");
+				return fail(bad_status(), "malformed Transfer-Encoding");
 			++codings;
 			chunked_last = iequals(coding, "chunked");
 			if (comma == std::string_view::npos)
@@ -206,7 +318,7 @@ int Parser::headers_complete()
 			break;
 		case Field::Host:
 			if (host)
-				return fail(400, "duplicate Host");
+				return fail(bad_status(), "duplicate Host");
 			host = true;
 			h.host = f.value;
 			break;
@@ -222,7 +334,7 @@ int Parser::headers_complete()
 	}
 	if (te) {
 		if (cl)
-			return fail(400, "Content-Length with Transfer-Encoding");
+			return fail(bad_status(), "Content-Length with Transfer-Encoding");
 		if (h.minor == 0 && kind_ == Kind::Request)
 			return fail(400, "Transfer-Encoding in an HTTP/1.0 request");
 		if (check_transfer_encoding() != 0)
@@ -237,7 +349,11 @@ int Parser::headers_complete()
 		h.upgrade = parser_.upgrade != 0 && parser_.method != HTTP_CONNECT;
 		if (h.target.empty())
 			return fail(400, "empty request target");
-		if (parser_.flags & F_CHUNKED)
+		// CONNECT has no content (RFC 9110 9.3.6): what follows its head
+		// is the tunnel's, whatever a Content-Length says.
+		if (parser_.method == HTTP_CONNECT)
+			h.framing = Framing::None;
+		else if (parser_.flags & F_CHUNKED)
 			h.framing = Framing::Chunked;
 		else if (parser_.flags & F_CONTENT_LENGTH && parser_.content_length > 0)
 			h.framing = Framing::Length;
@@ -291,13 +407,27 @@ Parser::Result Parser::head(const char *data, size_t len, size_t &consumed)
 			head_.headers.reserve(16);
 		head_.request = kind_ == Kind::Request;
 		in_value_ = false;
+		lines_.start(LineCheck::Section::Head);
 	}
-	llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+	const LineCheck::Verdict lines = lines_.check(data, len);
+	if (head_bytes_ + lines.ok > header_limit_) {
+		fail(kind_ == Kind::Request ? 431 : 502, "header block over the limit");
+		return Result::Error;
+	}
+	// llhttp reads only bytes whose lines passed: never a bad one, and never
+	// past the head's empty line. Given those before a bad byte, it may find
+	// an earlier fault, which is then the one reported: the verdict and its
+	// reason do not depend on how the bytes were split across reads.
+	llhttp_errno_t err = llhttp_execute(&parser_, data, lines.ok);
+	if (err == HPE_OK && lines.bad) {
+		fail(bad_status(), lines.bad);
+		return Result::Error;
+	}
 	if (err == HPE_OK) {
-		consumed = len;
-		head_bytes_ += len;
-		if (head_bytes_ > header_limit_) {
-			fail(kind_ == Kind::Request ? 431 : 502, "header block over the limit");
+		consumed = lines.ok;
+		head_bytes_ += lines.ok;
+		if (lines.end) { // both must agree where the head ends
+			fail(bad_status(), "malformed head");
 			return Result::Error;
 		}
 		return Result::More;
@@ -305,11 +435,6 @@ Parser::Result Parser::head(const char *data, size_t len, size_t &consumed)
 	const char *pos = llhttp_get_error_pos(&parser_);
 	consumed = pos ? static_cast<size_t>(pos - data) : 0;
 	head_bytes_ += consumed;
-	if (head_bytes_ > header_limit_) {
-		error_status_ = 0;
-		fail(kind_ == Kind::Request ? 431 : 502, "header block over the limit");
-		return Result::Error;
-	}
 	if (err != HPE_PAUSED)
 		return error_from(err);
 	llhttp_resume(&parser_);
@@ -322,7 +447,7 @@ bool Parser::check_chunk_crlf()
 	static const char kCrlf[] = "\r\n";
 	while (crlf_need_ > 0 && crlf_at_ < data_end_) {
 		if (*crlf_at_ != kCrlf[2 - crlf_need_]) {
-			fail(400, "chunk data not followed by CRLF");
+			fail(bad_status(), "chunk data not followed by CRLF");
 			return false;
 		}
 		++crlf_at_;
@@ -336,24 +461,46 @@ Parser::Result Parser::body(const char *data, size_t len, size_t &consumed)
 	consumed = 0;
 	if (error_status_)
 		return Result::Error;
-	// A CRLF split across reads continues at the start of this one.
-	if (crlf_need_ > 0)
-		crlf_at_ = data;
-	data_end_ = data + len;
-	llhttp_errno_t err = llhttp_execute(&parser_, data, len);
-	if (err == HPE_OK) {
-		consumed = len;
-		if (!check_chunk_crlf())
+	// One pass, or two when the last chunk ends in this data: its size line,
+	// then the trailer section, whose lines are checked as a head's are.
+	for (;;) {
+		const char *at = data + consumed;
+		size_t feed = len - consumed;
+		const char *bad_line = nullptr;
+		if (in_trailers_) {
+			const LineCheck::Verdict lines = lines_.check(at, feed);
+			feed = lines.ok;
+			bad_line = lines.bad; // after the bytes before it, as in head()
+		}
+		// A CRLF split across reads continues at the start of this one.
+		if (crlf_need_ > 0)
+			crlf_at_ = at;
+		data_end_ = at + feed;
+		llhttp_errno_t err = llhttp_execute(&parser_, at, feed);
+		if (err == HPE_OK) {
+			consumed += feed;
+			if (!check_chunk_crlf())
+				return Result::Error;
+			if (bad_line) {
+				fail(bad_status(), bad_line);
+				return Result::Error;
+			}
+			return Result::More;
+		}
+		if (error_status_)
 			return Result::Error;
-		return Result::More;
+		const char *pos = llhttp_get_error_pos(&parser_);
+		consumed += pos ? static_cast<size_t>(pos - at) : 0;
+		if (err != HPE_PAUSED)
+			return error_from(err);
+		llhttp_resume(&parser_);
+		if (!trailers_next_)
+			break;
+		trailers_next_ = false;
+		in_trailers_ = true;
+		lines_.start(LineCheck::Section::Trailers);
 	}
-	if (error_status_)
-		return Result::Error;
-	const char *pos = llhttp_get_error_pos(&parser_);
-	consumed = pos ? static_cast<size_t>(pos - data) : 0;
-	if (err != HPE_PAUSED)
-		return error_from(err);
-	llhttp_resume(&parser_);
+	in_trailers_ = false;
 	in_head_ = true;
 	head_bytes_ = 0;
 	no_body_ = false;

@@ -3,9 +3,11 @@
 // which must stay where they are until the head is complete.
 //
 // Strict like nginx: Content-Length with Transfer-Encoding, duplicate or
-// invalid Content-Length, obs-fold, bare LF, control bytes, bad chunk sizes
-// or extensions -> 400; a head over the limit -> 431; a Transfer-Encoding
-// other than "chunked" -> 501.
+// invalid Content-Length, obs-fold, bare CR or LF, whitespace before a colon
+// or before the first header line, control bytes, bad chunk sizes or
+// extensions -> 400; a head over the limit -> 431; a Transfer-Encoding other
+// than "chunked" -> 501. Responses that break these rules are the upstream's
+// fault: 502.
 //
 // A message is parsed in two phases. head() consumes the head and stops
 // right after it; body() then consumes the raw body bytes (the chunked
@@ -23,6 +25,45 @@
 namespace sonic::http {
 
 enum class Kind { Request, Response };
+
+// The line structure of a head or of a chunked body's trailer section (RFC
+// 9112 sections 2.2 and 5), checked byte by byte before llhttp sees the
+// bytes. llhttp 8 takes "\r\n\r" followed by any byte as the end of the
+// header block, which lets a request hide headers behind a bare CR; here a CR
+// is a line end only with its LF, and every line is checked whole:
+// - a CR not followed by LF, or an LF without its CR;
+// - a line starting with whitespace (obs-fold, or whitespace before the
+//   first header line);
+// - whitespace or a control byte in a field name (whitespace before the
+//   colon);
+// - a control byte other than HTAB in the start line or a field value.
+class LineCheck {
+public:
+	enum class Section { Head, Trailers };
+	struct Verdict {
+		size_t ok = 0;           // bytes that passed, from the start of the data
+		bool end = false;        // the section's empty line ends at OK
+		const char *bad = nullptr; // why byte OK is refused, or null
+	};
+	void start(Section section);
+	// Checks the next bytes of the section; stops after its final LF.
+	Verdict check(const char *data, size_t len);
+
+private:
+	enum class State : uint8_t {
+		BeforeStart, // empty lines before the start line are skipped
+		EmptyLineCr, // their CR: LF must follow
+		StartLine,
+		LineStart,   // after a line's LF
+		Name,
+		Value,
+		LineCr,      // a line's CR: LF must follow
+		FinalCr,     // the empty line's CR: LF ends the section
+		Ended,
+	};
+	State state_ = State::BeforeStart;
+	bool after_start_line_ = false; // the line just ended was the start line
+};
 
 class Parser {
 public:
@@ -75,6 +116,10 @@ private:
 	bool no_body_ = false;
 	std::vector<std::string_view> *decoded_ = nullptr;
 	bool in_value_ = false;
+	LineCheck lines_;
+	// The last chunk was read: the trailer section starts (body phase).
+	bool trailers_next_ = false;
+	bool in_trailers_ = false;
 	size_t head_bytes_ = 0;
 	int error_status_ = 0;
 	const char *error_reason_ = "";
@@ -84,6 +129,8 @@ private:
 	const char *data_end_ = nullptr;
 
 	int fail(int status, const char *reason);
+	// 400 for a request, 502 for a response (the upstream's fault).
+	int bad_status() const { return kind_ == Kind::Request ? 400 : 502; }
 	int headers_complete();
 	int check_transfer_encoding();
 	bool check_chunk_crlf();

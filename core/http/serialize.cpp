@@ -42,6 +42,9 @@ void append_request_line(std::string &out, std::string_view method, std::string_
 {
 	out.append(method);
 	out.push_back(' ');
+	// The empty path of "http://host?q" is sent as "/" (RFC 9112 3.2.1).
+	if (!target.empty() && target[0] == '?')
+		out.push_back('/');
 	out.append(target);
 	out.append(" HTTP/1.1\r\n", 11);
 }
@@ -84,7 +87,7 @@ void append_end_to_end_headers(std::string &out, const Head &head, Field skip)
 }
 
 void append_simple_response(std::string &out, int status, std::string_view content_type, std::string_view body,
-			    bool keep_alive)
+			    bool keep_alive, std::string_view extra)
 {
 	append_status_line(out, status, status_reason(status));
 	append_header(out, "Server", std::string_view("sonic"));
@@ -93,6 +96,7 @@ void append_simple_response(std::string &out, int status, std::string_view conte
 	append_header(out, "Content-Length", static_cast<uint64_t>(body.size()));
 	if (!keep_alive)
 		append_header(out, "Connection", std::string_view("close"));
+	out.append(extra);
 	end_head(out);
 	out.append(body);
 }

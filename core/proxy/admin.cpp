@@ -37,8 +37,15 @@ awaitable<void> Admin::accept_loop()
 	for (;;) {
 		asio::error_code ec;
 		tcp::socket sock = co_await acceptor_.async_accept(with(ec));
-		if (ec)
+		if (ec == asio::error::operation_aborted || !acceptor_.is_open())
 			co_return;
+		if (ec) {
+			// Out of descriptors (the workers hold them all): the admin API
+			// comes back when some are freed, without spinning meanwhile.
+			asio::steady_timer t(ctx_, std::chrono::milliseconds(100));
+			co_await t.async_wait(with(ec));
+			continue;
+		}
 		if (on_peer_) {
 			auto peer = sock.remote_endpoint(ec);
 			if (!ec)

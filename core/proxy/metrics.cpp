@@ -89,6 +89,17 @@ const char *tunnel_kind_name(TunnelKind kind)
 	return "?";
 }
 
+const char *limit_name(Limit limit)
+{
+	switch (limit) {
+	case Limit::MaxConnections:
+		return "max_connections";
+	case Limit::MaxConnectionsPerIp:
+		return "max_connections_per_ip";
+	}
+	return "?";
+}
+
 std::string prometheus_text(const std::vector<const Metrics *> &w, const ServerFacts &facts)
 {
 	std::string out;
@@ -97,6 +108,22 @@ std::string prometheus_text(const std::vector<const Metrics *> &w, const ServerF
 	sample(out, "sonic_connections_accepted_total", "", sum(w, [](const Metrics &m) -> const Counter & { return m.connections_accepted; }));
 	family(out, "sonic_connections_active", "gauge", "Client connections open now.");
 	sample(out, "sonic_connections_active", "", sum(w, [](const Metrics &m) -> const Counter & { return m.connections_active; }));
+	family(out, "sonic_connections_refused_total", "counter",
+	       "New client connections closed at once, by the [limits] key they were over.");
+	for (int k = 0; k < kLimits; ++k)
+		sample(out, "sonic_connections_refused_total", std::string("limit=\"") + limit_name(static_cast<Limit>(k)) + "\"",
+		       sum(w, [k](const Metrics &m) -> const Counter & { return m.connections_refused[k]; }));
+	family(out, "sonic_requests_rate_limited_total", "counter",
+	       "Requests answered 503 (Retry-After) for their address's rate, [limits] requests_per_second_per_ip.");
+	sample(out, "sonic_requests_rate_limited_total", "", sum(w, [](const Metrics &m) -> const Counter & { return m.requests_rate_limited; }));
+	family(out, "sonic_client_table_full_total", "counter",
+	       "Connections or requests let through untracked: no room for their address in the per-address table.");
+	sample(out, "sonic_client_table_full_total", "", sum(w, [](const Metrics &m) -> const Counter & { return m.client_table_full; }));
+	family(out, "sonic_accept_errors_total", "counter", "accept() failures such as EMFILE (running out of descriptors).");
+	sample(out, "sonic_accept_errors_total", "", sum(w, [](const Metrics &m) -> const Counter & { return m.accept_errors; }));
+	family(out, "sonic_idle_closed_for_room_total", "counter",
+	       "Idle keep-alive client connections closed to make room when accepting had to pause.");
+	sample(out, "sonic_idle_closed_for_room_total", "", sum(w, [](const Metrics &m) -> const Counter & { return m.idle_closed_for_room; }));
 	family(out, "sonic_http_requests_total", "counter", "HTTP requests answered, by status class.");
 	for (int cls = 1; cls <= 5; ++cls)
 		sample(out, "sonic_http_requests_total", "code=\"" + std::to_string(cls) + "xx\"",

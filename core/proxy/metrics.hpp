@@ -24,12 +24,27 @@ private:
 };
 
 enum class TunnelKind { Connect, Upgrade, Tcp, Transparent };
+
+// The limits that close a new connection at once ([limits]).
+enum class Limit { MaxConnections, MaxConnectionsPerIp };
+constexpr int kLimits = 2;
+const char *limit_name(Limit limit);
 constexpr int kTunnelKinds = 4;
 const char *tunnel_kind_name(TunnelKind kind);
 
 struct alignas(64) Metrics {
 	Counter connections_accepted;
 	Counter connections_active;
+	Counter connections_refused[kLimits];
+	// Requests answered 503 for their address's request rate.
+	Counter requests_rate_limited;
+	// Connections or requests let through untracked: the per-address table
+	// had no room for their address.
+	Counter client_table_full;
+	// accept() failures (EMFILE, ENFILE, ENOBUFS, ...), and idle keep-alive
+	// connections closed to make room when accepting had to pause.
+	Counter accept_errors;
+	Counter idle_closed_for_room;
 	Counter requests[6]; // by status class: [1] = 1xx ... [5] = 5xx; [0] unused
 	Counter upstream_connects;
 	Counter upstream_reuses;

@@ -4,16 +4,19 @@
 #include "bpf/fw.hpp"
 #include "bpf/fw_block.hpp"
 #include "bpf/splice.hpp"
+#include "net/listeners.hpp"
 #include "out/error.hpp"
 #include "out/log.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/origdst.hpp"
 #include "proxy/worker.hpp"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
 #include <map>
 #include <netinet/in.h>
@@ -25,6 +28,8 @@
 namespace sonic::proxy {
 
 namespace {
+
+bool is_transparent(const config::Listener &l) { return l.mode == config::Mode::Transparent && l.tproxy; }
 
 int open_log(const config::AccessLog &log)
 {
@@ -76,30 +81,47 @@ void close_all(std::map<std::string, std::vector<int>> &fds)
 	fds.clear();
 }
 
-// One socket per worker for each listener of CONFIG not in SKIP.
-std::map<std::string, std::vector<int>> open_listeners(const config::Config &config, unsigned workers,
-							const std::set<std::string> &skip)
+// The processes listening where ENDPOINT is (as far as /proc shows them).
+std::vector<net::Process> holders_of(const config::Endpoint &endpoint)
 {
-	std::map<std::string, std::vector<int>> fds;
-	try {
-		for (const config::Listener &l : config.listeners) {
-			std::string key = l.address.text();
-			if (skip.count(key))
-				continue;
-			auto &list = fds[key];
-			for (unsigned i = 0; i < workers; ++i)
-				list.push_back(open_listener(l.address, l.mode == config::Mode::Transparent && l.tproxy));
-		}
-	} catch (...) {
-		close_all(fds);
-		throw;
-	}
-	return fds;
+	std::vector<uint64_t> inodes;
+	for (const net::TcpListener &l : net::listeners_of(net::parse_endpoint(endpoint.text())))
+		inodes.push_back(l.inode);
+	return net::socket_holders(inodes);
 }
 
-} // namespace
+Error address_in_use(const config::Endpoint &endpoint, const std::vector<net::Process> &holders, bool shared)
+{
+	std::string who = net::describe(holders);
+	Error e = env_error("listen", "address already in use" + (who.empty() ? std::string() : " by " + who),
+			    endpoint.text());
+	if (shared)
+		e.with_hint("the sockets there do not let others join (no SO_REUSEPORT, or another user): stop that "
+			    "process or choose another address");
+	else
+		e.with_hint("stop that process or choose another address; to share it on purpose (a binary upgrade "
+			    "that overlaps), set reuse_port = true on the listener or run with --reuse-port");
+	return e;
+}
 
-int open_listener(const config::Endpoint &endpoint, bool transparent)
+Error bind_error(const config::Endpoint &endpoint, int err, bool shared)
+{
+	if (err == EADDRINUSE)
+		return address_in_use(endpoint, holders_of(endpoint), shared);
+	if (err == EADDRNOTAVAIL)
+		return env_error("listen", "address not available on this host", endpoint.text());
+	return errno_error("listen", err, endpoint.text());
+}
+
+// A TCP socket bound to ENDPOINT (not listening yet), or the bind's errno.
+struct Bound {
+	int fd = -1;
+	int err = 0;
+};
+
+// SHARE sets SO_REUSEPORT, so that the next socket (another worker's, or
+// another process's that asks the same) can bind there too.
+Bound bind_socket(const config::Endpoint &endpoint, bool transparent, bool share)
 {
 	sockaddr_storage ss{};
 	socklen_t len = 0;
@@ -121,7 +143,8 @@ int open_listener(const config::Endpoint &endpoint, bool transparent)
 		throw errno_error("listen", errno, endpoint.text());
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (share)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (transparent) {
@@ -130,14 +153,92 @@ int open_listener(const config::Endpoint &endpoint, bool transparent)
 			throw errno_error("listen (IP_TRANSPARENT needs CAP_NET_ADMIN)", err, endpoint.text());
 		}
 	}
-	if (::bind(fd, reinterpret_cast<sockaddr *>(&ss), len) != 0 || ::listen(fd, 4096) != 0) {
+	if (::bind(fd, reinterpret_cast<sockaddr *>(&ss), len) != 0) {
+		Bound b{-1, errno};
+		::close(fd);
+		return b;
+	}
+	return Bound{fd, 0};
+}
+
+// Refuses ENDPOINT when another process listens there. A bind without
+// SO_REUSEPORT fails on an address any socket listens on, whatever that
+// socket set; the probe is closed again at once. sonic's own listeners of
+// an overlapping address (0.0.0.0:80 and 127.0.0.1:80) are no conflict.
+void check_unclaimed(const config::Endpoint &endpoint, bool transparent)
+{
+	Bound probe = bind_socket(endpoint, transparent, false);
+	if (probe.fd >= 0) {
+		::close(probe.fd);
+		return;
+	}
+	if (probe.err != EADDRINUSE)
+		throw bind_error(endpoint, probe.err, false);
+	std::vector<net::Process> holders = holders_of(endpoint);
+	const pid_t self = getpid();
+	if (holders.empty() ||
+	    !std::all_of(holders.begin(), holders.end(), [self](const net::Process &p) { return p.pid == self; }))
+		throw address_in_use(endpoint, holders, false);
+}
+
+// One socket per worker for each listener of CONFIG not in SKIP. Addresses
+// are checked first, so that nothing is bound when one is taken.
+std::map<std::string, std::vector<int>> open_listeners(const config::Config &config, unsigned workers,
+							const std::set<std::string> &skip)
+{
+	for (const config::Listener &l : config.listeners)
+		if (!skip.count(l.address.text()) && !l.reuse_port)
+			check_unclaimed(l.address, is_transparent(l));
+	std::map<std::string, std::vector<int>> fds;
+	try {
+		for (const config::Listener &l : config.listeners) {
+			std::string key = l.address.text();
+			if (skip.count(key))
+				continue;
+			auto &list = fds[key];
+			for (unsigned i = 0; i < workers; ++i)
+				list.push_back(open_listener(l.address, is_transparent(l)));
+		}
+	} catch (...) {
+		close_all(fds);
+		throw;
+	}
+	return fds;
+}
+
+// How many client connections one of WORKERS can hold with the descriptors
+// RLIMIT_NOFILE leaves: not those open now (listeners, logs, BPF maps) nor a
+// reserve for the workers' event loops and the admin listener, and half of
+// the rest, since each client may need an upstream connection besides.
+uint64_t descriptor_share(unsigned workers)
+{
+	struct rlimit nofile{};
+	if (getrlimit(RLIMIT_NOFILE, &nofile) != 0 || nofile.rlim_cur == RLIM_INFINITY)
+		return UINT64_MAX;
+	uint64_t open_now = 0;
+	if (DIR *d = opendir("/proc/self/fd")) {
+		while (readdir(d))
+			++open_now;
+		closedir(d);
+	}
+	const uint64_t reserve = 32 + 8 * uint64_t{workers};
+	const uint64_t limit = nofile.rlim_cur;
+	if (limit <= open_now + reserve)
+		return 1;
+	return std::max<uint64_t>(1, (limit - open_now - reserve) / 2 / workers);
+}
+
+} // namespace
+
+int open_listener(const config::Endpoint &endpoint, bool transparent)
+{
+	Bound b = bind_socket(endpoint, transparent, true);
+	if (b.fd < 0)
+		throw bind_error(endpoint, b.err, true);
+	const int fd = b.fd;
+	if (::listen(fd, 4096) != 0) {
 		int err = errno;
 		::close(fd);
-		if (err == EADDRINUSE)
-			throw env_error("listen", "address already in use", endpoint.text())
-				.with_hint("another process listens there: stop it or choose another port");
-		if (err == EADDRNOTAVAIL)
-			throw env_error("listen", "address not available on this host", endpoint.text());
 		throw errno_error("listen", err, endpoint.text());
 	}
 	return fd;
@@ -226,8 +327,11 @@ void Server::start()
 	auto fds = open_listeners(*config_, n, {});
 	int admin_fd = -1;
 	try {
-		if (config_->admin.enabled)
+		if (config_->admin.enabled) {
+			if (!config_->admin.reuse_port)
+				check_unclaimed(config_->admin.listen, false);
 			admin_fd = open_listener(config_->admin.listen, false);
+		}
 		log_fd_ = open_log(config_->access_log);
 	} catch (...) {
 		close_all(fds);
@@ -250,9 +354,15 @@ void Server::start()
 	pthread_sigmask(SIG_BLOCK, &set, nullptr);
 	std::signal(SIGPIPE, SIG_IGN);
 
+	limits_ = std::make_shared<ClientLimits>();
+	const uint64_t share = descriptor_share(n);
+	if (share != UINT64_MAX)
+		log::debug("each worker takes up to " + std::to_string(share) +
+			   " client connections at once (RLIMIT_NOFILE, half kept for upstream connections)");
 	for (unsigned i = 0; i < n; ++i) {
-		auto w = std::make_unique<Worker>(i, config_, log_fd_, splice_);
+		auto w = std::make_unique<Worker>(i, config_, log_fd_, splice_, limits_);
 		w->set_accel(accel_);
+		w->set_capacity(n, share);
 		for (const config::Listener &l : config_->listeners)
 			w->add_listener(fds[l.address.text()][i], l);
 		workers_.push_back(std::move(w));

@@ -25,6 +25,7 @@ namespace sonic::proxy {
 
 class Worker;
 class Admin;
+class ClientLimits;
 
 class Server {
 public:
@@ -37,7 +38,8 @@ public:
 	Server &operator=(const Server &) = delete;
 
 	// Opens every listening socket and starts the workers. Throws an
-	// environment error (exit 3) when an address is in use or not allowed.
+	// environment error (exit 3) when an address is not allowed, or is in use
+	// by another process and its listener does not set reuse_port.
 	void start();
 	// Serves until SIGTERM or SIGINT, then drains (bounded by
 	// timeouts.drain) and returns.
@@ -68,6 +70,7 @@ private:
 	std::shared_ptr<bpf::AccelProxy> accel_; // null: the accel family is not loaded
 	std::shared_ptr<bpf::Blocker> blocker_;
 	std::map<std::string, sockaddr_storage> bound_; // listener address -> what it is bound to
+	std::shared_ptr<ClientLimits> limits_;
 	std::vector<std::unique_ptr<Worker>> workers_;
 	std::vector<std::thread> threads_;
 	std::unique_ptr<Admin> admin_;
@@ -78,7 +81,8 @@ private:
 };
 
 // A listening socket for ENDPOINT with SO_REUSEPORT, so that each worker has
-// its own. Throws a sonic error naming the address.
+// its own. Throws a sonic error naming the address (and, when it is in use,
+// the processes that hold it).
 int open_listener(const config::Endpoint &endpoint, bool transparent);
 
 } // namespace sonic::proxy

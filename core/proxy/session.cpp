@@ -1,6 +1,7 @@
 #include "proxy/session.hpp"
 
 #include "http/serialize.hpp"
+#include "http/target.hpp"
 #include "out/log.hpp"
 #include "proxy/origdst.hpp"
 #include "proxy/tunnel.hpp"
@@ -42,63 +43,6 @@ void lower_into(std::string &out, std::string_view s)
 			c = static_cast<char>(c + 32);
 }
 
-// The host of a Host header value or authority: "Example.com:8080" ->
-// "example.com", "[::1]:80" -> "[::1]".
-std::string_view host_part(std::string_view authority)
-{
-	if (!authority.empty() && authority[0] == '[') {
-		size_t close = authority.find(']');
-		return close == std::string_view::npos ? authority : authority.substr(0, close + 1);
-	}
-	size_t colon = authority.find(':');
-	return colon == std::string_view::npos ? authority : authority.substr(0, colon);
-}
-
-// "host:port" (authority-form, or the authority of an absolute URI).
-bool split_authority(std::string_view authority, uint16_t default_port, std::string &host, uint16_t &port)
-{
-	std::string_view h = host_part(authority);
-	std::string_view rest = authority.substr(h.size());
-	port = default_port;
-	if (!rest.empty()) {
-		if (rest[0] != ':' || rest.size() == 1)
-			return false;
-		unsigned p = 0;
-		for (char c : rest.substr(1)) {
-			if (c < '0' || c > '9')
-				return false;
-			p = p * 10 + static_cast<unsigned>(c - '0');
-			if (p > 65535)
-				return false;
-		}
-		if (p == 0)
-			return false;
-		port = static_cast<uint16_t>(p);
-	}
-	if (h.size() >= 2 && h[0] == '[')
-		h = h.substr(1, h.size() - 2);
-	if (h.empty())
-		return false;
-	host.assign(h);
-	return true;
-}
-
-// An absolute-form target "http://authority/path?query": its authority and
-// its origin-form ("/path?query", "/" when empty).
-bool split_absolute(std::string_view target, std::string_view &authority, std::string_view &origin_form)
-{
-	constexpr std::string_view kHttp = "http://";
-	if (target.size() < kHttp.size() || !http::iequals(target.substr(0, kHttp.size()), kHttp))
-		return false;
-	std::string_view rest = target.substr(kHttp.size());
-	size_t slash = rest.find_first_of("/?");
-	authority = rest.substr(0, slash);
-	origin_form = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
-	if (authority.find('@') != std::string_view::npos)
-		return false; // userinfo is not allowed in http URIs (RFC 9110 4.2.4)
-	return !authority.empty();
-}
-
 bool looks_like_http(const char *p, size_t n)
 {
 	size_t i = 0;
@@ -109,9 +53,10 @@ bool looks_like_http(const char *p, size_t n)
 
 } // namespace
 
-Session::Session(Worker &worker, tcp::socket client, const config::Listener &listener)
+Session::Session(Worker &worker, tcp::socket client, const config::Listener &listener, ClientLimits::Ticket ticket)
 	: worker_(worker), gen_(worker.generation()), cfg_(*gen_->config), mode_(listener.mode),
-	  tcp_upstream_(listener.upstream), parser_(http::Kind::Request, cfg_.limits.header_bytes)
+	  tcp_upstream_(listener.upstream), parser_(http::Kind::Request, cfg_.limits.header_bytes),
+	  ticket_(std::move(ticket))
 {
 	worker_.attach(this);
 	asio::error_code ec;
@@ -121,6 +66,7 @@ Session::Session(Worker &worker, tcp::socket client, const config::Listener &lis
 	client_text_len_ = std::min(text.size(), sizeof(client_text_));
 	std::memcpy(client_text_, text.data(), client_text_len_);
 	client_ip_ = text.substr(0, text.rfind(':'));
+	client_addr_ = addr16(peer.address());
 	if (mode_ == config::Mode::Transparent) {
 		tcp::endpoint l(asio::ip::make_address(listener.address.host, ec), listener.address.port);
 		std::memcpy(&listener_addr_, l.data(), l.size());
@@ -252,7 +198,8 @@ awaitable<Session::Outcome> Session::fail(int status, const char *why, const Ups
 	}
 	out_.clear();
 	std::string body = std::to_string(status) + " " + std::string(http::status_reason(status)) + ": " + why + "\n";
-	http::append_simple_response(out_, status, "text/plain", body, false);
+	http::append_simple_response(out_, status, "text/plain", body, false, fail_headers_);
+	fail_headers_ = {};
 	co_await write_client(out_);
 	log_request(status);
 	co_return Outcome::Close;
@@ -327,6 +274,8 @@ awaitable<Session::Outcome> Session::exchange()
 		co_return *s;
 	const http::Head &h = parser_.message();
 	note_request(h);
+	if (rate_limited())
+		co_return co_await fail(503, "request rate over the limit for this address");
 	if (h.is_connect()) {
 		if (mode_ != config::Mode::Forward)
 			co_return co_await fail(405, "CONNECT is served by forward listeners only");
@@ -351,6 +300,23 @@ awaitable<Session::Outcome> Session::exchange()
 	if (Stop s = co_await read_small_body())
 		co_return *s;
 	co_return co_await forward(target);
+}
+
+bool Session::rate_limited()
+{
+	const config::Limits &l = cfg_.limits;
+	if (l.requests_per_second_per_ip <= 0)
+		return false;
+	ClientLimits::Rate r =
+		worker_.client_limits().take(client_addr_, l.requests_per_second_per_ip, l.burst_per_ip(), Clock::now());
+	if (r.untracked)
+		worker_.counters().client_table_full.add();
+	if (r.allowed)
+		return false;
+	worker_.counters().requests_rate_limited.add();
+	scratch_ = "Retry-After: " + std::to_string(r.retry_after.count()) + "\r\n";
+	fail_headers_ = scratch_;
+	return true;
 }
 
 void Session::begin_request()
@@ -417,13 +383,16 @@ void Session::note_request(const http::Head &h)
 awaitable<Session::Stop> Session::route(Target &target)
 {
 	const http::Head &h = parser_.message();
-	std::string_view origin_form = h.target;
-	std::string_view authority = h.host;
-	bool absolute = split_absolute(h.target, authority, origin_form);
+	const auto absolute = http::parse_absolute_form(h.target);
+	std::string_view origin_form = absolute ? absolute->origin_form : h.target;
+	std::string_view authority = absolute ? absolute->authority : h.host;
 	if (mode_ == config::Mode::Forward) {
 		// A forward proxy is asked with absolute-form.
-		if (!absolute || !split_authority(authority, 80, target.host, target.port))
+		auto a = absolute ? http::parse_authority(authority, 80) : std::nullopt;
+		if (!a)
 			co_return co_await fail(400, "bad request target");
+		target.host = std::move(a->host);
+		target.port = a->port;
 		target.server = co_await worker_.upstreams().resolve(target.host, target.port);
 		if (!target.server) {
 			const UpstreamError cause{502, Cause::Resolve, Phase::Resolve,
@@ -433,7 +402,7 @@ awaitable<Session::Stop> Session::route(Target &target)
 	} else if (mode_ == config::Mode::Transparent) {
 		target.server = &worker_.server_for(original_dst_);
 	} else {
-		lower_into(scratch_, host_part(authority));
+		lower_into(scratch_, http::host_part(authority));
 		std::string_view path = origin_form.substr(0, origin_form.find('?'));
 		const config::Route *r = cfg_.route(scratch_, path);
 		if (!r)
@@ -731,10 +700,8 @@ awaitable<Session::Outcome> Session::respond(const http::Response &r)
 
 void Session::build_forward_head(const http::Head &h)
 {
-	std::string_view origin_form = h.target;
-	std::string_view authority = h.host;
-	split_absolute(h.target, authority, origin_form);
-	build_request_head(h, origin_form, authority);
+	const auto absolute = http::parse_absolute_form(h.target);
+	build_request_head(h, absolute ? absolute->origin_form : h.target, absolute ? absolute->authority : h.host);
 }
 
 void Session::build_request_head(const http::Head &h, std::string_view target, std::string_view host)
@@ -1151,9 +1118,12 @@ awaitable<Session::Outcome> Session::tunnel_upgrade(std::unique_ptr<UpConn> up)
 awaitable<Session::Outcome> Session::connect_tunnel()
 {
 	const http::Head &h = parser_.message();
-	Target target;
-	if (!split_authority(h.target, 443, target.host, target.port) || h.target.find('/') != std::string_view::npos)
+	auto authority = http::parse_authority(h.target, 443);
+	if (!authority || h.target.find('/') != std::string_view::npos)
 		co_return co_await fail(400, "CONNECT needs host:port");
+	Target target;
+	target.host = std::move(authority->host);
+	target.port = authority->port;
 	target.server = co_await worker_.upstreams().resolve(target.host, target.port);
 	if (!target.server) {
 		const UpstreamError cause{502, Cause::Resolve, Phase::Resolve,

@@ -20,7 +20,8 @@ namespace sonic::proxy {
 
 class Session {
 public:
-	Session(Worker &worker, tcp::socket client, const config::Listener &listener);
+	// TICKET counts the connection against its address's limit while it lives.
+	Session(Worker &worker, tcp::socket client, const config::Listener &listener, ClientLimits::Ticket ticket);
 	~Session();
 	Session(const Session &) = delete;
 	Session &operator=(const Session &) = delete;
@@ -38,6 +39,9 @@ public:
 	void expire();
 	// Drain: closes the session if idle, else it ends after this request.
 	void drain();
+	// It served a request and waits for the next (an idle keep-alive one).
+	bool kept_alive() const { return requests_ > 0; }
+	bool closing() const { return closing_; }
 
 private:
 	enum class Outcome { KeepAlive, Close };
@@ -88,6 +92,9 @@ private:
 	// phase) and counted by it.
 	awaitable<Outcome> fail(int status, const char *why, const UpstreamError *cause = nullptr);
 	awaitable<Outcome> fail(const UpstreamError &e);
+	// [limits] requests_per_second_per_ip: takes a token for this request.
+	// Without one, true, and fail_headers_ holds the 503's Retry-After.
+	bool rate_limited();
 	void build_request_head(const http::Head &h, std::string_view target, std::string_view host);
 	// The upstream head for H: its origin-form and authority, then the rest.
 	void build_forward_head(const http::Head &h);
@@ -120,6 +127,8 @@ private:
 	char client_text_[64] = {};
 	size_t client_text_len_ = 0;
 	std::string client_ip_;
+	net::Addr16 client_addr_{};
+	ClientLimits::Ticket ticket_;
 	tcp::endpoint original_dst_;
 	bool have_original_dst_ = false;
 	size_t head_bytes_ = 0; // of the request head in in_, then of the response head
@@ -151,6 +160,8 @@ private:
 	std::unique_ptr<ClientFacts> facts_;
 	std::vector<std::string_view> decoded_;
 	std::string scratch_; // X-Forwarded-For and friends while a head is built
+	// Header lines for the next fail() response (a view into scratch_).
+	std::string_view fail_headers_;
 	// An idle connection waits with this small buffer, not a pooled one.
 	char first_[512];
 	size_t first_bytes_ = 0; // read by wait_request(), counted by exchange()

@@ -60,12 +60,18 @@ void ReadBuffer::compact()
 // ---- worker ------------------------------------------------------------
 
 Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config, int access_log_fd,
-	       std::shared_ptr<const bpf::Splice> splice)
+	       std::shared_ptr<const bpf::Splice> splice, std::shared_ptr<ClientLimits> limits)
 	: index_(index), now_(Clock::now()), log_(access_log_fd), buffers_(buffer_size(*config)),
-	  splice_(std::move(splice)), ctx_(ASIO_CONCURRENCY_HINT_UNSAFE_IO),
+	  limits_(std::move(limits)), splice_(std::move(splice)), ctx_(ASIO_CONCURRENCY_HINT_UNSAFE_IO),
 	  upstreams_(std::make_unique<UpstreamClient>(*this))
 {
 	gen_.reset(build(std::move(config)));
+}
+
+void Worker::set_capacity(unsigned workers, uint64_t descriptor_share)
+{
+	workers_ = workers;
+	descriptor_share_ = descriptor_share;
 }
 
 const bpf::Splice *Worker::splice_for(int client_fd, int upstream_fd) const
@@ -180,22 +186,83 @@ void Worker::apply(std::shared_ptr<const config::Config> config, std::map<std::s
 awaitable<void> Worker::accept_loop(std::shared_ptr<Acceptor> a)
 {
 	for (;;) {
+		if (metrics_.connections_active.get() >= descriptor_share_) {
+			co_await make_room(*a, "its share of the descriptors is in use");
+			if (!a->acceptor.is_open())
+				co_return;
+			continue;
+		}
 		asio::error_code ec;
 		tcp::socket sock = co_await a->acceptor.async_accept(with(ec));
 		if (ec) {
 			if (ec == asio::error::operation_aborted || !a->acceptor.is_open())
 				co_return;
-			// EMFILE and friends: wait for descriptors to be freed instead of
-			// spinning on the listen queue.
-			log::warn("accept on " + a->key + ": " + ec.message());
-			asio::steady_timer t(ctx_, std::chrono::milliseconds(100));
-			co_await t.async_wait(with(ec));
+			metrics_.accept_errors.add();
+			co_await make_room(*a, ec.message());
 			continue;
 		}
 		metrics_.connections_accepted.add();
-		auto s = std::make_unique<Session>(*this, std::move(sock), a->listener);
+		std::optional<ClientLimits::Ticket> ticket = admit(sock);
+		if (!ticket)
+			continue;
+		auto s = std::make_unique<Session>(*this, std::move(sock), a->listener, std::move(*ticket));
 		asio::co_spawn(ctx_, Session::serve(std::move(s)), asio::detached);
 	}
+}
+
+std::optional<ClientLimits::Ticket> Worker::admit(tcp::socket &sock)
+{
+	const config::Limits &l = gen_->config->limits;
+	auto refuse = [&](Limit limit) -> std::optional<ClientLimits::Ticket> {
+		metrics_.connections_refused[static_cast<int>(limit)].add();
+		asio::error_code ec;
+		sock.close(ec);
+		return std::nullopt;
+	};
+	if (l.max_connections && metrics_.connections_active.get() >= l.worker_connections(workers_))
+		return refuse(Limit::MaxConnections);
+	if (!l.max_connections_per_ip)
+		return ClientLimits::Ticket();
+	asio::error_code ec;
+	tcp::endpoint peer = sock.remote_endpoint(ec);
+	if (ec)
+		return ClientLimits::Ticket(); // gone already; the session sees it
+	ClientLimits::Admit a = limits_->admit(addr16(peer.address()), l.max_connections_per_ip);
+	if (a.admission == ClientLimits::Admission::Refused)
+		return refuse(Limit::MaxConnectionsPerIp);
+	if (a.admission == ClientLimits::Admission::Untracked)
+		metrics_.client_table_full.add();
+	return std::move(a.ticket);
+}
+
+awaitable<void> Worker::make_room(const Acceptor &a, const std::string &why)
+{
+	constexpr size_t kCloseAtOnce = 32;
+	const size_t closed = close_idle(kCloseAtOnce);
+	metrics_.idle_closed_for_room.add(closed);
+	// Said at most once a second, with what happened since.
+	++room_waits_;
+	if (now_ - room_warned_ >= std::chrono::seconds(1)) {
+		log::warn("accept on " + a.key + " paused: " + why + " (" + std::to_string(room_waits_) +
+			  " time(s) since the last warning; " + std::to_string(closed) +
+			  " idle keep-alive connection(s) closed now to make room)");
+		room_warned_ = now_;
+		room_waits_ = 0;
+	}
+	asio::steady_timer t(ctx_, std::chrono::milliseconds(closed ? 20 : 100));
+	asio::error_code ec;
+	co_await t.async_wait(with(ec));
+}
+
+size_t Worker::close_idle(size_t most)
+{
+	size_t n = 0;
+	for (Session *s = sessions_; s && n < most; s = s->next)
+		if (s->idle && s->kept_alive() && !s->closing()) {
+			s->drain();
+			++n;
+		}
+	return n;
 }
 
 void Worker::attach(Session *s)

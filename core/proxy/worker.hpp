@@ -8,11 +8,13 @@
 #include "http/parser.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/limits.hpp"
 #include "proxy/metrics.hpp"
 
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -115,10 +117,16 @@ class UpstreamClient;
 
 class Worker {
 public:
-	// SPLICE: the splice family shared by every worker, or null.
+	// SPLICE: the splice family shared by every worker, or null. LIMITS:
+	// the per-address counts every worker shares.
 	Worker(unsigned index, std::shared_ptr<const config::Config> config, int access_log_fd,
-	       std::shared_ptr<const bpf::Splice> splice);
+	       std::shared_ptr<const bpf::Splice> splice, std::shared_ptr<ClientLimits> limits);
 	~Worker();
+
+	// Before run(): how many workers share the process's limits, and how
+	// many client connections this worker's share of the descriptors can
+	// hold (each may need one upstream connection besides).
+	void set_capacity(unsigned workers, uint64_t descriptor_share);
 
 	// Takes a listening socket made by the server; called before run() or
 	// from the worker's own thread (through post()).
@@ -140,6 +148,7 @@ public:
 	Clock::time_point now() const { return now_; }
 	const Clock::time_point *now_ptr() const { return &now_; }
 	Metrics &counters() { return metrics_; }
+	ClientLimits &client_limits() { return *limits_; }
 	AccessLog &access_log() { return log_; }
 	UpstreamClient &upstreams() { return *upstreams_; }
 	BufferPool &buffers() { return buffers_; }
@@ -182,6 +191,15 @@ private:
 	};
 
 	awaitable<void> accept_loop(std::shared_ptr<Acceptor> a);
+	// The connection counted against this worker's and its address's
+	// limits; nothing (and the socket closed) when it is over one.
+	std::optional<ClientLimits::Ticket> admit(tcp::socket &sock);
+	// Accepting cannot go on (out of descriptors, or this worker's share
+	// of them in use): closes idle keep-alive connections to make room
+	// and waits a moment, so the listen queue holds the new connections
+	// instead of a loop spinning on them.
+	awaitable<void> make_room(const Acceptor &a, const std::string &why);
+	size_t close_idle(size_t most);
 	awaitable<void> tick();
 	void sweep();
 	Generation *build(std::shared_ptr<const config::Config> config);
@@ -196,6 +214,11 @@ private:
 	AccessLog log_;
 	BufferPool buffers_;
 	Session *sessions_ = nullptr; // intrusive list of live sessions
+	std::shared_ptr<ClientLimits> limits_;
+	unsigned workers_ = 1;
+	uint64_t descriptor_share_ = UINT64_MAX;
+	Clock::time_point room_warned_{};
+	uint64_t room_waits_ = 0; // since the last warning
 	bool draining_ = false;
 	std::shared_ptr<Generation> gen_;
 	std::shared_ptr<const bpf::Splice> splice_;

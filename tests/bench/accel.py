@@ -157,6 +157,10 @@ class Bench:
             if relay:
                 self.stop(relay)
             self.stop(server)
+        lost = re.search(r"# dropped messages = (\d+); # duplicated messages = (\d+); # out-of-order messages = (\d+)",
+                         out)
+        if lost and any(int(x) for x in lost.groups()):
+            raise RuntimeError("sockperf (%s): %s" % (mode, lost.group(0)))
         p50 = float(re.search(r"percentile 50\.000 =\s+([\d.]+)", out).group(1))
         p99 = float(re.search(r"percentile 99\.000 =\s+([\d.]+)", out).group(1))
         return p50, p99
@@ -264,6 +268,7 @@ def main():
 
     bench = Bench(args)
     results = {}
+    failures = {}  # row -> mode -> why each failed run failed (socket errors, lost messages)
     floor = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
@@ -271,7 +276,12 @@ def main():
         for run in range(args.runs):
             for name, unit, kind, fn in rows(args):
                 for mode in (MODES if run % 2 == 0 else tuple(reversed(MODES))):
-                    v = fn(bench, mode)
+                    try:
+                        v = fn(bench, mode)
+                    except (RuntimeError, ValueError, AttributeError, KeyError, subprocess.SubprocessError) as e:
+                        failures.setdefault(name, {}).setdefault(mode, []).append(str(e).splitlines()[0][:120])
+                        print("run %d  %-30s %-6s FAILED: %s" % (run + 1, name, mode, e), file=sys.stderr, flush=True)
+                        continue
                     results.setdefault(name, {}).setdefault(mode, []).append(v)
                     print("run %d  %-30s %-6s %s" % (run + 1, name, mode, v), file=sys.stderr, flush=True)
             if not args.only or "pingpong" in args.only:
@@ -282,6 +292,8 @@ def main():
         bench.teardown()
 
     def med(values, i=None):
+        if not values:
+            return float("nan")
         return statistics.median(v[i] if i is not None else v for v in values)
 
     uname = os.uname()
@@ -289,23 +301,28 @@ def main():
     print("sonic accel benchmark: Linux %s, %d CPUs, %d runs of %d s each, medians (modes interleaved)"
           % (uname.release, os.cpu_count(), args.runs, args.seconds))
     print()
-    head = "%-34s %-6s %10s %10s %10s  %-16s %-16s" % ("", "", "plain", "naive", "sonic", "sonic/plain", "sonic/naive")
+    print("A row with a failed run (a socket error, sockperf losing messages) is FAILED: its numbers leave it out.")
+    head = "%-34s %-6s %10s %10s %10s  %-16s %-16s %s" % ("", "", "plain", "naive", "sonic", "sonic/plain",
+                                                         "sonic/naive", "errors")
     print(head)
     print("-" * len(head))
     table = []
     for name, unit, kind, _ in rows(args):
-        res = results[name]
+        res = results.get(name, {})
+        failed = failures.get(name, {})
+        errors = ("FAILED: " + ", ".join("%s %d run(s): %s" % (m, len(w), w[0]) for m, w in failed.items())
+                  if failed else "0")
         parts = [("p50", 0), ("p99", 1)] if kind == "lat" else [("", None)]
         for label, idx in parts:
-            vals = {m: med(res[m], idx) for m in MODES}
-            line = "%-34s %-6s %10.2f %10.2f %10.2f  %-16s %-16s" % (
+            vals = {m: med(res.get(m, []), idx) for m in MODES}
+            line = "%-34s %-6s %10.2f %10.2f %10.2f  %-16s %-16s %s" % (
                 (name + " " + label).strip(), unit, vals["plain"], vals["naive"], vals["sonic"],
-                fmt_ratio(kind, vals["sonic"], vals["plain"]), fmt_ratio(kind, vals["sonic"], vals["naive"]))
+                fmt_ratio(kind, vals["sonic"], vals["plain"]), fmt_ratio(kind, vals["sonic"], vals["naive"]), errors)
             print(line)
-            table.append({"row": (name + " " + label).strip(), "unit": unit, **vals})
+            table.append({"row": (name + " " + label).strip(), "unit": unit, "failed": failed, **vals})
     if floor:
         pipe50 = statistics.median(f[0] for f in floor)
-        tcp50 = med(results["pingpong.c TCP, CPUs 0/1"]["plain"], 0)
+        tcp50 = med(results.get("pingpong.c TCP, CPUs 0/1", {}).get("plain", []), 0)
         print("%-34s %-6s %10.2f %10s %10s  %-16s" % ("pipe ping-pong (IPC floor) p50", "us", pipe50, "", "",
                                                        fmt_ratio("lat", pipe50, tcp50)))
         table.append({"row": "pipe floor p50", "unit": "us", "pipe": pipe50})

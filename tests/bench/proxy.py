@@ -33,8 +33,6 @@ with every process this script started.
 import argparse
 import json
 import os
-import re
-import resource
 import selectors
 import shutil
 import signal
@@ -52,6 +50,8 @@ sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
 
 import sonicconf  # noqa: E402
 import sonictest  # noqa: E402
+from benchlib import (NOFILE, children, cpu_busy, cpu_seconds, failed_mark, free_port, nginx_conf,  # noqa: E402
+                      origin_block, proxy_block, raise_nofile, tree_cpu_seconds, wait_accepting, wrk)
 
 PROXY_CPU = "0"
 LOAD_CPU = "1"
@@ -59,70 +59,12 @@ HTTP_ROWS = ("origin", "nginx", "haproxy", "sonic")
 # Variant suffix -> the scope of its cgroup's `sonic accel enable`.
 VARIANTS = {"+accel": "all", "+legs": "proxy"}
 ALL_ROWS = HTTP_ROWS + tuple(r + v for v in VARIANTS for r in HTTP_ROWS)
-# As high as this process may go (a container may forbid raising the hard limit).
-NOFILE = min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
 
 
 def variant_of(name):
     """"+accel" of "nginx+accel", "" of "nginx"."""
     plus, suffix = name.partition("+")[1:]
     return plus + suffix
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_accepting(port, proc, what, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("%s exited with %d" % (what, proc.returncode))
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("%s not accepting on %d" % (what, port))
-
-
-def raise_nofile():
-    resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
-
-
-def cpu_seconds(pid):
-    """utime + stime of PID, all threads, in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_busy():
-    """Per-CPU (busy, total) jiffies from /proc/stat, keyed by CPU number."""
-    out = {}
-    with open("/proc/stat") as f:
-        for line in f:
-            m = re.match(r"cpu(\d+) (.*)", line)
-            if m:
-                v = [int(x) for x in m.group(2).split()]
-                idle = v[3] + v[4]  # idle + iowait
-                out[m.group(1)] = (sum(v[:8]) - idle, sum(v[:8]))
-    return out
-
-
-def children(pid):
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
-def tree_cpu_seconds(pid):
-    """cpu_seconds of PID and its direct children (nginx's workers)."""
-    return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children(pid))
 
 
 def enter(cgroup):
@@ -139,12 +81,6 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
-
-
-def to_ms(text):
-    m = re.match(r"([\d.]+)(us|ms|s)", text)
-    v = float(m.group(1))
-    return {"us": v / 1000, "ms": v, "s": v * 1000}[m.group(2)]
 
 
 class Bench:
@@ -214,36 +150,12 @@ class Bench:
 
     # -- servers ----------------------------------------------------------
     def nginx_conf(self, name, server_block):
-        d = os.path.join(self.tmp, name)
-        os.makedirs(d, exist_ok=True)
-        user = "user root root;" if os.geteuid() == 0 else ""
-        return self.write(name + ".conf", textwrap.dedent("""\
-            daemon off;
-            {user}
-            worker_processes 1;
-            worker_rlimit_nofile {nofile};
-            pid {d}/nginx.pid;
-            error_log {d}/error.log;
-            events {{ worker_connections 30000; }}
-            http {{
-                access_log off;
-                client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};
-                uwsgi_temp_path {d}; scgi_temp_path {d};
-                keepalive_requests 1000000;
-                keepalive_timeout 300s;
-            {block}
-            }}
-            """).format(user=user, nofile=NOFILE, d=d, block=textwrap.indent(server_block, "    ")))
+        return nginx_conf(os.path.join(self.tmp, name), server_block)
 
     def start_origin(self, variant=""):
         name = "origin" + variant
         port = free_port()
-        www = os.path.join(self.tmp, "www")
-        os.makedirs(www, exist_ok=True)
-        with open(os.path.join(www, "index.html"), "w") as f:
-            f.write("hello from the origin\n")
-        conf = self.nginx_conf(name, "server {{ listen 127.0.0.1:{p}; root {w}; location / {{ }} }}\n"
-                               .format(p=port, w=www))
+        conf = self.nginx_conf(name, origin_block(port, os.path.join(self.tmp, "www")))
         self.ports[name] = port
         # In proxy rows the origin shares CPU 1 with wrk; the origin row
         # moves it to CPU 0 while it is measured alone.
@@ -252,17 +164,7 @@ class Bench:
     def start_nginx(self, variant=""):
         name = "nginx" + variant
         port = free_port()
-        conf = self.nginx_conf(name, textwrap.dedent("""\
-            upstream origin {{ server 127.0.0.1:{o}; keepalive 64; }}
-            server {{
-                listen 127.0.0.1:{p};
-                location / {{
-                    proxy_pass http://origin;
-                    proxy_http_version 1.1;
-                    proxy_set_header Connection "";
-                }}
-            }}
-            """).format(o=self.ports["origin" + variant], p=port))
+        conf = self.nginx_conf(name, proxy_block(port, self.ports["origin" + variant]))
         self.ports[name] = port
         self.spawn(name, ["nginx", "-c", conf, "-e", os.path.join(self.tmp, name, "error.log")], PROXY_CPU, port)
 
@@ -324,29 +226,20 @@ class Bench:
 
     # -- wrk --------------------------------------------------------------
     def wrk(self, port, server=None, variant=""):
-        """rps, p50, p99, errors, and the measured server's CPU us per request
-        and CPU 1's busy share, which show which side was the bottleneck.
-        In a VARIANT, wrk runs in its cgroup like the servers."""
+        """A benchlib.Wrk, with the measured server's CPU us per request
+        (us_per_req) and CPU 1's busy share (load_share), which show which
+        side was the bottleneck. In a VARIANT, wrk runs in its cgroup like
+        the servers."""
         cpu0 = tree_cpu_seconds(server.pid) if server else 0.0
         busy0 = cpu_busy()
         cgroup = self.cgroups.get(variant)
-        r = subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c%d" % self.args.connections,
-                            "-d%ds" % self.args.seconds, "--latency", "http://127.0.0.1:%d/" % port],
-                           capture_output=True, text=True, timeout=self.args.seconds + 60,
-                           preexec_fn=lambda: enter(cgroup))
-        out = r.stdout
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-        p50 = to_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
-        p99 = to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
-        errors = re.search(r"Socket errors: (.*)", out)
-        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        bad = (errors.group(1) if errors else "") + (" non-2xx %s" % non2xx.group(1) if non2xx else "")
+        r = wrk("http://127.0.0.1:%d/" % port, self.args.connections, self.args.seconds, LOAD_CPU,
+                preexec_fn=lambda: enter(cgroup))
         busy1 = cpu_busy()
-        requests = int(re.search(r"(\d+) requests in", out).group(1))
-        us_per_req = (tree_cpu_seconds(server.pid) - cpu0) * 1e6 / requests if server and requests else 0.0
+        r.us_per_req = (tree_cpu_seconds(server.pid) - cpu0) * 1e6 / r.requests if server and r.requests else 0.0
         load = busy1[LOAD_CPU][0] - busy0[LOAD_CPU][0]
-        load_share = load / max(1, busy1[LOAD_CPU][1] - busy0[LOAD_CPU][1])
-        return rps, p50, p99, bad, us_per_req, load_share
+        r.load_share = load / max(1, busy1[LOAD_CPU][1] - busy0[LOAD_CPU][1])
+        return r
 
     def pin(self, name, cpu):
         pid = self.procs[name].pid
@@ -381,12 +274,13 @@ class Bench:
                     self.pin(row, LOAD_CPU)
                 else:
                     res = self.wrk(self.ports[row], self.procs[row], variant_of(row))
-                if res[3].strip():
-                    self.notes.append("%s run %d: %s" % (row, run + 1, res[3].strip()))
+                if res.failed:
+                    self.notes.append("%s run %d: %s" % (row, run + 1, res.problems()))
                 results[row].append(res)
                 self.by_run.setdefault(row, {})[run] = res
-                print("  run %d %-13s %9.0f rps  p50 %6.2f ms  p99 %6.2f ms  %5.1f us/req  CPU1 %3.0f%%"
-                      % (run + 1, row, *res[:3], res[4], res[5] * 100), file=sys.stderr)
+                print("  run %d %-13s %9.0f rps  p50 %6.2f ms  p99 %6.2f ms  %5.1f us/req  CPU1 %3.0f%%  %s"
+                      % (run + 1, row, res.rps, res.p50, res.p99, res.us_per_req, res.load_share * 100,
+                         res.problems()), file=sys.stderr)
         return results
 
     def paired(self, row, ref, i):
@@ -394,11 +288,12 @@ class Bench:
         run: rows measured seconds apart share the machine's slow phases,
         which a ratio of medians taken minutes apart does not cancel."""
         a, b = self.by_run.get(row, {}), self.by_run.get(ref, {})
-        ratios = [a[r][i] / b[r][i] for r in a if r in b and b[r][i]]
+        ratios = [getattr(a[r], i) / getattr(b[r], i) for r in a if r in b and getattr(b[r], i)]
         return statistics.median(ratios) if ratios else None
 
     def print_http(self, results):
-        med = {r: tuple(statistics.median(x[i] for x in v) for i in (0, 1, 2, 4, 5))
+        med = {r: tuple(statistics.median(getattr(x, i) for x in v)
+                        for i in ("rps", "p50", "p99", "us_per_req", "load_share"))
                for r, v in results.items() if v}
         print("\nHTTP/1.1 through one worker, wrk -t1 -c%d, %d x %d s, medians"
               % (self.args.connections, self.args.runs, self.args.seconds))
@@ -407,24 +302,27 @@ class Bench:
         print("+accel rows: wrk, origin and proxy in one cgroup under `sonic accel enable` (every local")
         print("connection); +legs rows: the same under `sonic accel enable scope proxy` (only connections")
         print("with a sonic proxy at one end). Ratios are against the nginx and origin of the same variant,")
-        print("taken run by run (each row against its reference of the same run), then the median")
-        print("%-13s %10s %9s %9s %9s %10s %11s %11s %7s" % ("row", "rps", "p50 ms", "p99 ms", "vs nginx",
-                                                           "vs origin", "p99/nginx", "CPU us/req", "CPU 1"))
+        print("taken run by run (each row against its reference of the same run), then the median.")
+        print("A row whose wrk runs saw any non-2xx response or socket error is FAILED.")
+        print("%-13s %10s %9s %9s %9s %10s %11s %11s %7s  %s" % ("row", "rps", "p50 ms", "p99 ms", "vs nginx",
+                                                               "vs origin", "p99/nginx", "CPU us/req", "CPU 1",
+                                                               "errors"))
         for row in ALL_ROWS:
             if row not in med:
                 continue
             variant = variant_of(row)
             rps, p50, p99, us, load = med[row]
             fmt = lambda x: "%.2fx" % x if x is not None else "-"  # noqa: E731
-            vs_nginx = fmt(self.paired(row, "nginx" + variant, 0))
-            vs_origin = fmt(self.paired(row, "origin" + variant, 0))
-            p99_ratio = fmt(self.paired(row, "nginx" + variant, 2))
-            print("%-13s %10.0f %9.2f %9.2f %9s %10s %11s %11.1f %6.0f%%"
-                  % (row, rps, p50, p99, vs_nginx, vs_origin, p99_ratio, us, load * 100))
+            vs_nginx = fmt(self.paired(row, "nginx" + variant, "rps"))
+            vs_origin = fmt(self.paired(row, "origin" + variant, "rps"))
+            p99_ratio = fmt(self.paired(row, "nginx" + variant, "p99"))
+            print("%-13s %10.0f %9.2f %9.2f %9s %10s %11s %11.1f %6.0f%%  %s"
+                  % (row, rps, p50, p99, vs_nginx, vs_origin, p99_ratio, us, load * 100,
+                     failed_mark(results[row]) or "0"))
         for row in ("sonic+legs", "sonic+accel"):
             if row in med and "nginx" in med:
                 print("%s against plain nginx: %.2fx rps, p99 %.2fx (paired by run)"
-                      % (row, self.paired(row, "nginx", 0), self.paired(row, "nginx", 2)))
+                      % (row, self.paired(row, "nginx", "rps"), self.paired(row, "nginx", "p99")))
         for v in self.cgroups:
             st = self.accel_stats(v).get("accel", {})
             print("accel counters over the %s rows: inserted %s, skipped_not_proxy %s, redirects %s, misses %s, "

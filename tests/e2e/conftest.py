@@ -56,8 +56,8 @@ class Runner:
         self.workdir = str(workdir)
         self.proxies = []
 
-    def start(self, args, listen_port, wait_ports=(), timeout=10.0, global_args=()):
-        p = proxyrun.Proxy(args, listen_port, self.workdir, wait_ports, global_args=global_args)
+    def start(self, args, listen_port, wait_ports=(), timeout=10.0, global_args=(), wrapper=()):
+        p = proxyrun.Proxy(args, listen_port, self.workdir, wait_ports, global_args=global_args, wrapper=wrapper)
         self.proxies.append(p)
         return p.start(timeout)
 
@@ -72,10 +72,12 @@ class Runner:
         return self.start(["--mode", "forward", "--listen", "127.0.0.1:%d" % port,
                            "--workers", workers], port, global_args=global_args)
 
-    def config(self, cfg, global_args=()):
-        """Runs sonic on a Config (see configs.py); GLOBAL_ARGS go before `run`."""
+    def config(self, cfg, global_args=(), wrapper=()):
+        """Runs sonic on a Config (see configs.py); GLOBAL_ARGS go before `run`;
+        WRAPPER runs it (["prlimit", "--nofile=256"])."""
         path = cfg.write(self.workdir)
-        return self.start(["--config", path], cfg.listen_port, cfg.wait_ports(), global_args=global_args)
+        return self.start(["--config", path], cfg.listen_port, cfg.wait_ports(), global_args=global_args,
+                          wrapper=wrapper)
 
     def stop_all(self):
         problems = []
@@ -113,6 +115,19 @@ def connect(port, timeout=10.0):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
+
+
+@pytest.fixture
+def sockets():
+    """A list for the client sockets a test opens: each is closed on
+    teardown, also when the test failed holding hundreds of them."""
+    held = []
+    yield held
+    for s in held:
+        try:
+            s.close()
+        except OSError:
+            pass
 
 
 @pytest.fixture

@@ -129,6 +129,48 @@ CASES = {
                       "NUL in target"),
     "space_in_header_name": (b"GET /echo HTTP/1.1\r\nHost: h\r\nX A: a\r\n\r\n" + smuggled("space_in_header_name"),
                              {400}, "space in name"),
+    # head line structure (RFC 9112 2.2, 5.1, 5.2; issue 17). The first three
+    # are the issue's vectors: llhttp 8 ended the header block at "\r\n\r",
+    # so the body headers never counted and the body was read as a request.
+    "bare_cr_line_te_cl": (b"POST /echo HTTP/1.1\r\nHost: h\r\n\rTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+                           b"0\r\n\r\n" + smuggled("bare_cr_line_te_cl"), {400}, "bare CR starts a line (issue 17)"),
+    "bare_cr_line_cl": (b"POST /echo HTTP/1.1\r\nHost: h\r\n\rContent-Length: %d\r\n\r\n"
+                        % len(smuggled("bare_cr_line_cl")) + smuggled("bare_cr_line_cl"), {400},
+                        "bare CR before Content-Length (issue 17)"),
+    "bare_cr_line_te": (b"POST /echo HTTP/1.1\r\nHost: h\r\n\rTransfer-Encoding: chunked\r\n\r\n"
+                        b"0\r\n\r\n" + smuggled("bare_cr_line_te"), {400}, "bare CR before Transfer-Encoding"),
+    "bare_cr_end_of_value": (b"GET /echo HTTP/1.1\r\nHost: h\r\nX-A: a\r\r\n\r\n" + smuggled("bare_cr_end_of_value"),
+                             {400}, "CR CR LF"),
+    "bare_cr_in_name": (b"GET /echo HTTP/1.1\r\nHost: h\r\nX\rY: a\r\n\r\n" + smuggled("bare_cr_in_name"),
+                        {400}, "bare CR in a field name"),
+    "bare_cr_request_line": (b"GET /echo\r HTTP/1.1\r\nHost: h\r\n\r\n" + smuggled("bare_cr_request_line"),
+                             {400}, "bare CR in the request line"),
+    "bare_cr_after_version": (b"GET /echo HTTP/1.1\r\r\nHost: h\r\n\r\n" + smuggled("bare_cr_after_version"),
+                              {400}, "CR CR LF ends the request line"),
+    "bare_cr_before_request": (b"\r\rGET /echo HTTP/1.1\r\nHost: h\r\n\r\n" + smuggled("bare_cr_before_request"),
+                               {400}, "bare CR before the request line"),
+    "bare_cr_trailer": (post([b"Transfer-Encoding: chunked"], b"0\r\n\r" + smuggled("bare_cr_trailer")), {400},
+                        "bare CR in the trailer section"),
+    "obs_fold_trailer": (post([b"Transfer-Encoding: chunked"], b"0\r\nX-T: a\r\n b\r\n\r\n" + smuggled("obs_fold_trailer")),
+                         {400}, "obs-fold in the trailer section"),
+    "ws_before_first_header": (b"POST /echo HTTP/1.1\r\n Content-Length: 5\r\nHost: h\r\n\r\nhello"
+                               + smuggled("ws_before_first_header"), {400}, "RFC 9112 2.2"),
+    "tab_before_first_header": (b"GET /echo HTTP/1.1\r\n\tHost: h\r\n\r\n" + smuggled("tab_before_first_header"),
+                                {400}, "RFC 9112 2.2"),
+    "obs_fold_tab": (b"GET /echo HTTP/1.1\r\nHost: h\r\nX-Fold: a\r\n\tb\r\n\r\n" + smuggled("obs_fold_tab"), {400},
+                     "obs-fold with HTAB"),
+    "cl_tab_before_colon": (post([b"Content-Length\t: 3"], b"abc" + smuggled("cl_tab_before_colon")), {400},
+                            "tab before colon"),
+    "host_space_before_colon": (b"GET /echo HTTP/1.1\r\nHost : h\r\n\r\n" + smuggled("host_space_before_colon"),
+                                {400}, "space before colon"),
+    "soh_in_header_value": (b"GET /echo HTTP/1.1\r\nHost: h\r\nX-A: a\x01b\r\n\r\n" + smuggled("soh_in_header_value"),
+                            {400}, "control byte in a value"),
+    "esc_in_header_value": (b"GET /echo HTTP/1.1\r\nHost: h\r\nX-A: \x1b[0m\r\n\r\n" + smuggled("esc_in_header_value"),
+                            {400}, "escape in a value"),
+    "del_in_header_value": (b"GET /echo HTTP/1.1\r\nHost: h\r\nX-A: a\x7fb\r\n\r\n" + smuggled("del_in_header_value"),
+                            {400}, "DEL in a value"),
+    "nul_in_cl_value": (post([b"Content-Length: 3\x00"], b"abc" + smuggled("nul_in_cl_value")), {400},
+                        "NUL after a Content-Length"),
     # request line and Host
     "request_line_extra": (b"GET /echo HTTP/1.1 x\r\nHost: h\r\n\r\n" + smuggled("request_line_extra"), {400},
                            "extra token"),
@@ -146,6 +188,8 @@ CONTROLS = {
     "cl_ows": (post([b"Content-Length:  5 "], b"hello"), "hello"),
     "chunk_ext_valid": (post([b"Transfer-Encoding: chunked"], b"5;name=\"v a\";x\r\nhello\r\n0\r\n\r\n"), "hello"),
     "chunk_trailer": (post([b"Transfer-Encoding: chunked"], b"5\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n"), "hello"),
+    "empty_line_before_request": (b"\r\n" + post([b"Content-Length: 5"], b"hello"), "hello"),
+    "tab_and_obs_text_in_value": (post([b"X-Text: a\tb \xe9", b"Content-Length: 5"], b"hello"), "hello"),
     "chunk_size_upper_hex": (post([b"Transfer-Encoding: chunked"], b"A\r\nhellohello\r\n0\r\n\r\n"),
                              "hellohello"),
 }
@@ -245,3 +289,74 @@ def test_control(reverse, origin, name):
     s.close()
     assert json.loads(second)["target"] == "/echo?second"
     assert origin.paths() == ["/echo", "/echo"]
+
+
+# Responses from an upstream get the same line checks; the client gets 502,
+# never the response or what a bare CR or a fold would have hidden.
+BAD_RESPONSES = {
+    "bare_cr_line_cl": b"HTTP/1.1 200 OK\r\nServer: o\r\n\rContent-Length: 6\r\n\r\nhidden",
+    "bare_cr_line_te": b"HTTP/1.1 200 OK\r\nServer: o\r\n\rTransfer-Encoding: chunked\r\n\r\n6\r\nhidden\r\n0\r\n\r\n",
+    "bare_cr_in_value": b"HTTP/1.1 200 OK\r\nX-A: a\rContent-Length: 6\r\nContent-Length: 6\r\n\r\nhidden",
+    "bare_cr_status_line": b"HTTP/1.1 200 OK\r\rContent-Length: 6\r\n\r\nhidden",
+    "bare_lf": b"HTTP/1.1 200 OK\r\nX-A: a\nContent-Length: 6\r\n\r\nhidden",
+    "obs_fold": b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 6\r\n\r\nhidden",
+    "ws_before_first_header": b"HTTP/1.1 200 OK\r\n Content-Length: 6\r\n\r\nhidden",
+    "space_before_colon": b"HTTP/1.1 200 OK\r\nContent-Length : 6\r\n\r\nhidden",
+    "nul_in_value": b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 6\r\n\r\nhidden",
+    "control_in_value": b"HTTP/1.1 200 OK\r\nX-A: a\x1bb\r\nContent-Length: 6\r\n\r\nhidden",
+    "bare_cr_trailer": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhidden\r\n0\r\n\rX: y\r\n\r\n",
+}
+
+
+class RawOrigin:
+    """Answers every request with the same raw bytes, then closes."""
+
+    def __init__(self, raw):
+        import threading
+        self.raw = raw
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    d = c.recv(65536)
+                    if not d:
+                        break
+                    buf += d
+                c.sendall(self.raw)
+                time.sleep(0.2)
+
+    def stop(self):
+        self.sock.close()
+        self.thread.join(5)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_RESPONSES))
+def test_bad_response_is_502(sonic_run, name):
+    up = RawOrigin(BAD_RESPONSES[name])
+    try:
+        p = sonic_run.reverse("127.0.0.1:%d" % up.port)
+        data, closed = exchange(p.port, b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+    finally:
+        up.stop()
+    got, trailing = responses_in(data)
+    if name == "bare_cr_trailer":
+        # The head and body went out before the trailer was read: the
+        # client sees the response cut short, never the bytes after the CR.
+        assert b"X: y" not in data and b"\r\n0\r\n\r\n" not in data, data
+        assert closed
+    else:
+        assert got == [502], "%s: %r" % (name, data[:300])
+        assert b"hidden" not in data and not trailing
+    assert p.alive()

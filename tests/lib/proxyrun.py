@@ -46,14 +46,21 @@ class Proxy:
     before it (--bpffs DIR); the caller puts the listen port in ARGS
     (listen_port) so we know what to wait on."""
 
-    def __init__(self, args, listen_port, workdir, wait_ports=(), env=None, global_args=()):
+    def __init__(self, args, listen_port, workdir, wait_ports=(), env=None, global_args=(), wrapper=()):
         self.args = [str(a) for a in args]
+        self.wrapper = [str(a) for a in wrapper]  # a command that execs sonic (prlimit), same pid
         self.global_args = [str(a) for a in global_args]
         self.port = listen_port
         self.wait_ports = list(wait_ports)
         self.workdir = workdir
-        self.out_path = os.path.join(workdir, "sonic-%d.stdout" % listen_port)
-        self.err_path = os.path.join(workdir, "sonic-%d.stderr" % listen_port)
+        # Two runs may share a port (reuse_port): each keeps its own files.
+        stem = "sonic-%d" % listen_port
+        n = 1
+        while os.path.exists(os.path.join(workdir, stem + ".stderr")):
+            n += 1
+            stem = "sonic-%d.%d" % (listen_port, n)
+        self.out_path = os.path.join(workdir, stem + ".stdout")
+        self.err_path = os.path.join(workdir, stem + ".stderr")
         self.env = env
         self.proc = None
         self.expected_exit = False
@@ -61,7 +68,8 @@ class Proxy:
     def start(self, timeout=10.0):
         self.out = open(self.out_path, "wb")
         self.err = open(self.err_path, "wb")
-        self.proc = subprocess.Popen([sonictest.SONIC] + self.global_args + ["run"] + self.args, stdout=self.out,
+        self.proc = subprocess.Popen(self.wrapper + [sonictest.SONIC] + self.global_args + ["run"] + self.args,
+                                     stdout=self.out,
                                      stderr=self.err, stdin=subprocess.DEVNULL, env=self.env)
         try:
             for port in [self.port] + self.wait_ports:

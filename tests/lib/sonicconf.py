@@ -13,7 +13,7 @@ def q(s):
 class Config:
     """A config with one listener on a free port. Add what a test needs:
     reverse(upstream), tcp_route(upstream), admin(), access_log(path),
-    timeouts(...)."""
+    timeouts(...), limits(...), reuse_port()."""
 
     def __init__(self, workers=1):
         self.listen_port = proxyrun.free_port()
@@ -25,6 +25,8 @@ class Config:
         self.log_path = None
         self.timeout = {}
         self.splice = None
+        self.reuse = False
+        self.limit = {}
         self.path = None
 
     def reverse(self, *servers):
@@ -42,6 +44,16 @@ class Config:
 
     def access_log(self, path):
         self.log_path = path
+        return self
+
+    def reuse_port(self, on=True):
+        """reuse_port = ON on the listener (and the admin listener)."""
+        self.reuse = on
+        return self
+
+    def limits(self, **values):
+        """[limits] keys of sonic-run(8)."""
+        self.limit.update(values)
         return self
 
     def tunnels(self, splice):
@@ -64,21 +76,29 @@ class Config:
             lines += ["", "[[upstream]]", "name = \"tcp_target\"", "servers = [%s]" % q(self.tcp),
                       "", "[[route]]", "protocol = \"tcp\"",
                       "listen = %s" % q("127.0.0.1:%d" % self.listen_port), "upstream = \"tcp_target\""]
+            if self.reuse:
+                lines.append("reuse_port = true")
         else:
             lines += ["", "[[listener]]", "address = %s" % q("127.0.0.1:%d" % self.listen_port),
                       "mode = %s" % q(self.mode)]
+            if self.reuse:
+                lines.append("reuse_port = true")
             if self.upstreams:
                 lines += ["", "[[upstream]]", "name = \"origin\"",
                           "servers = [%s]" % ", ".join(q(s) for s in self.upstreams),
                           "", "[[route]]", "path = \"/\"", "upstream = \"origin\""]
         if self.timeout:
             lines += ["", "[timeouts]"] + ["%s = %s" % (k, v) for k, v in sorted(self.timeout.items())]
+        if self.limit:
+            lines += ["", "[limits]"] + ["%s = %s" % (k, v) for k, v in sorted(self.limit.items())]
         if self.splice is not None:
             lines += ["", "[tunnels]", "splice = %s" % ("true" if self.splice else "false")]
         if self.log_path:
             lines += ["", "[access_log]", "path = %s" % q(self.log_path)]
         if self.admin_port:
             lines += ["", "[admin]", "listen = %s" % q("127.0.0.1:%d" % self.admin_port)]
+            if self.reuse:
+                lines.append("reuse_port = true")
         return "\n".join(lines) + "\n"
 
     def write(self, directory):

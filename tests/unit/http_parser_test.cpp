@@ -168,6 +168,97 @@ TEST_CASE("request smuggling shapes are refused", "[http][smuggling]")
 	}
 }
 
+// The head's line structure (RFC 9112 2.2, 5.1, 5.2), one class per row,
+// in requests (400) and in responses from an upstream (502). The first three
+// rows are the vectors of issue 17: llhttp 8 ended the header block at
+// "\r\n\r", so the body headers after the bare CR reached nobody and the rest
+// was parsed as a second request.
+TEST_CASE("bare CR, obs-fold, control bytes and misplaced whitespace in a head", "[http][smuggling]")
+{
+	struct Case {
+		const char *name;
+		std::string request; // the field lines, after "POST / HTTP/1.1\r\nHost: a\r\n"
+	};
+	const Case cases[] = {
+		{"bare CR before TE and CL (issue 17)", "\rTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"},
+		{"bare CR before CL (issue 17)", "\rContent-Length: 5\r\n\r\nhello"},
+		{"bare CR before TE (issue 17)", "\rTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+		{"two CRs as the empty line", "X: a\r\n\r\r"},
+		{"bare CR then CRLF as the empty line", "X: a\r\n\r\r\n"},
+		{"bare CR inside a value", "X: a\rb\r\n\r\n"},
+		{"bare CR at the end of a value", "X: a\r\r\n\r\n"},
+		{"bare CR inside a name", "X\rY: a\r\n\r\n"},
+		{"bare LF ending a field line", "X: a\nY: b\r\n\r\n"},
+		{"bare LF as the empty line", "X: a\r\n\n"},
+		{"NUL in a value", std::string("X: a\0b\r\n\r\n", 10)},
+		{"NUL at the start of a value", std::string("X: \0\r\n\r\n", 8)},
+		{"SOH in a value", "X: a\x01" "b\r\n\r\n"},
+		{"vertical tab in a value", "X: a\x0b" "b\r\n\r\n"},
+		{"form feed in a value", "X: a\x0c" "b\r\n\r\n"},
+		{"escape in a value", "X: a\x1b" "b\r\n\r\n"},
+		{"DEL in a value", "X: a\x7f" "b\r\n\r\n"},
+		{"control byte in a name", "X\x01Y: a\r\n\r\n"},
+		{"obs-fold with a space", "X: a\r\n b\r\n\r\n"},
+		{"obs-fold with a tab", "X: a\r\n\tb\r\n\r\n"},
+		{"obs-fold hiding TE", "X: a\r\n Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+		{"space before the colon", "Content-Length : 5\r\n\r\nhello"},
+		{"tab before the colon", "Content-Length\t: 5\r\n\r\nhello"},
+		{"space inside a name", "Content Length: 5\r\n\r\nhello"},
+		{"a line without a colon", "Content-Length 5\r\n\r\nhello"},
+	};
+	for (const Case &c : cases) {
+		INFO(c.name);
+		CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\n" + c.request) == 400);
+		Parser p(Kind::Response, 16384);
+		std::string response = "HTTP/1.1 200 OK\r\nServer: o\r\n" + c.request;
+		size_t used = 0;
+		CHECK(p.head(response.data(), response.size(), used) == Parser::Result::Error);
+		CHECK(p.error_status() == 502);
+	}
+	// Whitespace between the start line and the first header line (RFC 9112
+	// 2.2), and bytes that never belong in a start line.
+	const std::string starts[] = {
+		"POST / HTTP/1.1\r\n Host: a\r\nContent-Length: 5\r\n\r\nhello",
+		"POST / HTTP/1.1\r\n\tHost: a\r\n\r\n",
+		"POST /\r HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST / HTTP/1.1\r\r\nHost: a\r\n\r\n",
+		"POST /a\x01 HTTP/1.1\r\nHost: a\r\n\r\n",
+		"\r\rPOST / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"\nPOST / HTTP/1.1\r\nHost: a\r\n\r\n",
+	};
+	for (const std::string &s : starts) {
+		INFO(s);
+		CHECK(status_of(s) == 400);
+	}
+	Parser p(Kind::Response, 16384);
+	std::string folded_status = "HTTP/1.1 200 OK\r\n Server: o\r\n\r\n";
+	size_t used = 0;
+	CHECK(p.head(folded_status.data(), folded_status.size(), used) == Parser::Result::Error);
+	CHECK(p.error_status() == 502);
+	// An empty line before the request line is skipped (RFC 9112 2.2), and
+	// HTAB and obs-text are fine in a value.
+	CHECK(status_of("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n") == 200);
+	CHECK(status_of("GET / HTTP/1.1\r\nHost: a\r\nX: a\tb \xff\r\n\r\n") == 200);
+}
+
+// A chunked body's trailer section is a header block too: a bare CR or an
+// obs-fold there must not let bytes after it be read as something else.
+TEST_CASE("the trailer section's lines are checked like a head's", "[http][smuggling]")
+{
+	const std::string h = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n";
+	CHECK(status_of(h + "\r\n") == 200);
+	CHECK(status_of(h + "T: v\r\nU: w\r\n\r\n") == 200);
+	CHECK(status_of(h + "\rGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n") == 400);
+	CHECK(status_of(h + "T: v\r\n\rX") == 400);
+	CHECK(status_of(h + "T: v\r\n folded\r\n\r\n") == 400);
+	CHECK(status_of(h + "T : v\r\n\r\n") == 400);
+	CHECK(status_of(h + std::string("T: a\0b\r\n\r\n", 10)) == 400);
+	CHECK(status_of(h + "T: v\n\r\n") == 400);
+	Parsed p = parse(h + "T: v\r\n\r\nGET /next HTTP/1.1\r\n");
+	CHECK(p.result == Parser::Result::Done);
+	CHECK(p.body_len == std::string("5\r\nhello\r\n0\r\nT: v\r\n\r\n").size());
+}
+
 TEST_CASE("well-formed messages the strict rules must not refuse", "[http][smuggling]")
 {
 	const std::string h = "POST / HTTP/1.1\r\nHost: a\r\n";
@@ -180,6 +271,19 @@ TEST_CASE("well-formed messages the strict rules must not refuse", "[http][smugg
 	Parsed p = parse(h + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
 	CHECK(p.framing == Framing::Chunked);
 	CHECK(p.body_len == 13); // raw bytes, framing included
+}
+
+// Found by tests/fuzz: a CONNECT head claimed a body its tunnel then read.
+TEST_CASE("CONNECT has no body, whatever Content-Length says", "[http]")
+{
+	std::string text = "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nContent-Length: 4\r\n\r\nabcd";
+	Parser p(Kind::Request, 16384);
+	size_t used = 0;
+	REQUIRE(p.head(text.data(), text.size(), used) == Parser::Result::Done);
+	CHECK(p.message().is_connect());
+	CHECK(p.message().framing == Framing::None);
+	CHECK(p.message().content_length == 0);
+	CHECK(text.substr(used) == "abcd"); // the tunnel's first bytes
 }
 
 TEST_CASE("a head over the limit is 431", "[http]")
