@@ -184,12 +184,17 @@ void Session::log_request(int status, bool count)
 	log.add(e);
 }
 
+std::string Session::answer_text(int status) const
+{
+	return std::to_string(status) + " for " + req_.method + " " + req_.host + req_.path + " from " +
+	       std::string(client_text_, client_text_len_);
+}
+
 awaitable<Session::Outcome> Session::fail(int status, const char *why, const UpstreamError *cause)
 {
 	if (status >= 500) {
 		// Every 5xx sonic makes itself says once why, with what it knows.
-		std::string line = std::to_string(status) + " for " + req_.method + " " + req_.host + req_.path + " from " +
-				   std::string(client_text_, client_text_len_) + ": " + why;
+		std::string line = answer_text(status) + ": " + why;
 		if (cause) {
 			line += " (" + cause->describe() + ")";
 			worker_.counters().local_errors[static_cast<int>(cause->cause)].add();
@@ -393,12 +398,8 @@ awaitable<Session::Stop> Session::route(Target &target)
 			co_return co_await fail(400, "bad request target");
 		target.host = std::move(a->host);
 		target.port = a->port;
-		target.server = co_await worker_.upstreams().resolve(target.host, target.port);
-		if (!target.server) {
-			const UpstreamError cause{502, Cause::Resolve, Phase::Resolve,
-						  target.host + ":" + std::to_string(target.port), 0};
-			co_return co_await fail(cause);
-		}
+		if (Stop s = co_await resolve_server(target))
+			co_return *s;
 	} else if (mode_ == config::Mode::Transparent) {
 		target.server = &worker_.server_for(original_dst_);
 	} else {
@@ -411,6 +412,15 @@ awaitable<Session::Stop> Session::route(Target &target)
 		target.route = static_cast<size_t>(r - cfg_.routes.data());
 	}
 	co_return std::nullopt;
+}
+
+awaitable<Session::Stop> Session::resolve_server(Target &target)
+{
+	target.server = co_await worker_.upstreams().resolve(target.host, target.port);
+	if (target.server)
+		co_return std::nullopt;
+	const UpstreamError cause{502, Cause::Resolve, Phase::Resolve, target.host + ":" + std::to_string(target.port), 0};
+	co_return co_await fail(cause);
 }
 
 const FilterChain *Session::chain_for(const Target &target) const
@@ -1038,8 +1048,7 @@ awaitable<Session::Outcome> Session::stream_response_body(std::unique_ptr<UpConn
 			// before the body does. Said once, as a 5xx would be.
 			if (timed_out_)
 				worker_.counters().upstream_timeouts.add();
-			log::warn(std::to_string(status) + " for " + req_.method + " " + req_.host + req_.path + " from " +
-				  std::string(client_text_, client_text_len_) + " cut short: " +
+			log::warn(answer_text(status) + " cut short: " +
 				  UpstreamError{502, timed_out_ ? Cause::ResponseTimeout : Cause::ClosedEarly, Phase::ResponseBody,
 						up->server->text, ec == asio::error::eof || timed_out_ ? 0 : ec.value()}
 					  .describe());
@@ -1124,12 +1133,8 @@ awaitable<Session::Outcome> Session::connect_tunnel()
 	Target target;
 	target.host = std::move(authority->host);
 	target.port = authority->port;
-	target.server = co_await worker_.upstreams().resolve(target.host, target.port);
-	if (!target.server) {
-		const UpstreamError cause{502, Cause::Resolve, Phase::Resolve,
-					  target.host + ":" + std::to_string(target.port), 0};
-		co_return co_await fail(cause);
-	}
+	if (Stop s = co_await resolve_server(target))
+		co_return *s;
 	Acquired a = co_await worker_.upstreams().acquire(target, true, false, cfg_.timeouts.upstream_connect);
 	if (!a)
 		co_return co_await fail(a.error);

@@ -67,6 +67,8 @@ private:
 	awaitable<Stop> read_request_head();
 	void note_request(const http::Head &h);
 	awaitable<Stop> route(Target &target);
+	// TARGET's host and port to a server, or a 502 with the Resolve cause.
+	awaitable<Stop> resolve_server(Target &target);
 	awaitable<Stop> run_request_filters(const FilterChain &chain, Target &target);
 	awaitable<Stop> read_small_body();
 	awaitable<Outcome> forward(Target &target);
@@ -98,6 +100,8 @@ private:
 	void build_request_head(const http::Head &h, std::string_view target, std::string_view host);
 	// The upstream head for H: its origin-form and authority, then the rest.
 	void build_forward_head(const http::Head &h);
+	// "502 for GET host/path from ADDR:PORT": the answer as 5xx log lines name it.
+	std::string answer_text(int status) const;
 	// Counts STATUS (an HTTP answer) and writes the access log line.
 	void log_request(int status, bool count = true);
 	// Whether the request may be sent again on a fresh connection when a
