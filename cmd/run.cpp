@@ -1,8 +1,9 @@
 // sonic run [--config FILE] [--check] [--mode MODE] [--listen ADDR:PORT]
-//           [--upstream ADDR:PORT] [--workers N] [--reuse-port]
+//           [--upstream ADDR:PORT] [--script FILE] [--workers N] [--reuse-port]
 #include "cli.hpp"
 
 #include "config/config.hpp"
+#include "js/program.hpp"
 #include "out/error.hpp"
 #include "proxy/server.hpp"
 
@@ -20,6 +21,8 @@ struct RunArgs {
 	std::string upstream;
 	std::optional<unsigned> workers;
 	bool reuse_port = false;
+	std::string script;
+	std::string state_dir;
 };
 
 config::Config load(const RunArgs &a)
@@ -45,6 +48,9 @@ config::Config load(const RunArgs &a)
 	}
 	if (a.reuse_port)
 		c.reuse_ports();
+	if (!a.script.empty())
+		c.script = c.add_script(a.script);
+	js::load_scripts(c, a.state_dir);
 	return c;
 }
 
@@ -66,13 +72,18 @@ out::Value summary(const config::Config &c, bool check)
 	v["upstreams"] = c.upstreams.size();
 	v["admin"] = c.admin.enabled ? out::Value(c.admin.listen.text()) : out::Value();
 	v["access_log"] = c.access_log.enabled ? out::Value(c.access_log.path) : out::Value();
+	out::Value scripts = out::Value::array();
+	for (const auto &p : c.programs)
+		scripts.push_back(out::Value{{"path", p->path}, {"translated", p->translated}, {"cached", p->from_cache}});
+	v["scripts"] = scripts;
 	if (check)
 		v["valid"] = true;
 	return v;
 }
 
-int run(Cli &cli, const RunArgs &args)
+int run(Cli &cli, RunArgs args)
 {
+	args.state_dir = cli.g.state_dir;
 	config::Config c = load(args);
 	if (args.check) {
 		cli.report(summary(c, true));
@@ -111,6 +122,8 @@ void add_run(Cli &cli)
 	auto args = std::make_shared<RunArgs>();
 	CLI::App *r = cli.command("run", "Run the HTTP proxy in the foreground (reverse, forward or transparent)",
 				  [&cli, args] { return run(cli, *args); });
+	r->add_option("--script", args->script,
+		      "JavaScript worker for every request (Workers-style; see sonic-run(8), SCRIPTS)");
 	r->add_option("--config", args->config, "TOML configuration file (see sonic-run(8))");
 	r->add_flag("--check", args->check, "Check the configuration and exit without binding");
 	r->add_option("--mode", args->mode, "reverse, transparent or forward (without --config)");

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <netdb.h>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -242,8 +243,21 @@ Config build(const toml::table &root, const std::string &source)
 	c.source = source;
 	r.check_keys(root,
 		     {"workers", "listener", "upstream", "route", "timeouts", "limits", "headers", "access_log", "admin",
-		      "tunnels", "fw"},
+		      "tunnels", "fw", "script", "script_limits", "vars"},
 		     "");
+	// Scripts are found next to the config file when named relatively.
+	const std::string dir = source.find('/') == std::string::npos ? std::string() : source.substr(0, source.rfind('/') + 1);
+	auto script_path = [&](const toml::table &t) -> std::optional<size_t> {
+		auto p = r.string(t, "script");
+		if (!p)
+			return std::nullopt;
+		if (p->empty())
+			r.fail(*t.get("script"), "'script' must name a JavaScript file");
+		std::string path = (*p)[0] == '/' || source.front() == '(' ? *p : dir + *p;
+		return c.add_script(path);
+	};
+	if (auto s = script_path(root))
+		c.script = *s;
 	if (auto w = r.integer(root, "workers", 0, 1024))
 		c.workers = static_cast<unsigned>(*w);
 
@@ -323,7 +337,7 @@ Config build(const toml::table &root, const std::string &source)
 		}
 		if (protocol != "http")
 			r.fail(*t->get("protocol"), "protocol must be \"http\" or \"tcp\"");
-		r.check_keys(*t, {"protocol", "host", "path", "upstream"}, "[[route]]");
+		r.check_keys(*t, {"protocol", "host", "path", "upstream", "script"}, "[[route]]");
 		Route route;
 		route.host = lower(r.string(*t, "host").value_or(""));
 		if (route.host == "*")
@@ -335,6 +349,8 @@ Config build(const toml::table &root, const std::string &source)
 		if (route.path.empty() || route.path[0] != '/')
 			r.fail(*t->get("path"), "path must start with '/'");
 		route.upstream = find_upstream(*t, "[[route]]");
+		if (auto sc = script_path(*t))
+			route.script = *sc;
 		c.routes.push_back(route);
 	}
 	sort_routes(c.routes);
@@ -375,6 +391,36 @@ Config build(const toml::table &root, const std::string &source)
 				r.fail(*t->get("request_burst_per_ip"), "request_burst_per_ip goes with requests_per_second_per_ip");
 			c.limits.request_burst_per_ip = *v;
 		}
+	}
+	if (const toml::table *t = r.table(root, "script_limits")) {
+		r.check_keys(*t, {"cpu", "heap_bytes", "subrequests", "script_bytes"}, "[script_limits]");
+		if (auto d = r.duration(*t, "cpu")) {
+			if (d->count() < 1 || d->count() > 60000)
+				r.fail(*t->get("cpu"), "'cpu' must be from 1ms to 60s");
+			c.script_limits.cpu = *d;
+		}
+		if (auto v = r.integer(*t, "heap_bytes", 1 << 20, int64_t(64) << 30))
+			c.script_limits.heap_bytes = static_cast<uint64_t>(*v);
+		if (auto v = r.integer(*t, "subrequests", 0, 10000))
+			c.script_limits.subrequests = static_cast<unsigned>(*v);
+		if (auto v = r.integer(*t, "script_bytes", 1, int64_t(1) << 30))
+			c.script_limits.script_bytes = static_cast<uint64_t>(*v);
+	}
+	if (const toml::table *t = r.table(root, "vars")) {
+		nlohmann::json vars = nlohmann::json::object();
+		for (const auto &[key, node] : *t) {
+			if (node.is_string())
+				vars[std::string(key.str())] = *node.value<std::string>();
+			else if (node.is_integer())
+				vars[std::string(key.str())] = *node.value<int64_t>();
+			else if (node.is_floating_point())
+				vars[std::string(key.str())] = *node.value<double>();
+			else if (node.is_boolean())
+				vars[std::string(key.str())] = *node.value<bool>();
+			else
+				r.fail(node, "[vars] values are strings, numbers or booleans");
+		}
+		c.vars_json = vars.dump();
 	}
 	if (const toml::table *t = r.table(root, "headers")) {
 		r.check_keys(*t, {"via", "x_forwarded_for", "forwarded"}, "[headers]");
@@ -606,5 +652,14 @@ Config from_flags(Mode mode, const std::string &listen, const std::string &upstr
 }
 
 const char *embedded_default() { return kEmbedded; }
+
+size_t Config::add_script(const std::string &path)
+{
+	for (size_t i = 0; i < scripts.size(); i++)
+		if (scripts[i] == path)
+			return i;
+	scripts.push_back(path);
+	return scripts.size() - 1;
+}
 
 } // namespace sonic::config

@@ -7,13 +7,21 @@
 #include "net/addr.hpp"
 
 #include <chrono>
+#include <memory>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+namespace sonic::js {
+struct Program;
+}
+
 namespace sonic::config {
+
+// A script index where none applies (Route::script, Config::script).
+constexpr size_t kNoScript = ~size_t(0);
 
 enum class Mode { Reverse, Forward, Transparent, Tcp };
 
@@ -62,6 +70,7 @@ struct Route {
 	std::string host;
 	std::string path = "/"; // prefix
 	size_t upstream = 0;    // index into Config::upstreams
+	size_t script = kNoScript; // index into Config::scripts
 };
 
 struct Timeouts {
@@ -125,6 +134,14 @@ struct Fw {
 	std::chrono::seconds block_ttl{600}; // when a script gives none
 };
 
+// [script_limits]: what each worker script may use.
+struct ScriptLimits {
+	std::chrono::milliseconds cpu{50}; // per request
+	uint64_t heap_bytes = 128u << 20;   // per heap (one per worker and script)
+	unsigned subrequests = 50;          // fetch() calls per request
+	uint64_t script_bytes = 4u << 20;   // larger sources are refused at load
+};
+
 struct Config {
 	std::string source; // the file, or "(embedded)" / "(command line)"
 	unsigned workers = 0; // 0: one per CPU
@@ -140,6 +157,20 @@ struct Config {
 	Admin admin;
 	Tunnels tunnels;
 	Fw fw;
+	// Worker scripts: paths (resolved against the config file's
+	// directory), each loaded once; routes and `script` refer by index.
+	std::vector<std::string> scripts;
+	// The script for requests whose route names none (and for forward and
+	// transparent listeners), or kNoScript.
+	size_t script = kNoScript;
+	ScriptLimits script_limits;
+	// [vars]: every script's `env`, a JSON object.
+	std::string vars_json = "{}";
+	// The scripts as loaded (js::load_scripts), parallel to `scripts`.
+	std::vector<std::shared_ptr<const js::Program>> programs;
+
+	// Adds PATH to `scripts` (once) and returns its index.
+	size_t add_script(const std::string &path);
 
 	// Every listener (the admin one too) joins its address: --reuse-port.
 	void reuse_ports();

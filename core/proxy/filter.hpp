@@ -46,6 +46,9 @@ struct Exchange {
 	// body_bytes); false when the client went away, the body was too big or
 	// broke HTTP. Set by the session.
 	std::function<awaitable<bool>()> read_body;
+	// What a filter keeps between on_request and on_response (a script's
+	// request in its heap); released when the exchange ends.
+	std::shared_ptr<void> filter_state;
 };
 
 enum class Verdict : uint8_t { Continue, Respond, Close };
@@ -55,6 +58,7 @@ struct FilterResult {
 	http::Response response; // for Respond
 	// For a 5xx the filter made: why, logged once by the session.
 	std::optional<UpstreamError> failure;
+	std::string detail; // more for that log line: a script's error and stack
 
 	static FilterResult next() { return {}; }
 	static FilterResult respond(http::Response r)
@@ -72,8 +76,8 @@ public:
 	// Before the request goes to its origin: may edit ex.request, answer,
 	// or close.
 	virtual awaitable<FilterResult> on_request(Exchange &ex) = 0;
-	// Whether on_response is to be called (it costs an owned Response).
-	virtual bool wants_response() const { return false; }
+	// Whether on_response is to be called for EX (it costs an owned Response).
+	virtual bool wants_response(const Exchange &) const { return false; }
 	// With ex.response the origin's head: may edit it, replace it, or close.
 	virtual awaitable<FilterResult> on_response(Exchange &) { co_return FilterResult::next(); }
 };

@@ -362,6 +362,7 @@ void Server::start()
 	for (unsigned i = 0; i < n; ++i) {
 		auto w = std::make_unique<Worker>(i, config_, log_fd_, splice_, limits_);
 		w->set_accel(accel_);
+		w->set_blocker(blocker_);
 		w->set_capacity(n, share);
 		for (const config::Listener &l : config_->listeners)
 			w->add_listener(fds[l.address.text()][i], l);

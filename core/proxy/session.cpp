@@ -190,7 +190,7 @@ std::string Session::answer_text(int status) const
 	       std::string(client_text_, client_text_len_);
 }
 
-awaitable<Session::Outcome> Session::fail(int status, const char *why, const UpstreamError *cause)
+awaitable<Session::Outcome> Session::fail(int status, const char *why, const UpstreamError *cause, std::string_view detail)
 {
 	if (status >= 500) {
 		// Every 5xx sonic makes itself says once why, with what it knows.
@@ -199,6 +199,8 @@ awaitable<Session::Outcome> Session::fail(int status, const char *why, const Ups
 			line += " (" + cause->describe() + ")";
 			worker_.counters().local_errors[static_cast<int>(cause->cause)].add();
 		}
+		if (!detail.empty())
+			line += ": " + std::string(detail);
 		log::warn(line);
 	}
 	out_.clear();
@@ -210,7 +212,7 @@ awaitable<Session::Outcome> Session::fail(int status, const char *why, const Ups
 	co_return Outcome::Close;
 }
 
-awaitable<Session::Outcome> Session::fail(const UpstreamError &e)
+awaitable<Session::Outcome> Session::fail(const UpstreamError &e, std::string_view detail)
 {
 	const char *why = "upstream unreachable";
 	switch (e.cause) {
@@ -225,7 +227,7 @@ awaitable<Session::Outcome> Session::fail(const UpstreamError &e)
 	case Cause::NoServer: why = "no upstream server"; break;
 	case Cause::ConnectRefused: break;
 	}
-	return fail(e.status, why, &e);
+	return fail(e.status, why, &e, detail);
 }
 
 awaitable<void> Session::run_http()
@@ -464,7 +466,7 @@ awaitable<Session::Stop> Session::run_request_filters(const FilterChain &chain, 
 			co_return Outcome::Close;
 		}
 		if (r.failure)
-			co_return co_await fail(*r.failure);
+			co_return co_await fail(*r.failure, r.detail);
 		co_return co_await respond(r.response);
 	}
 	// The request as the filters left it goes to the origin.
@@ -899,13 +901,13 @@ awaitable<Session::Stop> Session::run_response_filters(UpConn &up)
 {
 	bool any = false;
 	for (const std::shared_ptr<Filter> &f : *chain_)
-		any = any || f->wants_response();
+		any = any || f->wants_response(*ex_);
 	if (!any)
 		co_return std::nullopt;
 	const http::Head &origin = up.parser.message();
 	ex_->response = http::Response::from(origin);
 	for (const std::shared_ptr<Filter> &f : *chain_) {
-		if (!f->wants_response())
+		if (!f->wants_response(*ex_))
 			continue;
 		FilterResult r = co_await f->on_response(*ex_);
 		if (r.verdict == Verdict::Continue)
@@ -917,7 +919,7 @@ awaitable<Session::Stop> Session::run_response_filters(UpConn &up)
 			co_return Outcome::Close;
 		}
 		if (r.failure)
-			co_return co_await fail(*r.failure);
+			co_return co_await fail(*r.failure, r.detail);
 		closing_ = true;
 		co_return co_await respond(r.response);
 	}

@@ -1,5 +1,7 @@
 #include "proxy/worker.hpp"
 
+#include "js/script_filter.hpp"
+
 #include "bpf/accel.hpp"
 
 #include "out/log.hpp"
@@ -104,7 +106,28 @@ Generation *Worker::build(std::shared_ptr<const config::Config> config)
 		}
 		g->groups.push_back(std::move(group));
 	}
+	build_chains(*g);
 	return g;
+}
+
+void Worker::build_chains(Generation &g)
+{
+	const config::Config &c = *g.config;
+	// One filter (one heap on this worker) per script, whatever routes use it.
+	std::vector<std::shared_ptr<Filter>> filters(c.programs.size());
+	auto filter = [&](size_t script) -> std::shared_ptr<Filter> {
+		if (script == config::kNoScript || script >= c.programs.size())
+			return nullptr;
+		if (!filters[script])
+			filters[script] = std::make_shared<js::ScriptFilter>(c.programs[script], *this);
+		return filters[script];
+	};
+	g.route_chains.resize(c.routes.size());
+	for (size_t i = 0; i < c.routes.size(); i++)
+		if (auto f = filter(c.routes[i].script != config::kNoScript ? c.routes[i].script : c.script))
+			g.route_chains[i].push_back(f);
+	if (auto f = filter(c.script))
+		g.chain.push_back(f);
 }
 
 ServerState &Worker::server_state(const std::string &key, const tcp::endpoint &endpoint)

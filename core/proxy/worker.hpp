@@ -21,6 +21,7 @@
 namespace sonic::bpf {
 class Splice;
 class AccelProxy;
+class Blocker;
 }
 
 namespace sonic::proxy {
@@ -161,6 +162,9 @@ public:
 	void set_splice(std::shared_ptr<const bpf::Splice> splice) { splice_ = std::move(splice); }
 	// Before run() or from the worker's own thread: the accel family's view.
 	void set_accel(std::shared_ptr<const bpf::AccelProxy> accel) { accel_ = std::move(accel); }
+	// Before run(): what scripts block addresses through (sonic.block()).
+	void set_blocker(std::shared_ptr<bpf::Blocker> blocker) { blocker_ = std::move(blocker); }
+	std::shared_ptr<bpf::Blocker> blocker() const { return blocker_; }
 	bool draining() const { return draining_; }
 	std::shared_ptr<Generation> generation() const { return gen_; }
 	const Generation *current_generation() const { return gen_.get(); }
@@ -203,6 +207,8 @@ private:
 	awaitable<void> tick();
 	void sweep();
 	Generation *build(std::shared_ptr<const config::Config> config);
+	// The filter chains of G's routes and of requests without a route.
+	void build_chains(Generation &g);
 	ServerState &server_state(const std::string &key, const tcp::endpoint &endpoint);
 
 	// Declared so that the io_context (and with it every coroutine frame,
@@ -223,6 +229,7 @@ private:
 	std::shared_ptr<Generation> gen_;
 	std::shared_ptr<const bpf::Splice> splice_;
 	std::shared_ptr<const bpf::AccelProxy> accel_;
+	std::shared_ptr<bpf::Blocker> blocker_;
 	asio::io_context ctx_;
 	std::vector<std::shared_ptr<Acceptor>> acceptors_;
 	std::map<std::string, std::unique_ptr<ServerState>, std::less<>> servers_;

@@ -2,6 +2,7 @@
 
 #include "out/error.hpp"
 #include "sys/fs.hpp"
+#include "sys/process.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -32,50 +33,6 @@ std::optional<std::string> find_tool(const std::string &root, const std::string 
 	return std::nullopt;
 }
 
-// Runs ARGV, returning its exit status and what it printed.
-std::pair<int, std::string> run(const std::vector<std::string> &argv)
-{
-	std::vector<char *> args;
-	for (const std::string &a : argv)
-		args.push_back(const_cast<char *>(a.c_str()));
-	args.push_back(nullptr);
-	int fds[2];
-	if (pipe2(fds, O_CLOEXEC) != 0)
-		throw errno_error("run " + argv[0], errno);
-	pid_t pid = fork();
-	if (pid < 0) {
-		int err = errno;
-		close(fds[0]);
-		close(fds[1]);
-		throw errno_error("run " + argv[0], err);
-	}
-	if (pid == 0) {
-		dup2(fds[1], STDOUT_FILENO);
-		dup2(fds[1], STDERR_FILENO);
-		int null = open("/dev/null", O_RDONLY);
-		if (null >= 0)
-			dup2(null, STDIN_FILENO);
-		execv(args[0], args.data());
-		_exit(127);
-	}
-	close(fds[1]);
-	std::string output;
-	char buf[4096];
-	for (;;) {
-		ssize_t n = read(fds[0], buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		output.append(buf, static_cast<size_t>(n));
-	}
-	close(fds[0]);
-	int status = 0;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		continue;
-	return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), output};
-}
-
 TrustStore require_store()
 {
 	auto store = detect_trust_store();
@@ -88,7 +45,7 @@ TrustStore require_store()
 
 void update(const std::vector<std::string> &command)
 {
-	auto [status, output] = run(command);
+	auto [status, output] = sys::run(command);
 	if (status != 0)
 		throw env_error("ca trust", command[0] + " failed with status " + std::to_string(status))
 			.with_detail(output);

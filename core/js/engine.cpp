@@ -1,0 +1,177 @@
+#include "js/engine.hpp"
+
+#include <duktape.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+// Duktape's execution-timeout hook (cmake/Duktape.cmake): UDATA is the Heap.
+extern "C" int sonic_js_timed_out(void *udata)
+{
+	return udata && static_cast<sonic::js::Heap *>(udata)->past_deadline() ? 1 : 0;
+}
+
+namespace sonic::js {
+
+namespace {
+
+// Every block carries its size in front, so the heap's bytes can be counted.
+struct alignas(std::max_align_t) Prefix {
+	size_t size;
+};
+
+} // namespace
+
+const char *stop_name(Stop s)
+{
+	switch (s) {
+	case Stop::None:
+		return "none";
+	case Stop::Throw:
+		return "throw";
+	case Stop::Timeout:
+		return "timeout";
+	case Stop::Heap:
+		return "heap";
+	}
+	return "?";
+}
+
+Heap::Heap(size_t limit) : limit_(limit)
+{
+	ctx_ = duk_create_heap(&Heap::alloc, &Heap::realloc, &Heap::free, this, &Heap::fatal);
+	if (!ctx_)
+		throw std::bad_alloc();
+}
+
+Heap::~Heap()
+{
+	if (ctx_)
+		duk_destroy_heap(ctx_);
+}
+
+void *Heap::alloc(void *udata, size_t size)
+{
+	auto *h = static_cast<Heap *>(udata);
+	if (h->limit_ && h->used_ + size > h->limit_) {
+		h->refused_ = true;
+		return nullptr;
+	}
+	auto *p = static_cast<Prefix *>(std::malloc(sizeof(Prefix) + size));
+	if (!p)
+		return nullptr;
+	p->size = size;
+	h->used_ += size;
+	if (h->used_ > h->peak_)
+		h->peak_ = h->used_;
+	return p + 1;
+}
+
+void *Heap::realloc(void *udata, void *ptr, size_t size)
+{
+	if (!ptr)
+		return alloc(udata, size);
+	auto *h = static_cast<Heap *>(udata);
+	Prefix *p = static_cast<Prefix *>(ptr) - 1;
+	const size_t old = p->size;
+	if (size == 0) {
+		free(udata, ptr);
+		return nullptr;
+	}
+	if (size > old && h->limit_ && h->used_ - old + size > h->limit_) {
+		h->refused_ = true;
+		return nullptr;
+	}
+	auto *q = static_cast<Prefix *>(std::realloc(p, sizeof(Prefix) + size));
+	if (!q)
+		return nullptr;
+	q->size = size;
+	h->used_ = h->used_ - old + size;
+	if (h->used_ > h->peak_)
+		h->peak_ = h->used_;
+	return q + 1;
+}
+
+void Heap::free(void *udata, void *ptr)
+{
+	if (!ptr)
+		return;
+	auto *h = static_cast<Heap *>(udata);
+	Prefix *p = static_cast<Prefix *>(ptr) - 1;
+	h->used_ -= p->size;
+	std::free(p);
+}
+
+void Heap::fatal(void *, const char *msg)
+{
+	throw HeapFatal(std::string("JavaScript heap failed: ") + (msg ? msg : "fatal error"));
+}
+
+bool Heap::past_deadline()
+{
+	if (!armed_)
+		return false;
+	if (fired_)
+		return true;
+	if (Clock::now() < deadline_)
+		return false;
+	fired_ = true;
+	return true;
+}
+
+Stop Heap::classify(int rc)
+{
+	if (rc == DUK_EXEC_SUCCESS)
+		return Stop::None;
+	if (fired_)
+		return Stop::Timeout;
+	if (refused_)
+		return Stop::Heap;
+	return Stop::Throw;
+}
+
+Heap::Ran Heap::call(int nargs, std::chrono::nanoseconds budget)
+{
+	const Clock::time_point start = Clock::now();
+	deadline_ = start + budget;
+	armed_ = true;
+	fired_ = false;
+	refused_ = false;
+	const int rc = duk_pcall(ctx_, nargs);
+	armed_ = false;
+	Ran r{classify(rc), Clock::now() - start};
+	return r;
+}
+
+Heap::Ran Heap::run_program(const std::string &source, const std::string &name, std::chrono::nanoseconds budget)
+{
+	const Clock::time_point start = Clock::now();
+	deadline_ = start + budget;
+	armed_ = true;
+	fired_ = false;
+	refused_ = false;
+	duk_push_lstring(ctx_, source.data(), source.size());
+	duk_push_lstring(ctx_, name.data(), name.size());
+	int rc = duk_pcompile(ctx_, 0);
+	if (rc == DUK_EXEC_SUCCESS)
+		rc = duk_pcall(ctx_, 0);
+	armed_ = false;
+	return Ran{classify(rc), Clock::now() - start};
+}
+
+std::string Heap::error_text(int index) const
+{
+	duk_context *c = ctx_;
+	index = duk_normalize_index(c, index);
+	if (duk_is_error(c, index)) {
+		duk_get_prop_string(c, index, "stack");
+		std::string s = duk_is_string(c, -1) ? duk_get_string(c, -1) : "";
+		duk_pop(c);
+		if (!s.empty())
+			return s;
+	}
+	return duk_safe_to_string(c, index);
+}
+
+} // namespace sonic::js
