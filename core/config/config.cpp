@@ -23,7 +23,10 @@ namespace sonic::config {
 
 namespace {
 
-const char *const kEmbedded = R"(# sonic's embedded default: a forward proxy for this host only.
+const char *const kEmbedded = R"(# sonic's embedded default: a forward proxy for this host only, running
+# the built-in example worker (curl -x 127.0.0.1:8080 http://sonic.test/).
+script = "builtin:example.js"
+
 [[listener]]
 address = "127.0.0.1:8080"
 mode = "forward"
@@ -253,7 +256,7 @@ Config build(const toml::table &root, const std::string &source)
 			return std::nullopt;
 		if (p->empty())
 			r.fail(*t.get("script"), "'script' must name a JavaScript file");
-		std::string path = (*p)[0] == '/' || source.front() == '(' ? *p : dir + *p;
+		std::string path = (*p)[0] == '/' || p->rfind("builtin:", 0) == 0 || source.front() == '(' ? *p : dir + *p;
 		return c.add_script(path);
 	};
 	if (auto s = script_path(root))

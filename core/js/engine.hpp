@@ -41,9 +41,8 @@ public:
 	size_t used() const { return used_; }
 	size_t peak() const { return peak_; }
 
-	// Calls the function on the stack top with NARGS arguments below...
-	// (duk_pcall's convention), bounded by BUDGET of CPU (wall time on
-	// the worker thread, which is what a stalled worker costs). Leaves
+	// Calls the function below NARGS arguments on the stack (duk_pcall's
+	// convention), bounded by BUDGET of the worker thread's CPU time. Leaves
 	// the result or the error on the stack; says how it ended and how
 	// long it ran.
 	struct Ran {
@@ -77,7 +76,7 @@ private:
 	bool refused_ = false;
 	bool armed_ = false;
 	bool fired_ = false;
-	Clock::time_point deadline_{};
+	std::chrono::nanoseconds deadline_{}; // on the thread's CPU clock
 };
 
 } // namespace sonic::js

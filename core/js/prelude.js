@@ -788,7 +788,23 @@ function URL(input, base) {
 	this._params = new URLSearchParams(this._query || '');
 	this._params._url = self;
 }
+// The common case, an absolute http(s) URL already in normal form (lower
+// case host, no dot segments, nothing to percent-encode), parsed by one
+// regular expression; anything else takes the full parser below.
+var simpleURL = /^(https?):\/\/([a-z0-9\-]+(?:\.[a-z0-9\-]+)*)(?::([1-9][0-9]{0,4}))?(\/(?:[A-Za-z0-9\-_~!$&'()*+,;=:@%]|\/(?!\.)|\.(?!\.?(?:\/|$|[?#])))*)?(?:\?([A-Za-z0-9\-._~!$&()*+,;=:@%\/?]*))?(?:#([A-Za-z0-9\-._~!$&'()*+,;=:@%\/?]*))?$/;
 function parseURL(u, input, base) {
+	var f = simpleURL.exec(input);
+	if (f && !/%2e/i.test(f[4] || '') && !/(?:^|\.)(?:\d+|0x[0-9a-f]*)$/.test(f[2])) {
+		var port = f[3] === undefined ? null : +f[3];
+		if (port === null || port <= 65535) {
+			u._scheme = f[1] + ':';
+			u._user = ''; u._pass = ''; u._host = f[2];
+			u._port = port === special[u._scheme] ? null : port;
+			u._path = f[4] || '/'; u._query = f[5] === undefined ? null : f[5];
+			u._fragment = f[6] === undefined ? null : f[6]; u._opaque = false;
+			return;
+		}
+	}
 	input = input.replace(/^[\0-\x20]+|[\0-\x20]+$/g, '').replace(/[\t\n\r]/g, '');
 	var m = /^([A-Za-z][A-Za-z0-9+\-.]*):(.*)$/.exec(input);
 	var rest;
@@ -996,7 +1012,8 @@ function Request(input, init) {
 	var src = input instanceof Request ? input : null;
 	this._url = src ? src._url : new URL(String(input)).href;
 	this._method = src ? src._method : 'GET';
-	this._incoming = src ? src._incoming : null;
+	// new Request(url, request): the incoming request's identity goes with it.
+	this._incoming = src ? src._incoming : init instanceof Request ? init._incoming : null;
 	if (init.method !== undefined) {
 		var m = String(init.method);
 		if (!tokenRe.test(m)) fail(TypeError, "'" + m + "' is not a valid method");
@@ -1269,7 +1286,7 @@ define(global, 'addEventListener', function addEventListener(type, fn) {
 	else if (type === 'response') responseHandlers.push(fn);
 	else fail(TypeError, "sonic dispatches 'fetch' and 'response' events, not '" + type + "'");
 });
-function sameOrigin(a, b) { return new URL(a).origin === new URL(b).origin; }
+function sameOrigin(a, b) { return a === b || new URL(a).origin === new URL(b).origin; }
 define(global, 'fetch', function fetch(input, init) {
 	var st = current;
 	try {

@@ -26,16 +26,21 @@ struct ScriptFilter::Call {
 	std::weak_ptr<Instance> instance;
 	std::chrono::nanoseconds cpu{0};
 	bool awaiting_origin = false;  // fetch(request) went down the proxy's path
+	Exchange *ex = nullptr;
 	~Call()
 	{
 		auto i = instance.lock();
 		if (!i)
 			return;
-		duk_context *ctx = i->ctx();
-		i->push_host_call("finish");
-		duk_push_number(ctx, static_cast<double>(id));
-		i->heap().call(1, std::chrono::milliseconds(10));
-		duk_pop(ctx);
+		try {
+			duk_context *ctx = i->ctx();
+			i->push_host_call("finish");
+			duk_push_number(ctx, static_cast<double>(id));
+			i->heap().call(1, std::chrono::milliseconds(10));
+			duk_pop(ctx);
+		} catch (const HeapFatal &) {
+			// The heap is beyond use; the filter drops it on its next call.
+		}
 	}
 };
 
@@ -212,10 +217,12 @@ std::string ScriptFilter::block(const std::string &address, unsigned ttl_seconds
 }
 
 // Runs the host call on the stack for CALL within what is left of its CPU
-// budget. On failure the error is popped and the call's state is an error.
-bool ScriptFilter::invoke(Call &call, int nargs)
+// budget, leaving its value on the stack. On failure nothing is left, the
+// error is kept in last_stop_/last_error_, and a heap that ran out (or
+// failed fatally) is dropped, to be rebuilt for the next request; its other
+// requests in flight fail with it.
+Heap::Ran ScriptFilter::run(Call &call, int nargs)
 {
-	duk_context *ctx = instance_->ctx();
 	const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(program_->limits.cpu) - call.cpu;
 	Heap::Ran r;
 	running_ = &call;
@@ -226,23 +233,32 @@ bool ScriptFilter::invoke(Call &call, int nargs)
 		instance_.reset();
 		last_stop_ = Stop::Heap;
 		last_error_ = e.what();
-		return false;
+		return Heap::Ran{Stop::Heap, {}};
 	}
 	running_ = nullptr;
 	call.cpu += r.took;
 	program_->stats.cpu_ns += static_cast<uint64_t>(r.took.count());
-	if (r.stop == Stop::None) {
-		duk_pop(ctx);
-		return true;
+	// The allocator refused this run something: even if the script went on
+	// (it may have caught the RangeError), the heap is rebuilt once this
+	// request is decided.
+	if (instance_->heap().refused())
+		exhausted_ = true;
+	if (r.stop != Stop::None) {
+		last_stop_ = r.stop;
+		last_error_ = instance_->heap().error_text();
+		duk_pop(instance_->ctx());
+		if (r.stop == Stop::Heap)
+			instance_.reset();
 	}
-	last_stop_ = r.stop;
-	last_error_ = instance_->heap().error_text();
-	duk_pop(ctx);
-	// A heap that ran out is rebuilt for the next request; its other
-	// requests in flight fail with it.
-	if (r.stop == Stop::Heap)
-		instance_.reset();
-	return false;
+	return r;
+}
+
+bool ScriptFilter::invoke(Call &call, int nargs)
+{
+	if (run(call, nargs).stop != Stop::None)
+		return false;
+	duk_pop(instance_->ctx());
+	return true;
 }
 
 bool ScriptFilter::start(Call &call, const Exchange &ex)
@@ -294,15 +310,7 @@ ScriptFilter::Outcome ScriptFilter::result(Call &call)
 	instance_->push_host_call("result");
 	duk_push_number(ctx, static_cast<double>(call.id));
 	duk_context *c = ctx;
-	const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(program_->limits.cpu) - call.cpu;
-	Heap::Ran r = instance_->heap().call(1, left.count() > 0 ? left : std::chrono::nanoseconds(1));
-	call.cpu += r.took;
-	if (r.stop != Stop::None) {
-		last_stop_ = r.stop;
-		last_error_ = instance_->heap().error_text();
-		duk_pop(c);
-		if (r.stop == Stop::Heap)
-			instance_.reset();
+	if (run(call, 1).stop != Stop::None) {
 		o.kind = Outcome::Kind::Error;
 		return o;
 	}
@@ -343,7 +351,8 @@ ScriptFilter::Outcome ScriptFilter::result(Call &call)
 
 FilterResult ScriptFilter::failed(Call &call, Stop stop, std::string detail)
 {
-	(void)call;
+	if (call.ex)
+		call.ex->script_outcome = stop == Stop::None ? "throw" : stop_name(stop);
 	FilterResult f;
 	f.verdict = proxy::Verdict::Respond;
 	const bool limit = stop == Stop::Timeout || stop == Stop::Heap;
@@ -393,7 +402,9 @@ awaitable<FilterResult> ScriptFilter::on_request(Exchange &ex)
 	auto call = std::make_shared<Call>();
 	call->id = next_id_++;
 	call->instance = instance_;
+	call->ex = &ex;
 	ex.filter_state = call;
+	ex.script = program_->name;
 	if (!start(*call, ex))
 		co_return failed(*call, last_stop_, last_error_);
 	FilterResult r = co_await conclude(ex, *call, false);
@@ -422,10 +433,17 @@ awaitable<FilterResult> ScriptFilter::conclude(Exchange &ex, Call &call, bool in
 					 "the handler's promise never settled (nothing it waits for is in flight)");
 		co_await wait_for_progress();
 	}
+	if (exhausted_) {
+		exhausted_ = false;
+		instance_.reset();
+		if (o.kind == Outcome::Kind::Error)
+			co_return failed(call, Stop::Heap, last_error_);
+	}
 	switch (o.kind) {
 	case Outcome::Kind::Error:
 		if (o.pass_through && !in_response) {
 			log(2, "error " + last_error_ + " (passThroughOnException: to the origin)");
+			ex.script_outcome = "passthrough";
 			co_return FilterResult::next();
 		}
 		co_return failed(call, last_stop_, last_error_);
@@ -455,6 +473,7 @@ awaitable<FilterResult> ScriptFilter::conclude(Exchange &ex, Call &call, bool in
 			r.headers.set("Content-Length", std::to_string(r.body.size()));
 		}
 		call.awaiting_origin = o.kind == Outcome::Kind::Origin;
+		ex.script_outcome = call.awaiting_origin ? "origin" : "pass";
 		co_return FilterResult::next();
 	}
 	case Outcome::Kind::Respond: {
@@ -466,6 +485,7 @@ awaitable<FilterResult> ScriptFilter::conclude(Exchange &ex, Call &call, bool in
 			ex.response.reason = o.status_text;
 			if (o.headers)
 				replace_fields(ex.response.headers, *o.headers);
+			ex.script_outcome = "origin";
 			co_return FilterResult::next();
 		}
 		http::Response resp;
@@ -475,6 +495,7 @@ awaitable<FilterResult> ScriptFilter::conclude(Exchange &ex, Call &call, bool in
 			replace_fields(resp.headers, *o.headers);
 		resp.body = o.body.value_or(std::string());
 		resp.body_read = true;
+		ex.script_outcome = "respond";
 		co_return FilterResult::respond(std::move(resp));
 	}
 	case Outcome::Kind::Pending:
@@ -510,16 +531,8 @@ awaitable<FilterResult> ScriptFilter::on_response(Exchange &ex)
 	std::string_view phrase = resp.phrase();
 	duk_push_lstring(ctx, phrase.data(), phrase.size());
 	push_pairs(ctx, resp.headers);
-	const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(program_->limits.cpu) - call->cpu;
-	Heap::Ran r = instance_->heap().call(4, left.count() > 0 ? left : std::chrono::nanoseconds(1));
-	call->cpu += r.took;
-	if (r.stop != Stop::None) {
-		std::string why = instance_->heap().error_text();
-		duk_pop(ctx);
-		if (r.stop == Stop::Heap)
-			instance_.reset();
-		co_return failed(*call, r.stop, why);
-	}
+	if (run(*call, 4).stop != Stop::None)
+		co_return failed(*call, last_stop_, last_error_);
 	if (duk_is_object(ctx, -1)) {
 		if (auto h = get_pairs(ctx, -1, "headers"))
 			replace_fields(ex.response.headers, *h);
@@ -745,8 +758,12 @@ void ScriptFilter::settle(const Subrequest &request, bool ok, const std::string 
 			duk_remove(ctx, -2);
 			duk_put_prop_string(ctx, -2, "body");
 		}
-		instance_->heap().call(3, std::chrono::milliseconds(5));
-		duk_pop(ctx);
+		try {
+			instance_->heap().call(3, std::chrono::milliseconds(5));
+			duk_pop(ctx);
+		} catch (const HeapFatal &) {
+			instance_.reset();
+		}
 	}
 	// Every request waiting on this heap looks again.
 	wake_->cancel();

@@ -37,6 +37,7 @@ public:
 private:
 	bool ensure_instance();
 	bool start(Call &call, const proxy::Exchange &ex);
+	Heap::Ran run(Call &call, int nargs);
 	bool invoke(Call &call, int nargs);
 	Outcome result(Call &call);
 	proxy::awaitable<proxy::FilterResult> conclude(proxy::Exchange &ex, Call &call, bool in_response);
@@ -56,6 +57,7 @@ private:
 	Call *running_ = nullptr; // the request whose code runs now
 	unsigned in_flight_ = 0;  // subrequests
 	Stop last_stop_ = Stop::None;
+	bool exhausted_ = false; // the heap ran out: rebuild it
 	std::string last_error_;
 };
 

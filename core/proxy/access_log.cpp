@@ -89,6 +89,10 @@ void AccessLog::add(const LogEntry &e)
 	buf_ += static_cast<char>('0' + us / 10 % 10);
 	buf_ += static_cast<char>('0' + us % 10);
 	field(buf_, "mode", e.mode);
+	if (!e.script.empty()) {
+		field(buf_, "script", e.script);
+		field(buf_, "script_outcome", e.script_outcome);
+	}
 	buf_ += "}\n";
 	// A write of at most PIPE_BUF (4 KiB) bytes to a pipe is atomic: keep
 	// each write under it when the lines allow.

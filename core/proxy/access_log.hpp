@@ -22,6 +22,10 @@ struct LogEntry {
 	std::string_view upstream;
 	std::chrono::steady_clock::duration duration{};
 	std::string_view mode;
+	// The worker script that ran, and what it did (pass, origin, respond,
+	// throw, timeout, heap, passthrough); empty when none ran.
+	std::string_view script;
+	std::string_view script_outcome;
 };
 
 class AccessLog {

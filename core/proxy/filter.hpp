@@ -49,6 +49,9 @@ struct Exchange {
 	// What a filter keeps between on_request and on_response (a script's
 	// request in its heap); released when the exchange ends.
 	std::shared_ptr<void> filter_state;
+	// For the access log: the script that ran and its outcome.
+	std::string_view script;
+	std::string_view script_outcome;
 };
 
 enum class Verdict : uint8_t { Continue, Respond, Close };

@@ -1,6 +1,10 @@
 #include "proxy/metrics.hpp"
 
+#include "js/program.hpp"
+
 #include "proxy/upstream.hpp"
+
+#include <cstdio>
 
 namespace sonic::proxy {
 
@@ -100,6 +104,40 @@ const char *limit_name(Limit limit)
 	return "?";
 }
 
+// Per worker script (summed over the workers' heaps): requests run,
+// errors by kind, CPU time.
+void script_samples(std::string &out, const std::vector<std::shared_ptr<const js::Program>> &scripts)
+{
+	if (scripts.empty())
+		return;
+	auto label = [](const js::Program &p) {
+		std::string l = "script=\"";
+		for (char c : p.path) {
+			if (c == '"' || c == '\\')
+				l += '\\';
+			l += c == '\n' ? ' ' : c;
+		}
+		return l + "\"";
+	};
+	family(out, "sonic_script_invocations_total", "counter", "Requests each worker script ran on.");
+	for (const auto &p : scripts)
+		sample(out, "sonic_script_invocations_total", label(*p), p->stats.runs.load());
+	family(out, "sonic_script_failures_total", "counter",
+	       "Requests a worker script failed, by kind: throw (an exception or no Response), timeout (its CPU "
+	       "limit), heap (its heap limit; the heap is rebuilt).");
+	for (const auto &p : scripts) {
+		sample(out, "sonic_script_failures_total", label(*p) + ",kind=\"throw\"", p->stats.throws.load());
+		sample(out, "sonic_script_failures_total", label(*p) + ",kind=\"timeout\"", p->stats.timeouts.load());
+		sample(out, "sonic_script_failures_total", label(*p) + ",kind=\"heap\"", p->stats.heaps.load());
+	}
+	family(out, "sonic_script_cpu_seconds_total", "counter", "CPU time spent in each worker script.");
+	for (const auto &p : scripts) {
+		char v[32];
+		std::snprintf(v, sizeof(v), "%.6f", static_cast<double>(p->stats.cpu_ns.load()) / 1e9);
+		out += "sonic_script_cpu_seconds_total{" + label(*p) + "} " + v + "\n";
+	}
+}
+
 std::string prometheus_text(const std::vector<const Metrics *> &w, const ServerFacts &facts)
 {
 	std::string out;
@@ -147,6 +185,7 @@ std::string prometheus_text(const std::vector<const Metrics *> &w, const ServerF
 	sample(out, "sonic_script_runs_total", "", sum(w, [](const Metrics &m) -> const Counter & { return m.script_runs; }));
 	family(out, "sonic_script_errors_total", "counter", "Script runs that threw, returned no Response or hit a limit.");
 	sample(out, "sonic_script_errors_total", "", sum(w, [](const Metrics &m) -> const Counter & { return m.script_errors; }));
+	script_samples(out, facts.scripts);
 	family(out, "sonic_tunnels_total", "counter", "Tunnels opened (CONNECT, Upgrade, tcp routes, transparent non-HTTP).");
 	for (int k = 0; k < kTunnelKinds; ++k)
 		sample(out, "sonic_tunnels_total", std::string("kind=\"") + tunnel_kind_name(static_cast<TunnelKind>(k)) + "\"",

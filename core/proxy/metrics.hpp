@@ -6,10 +6,15 @@
 #include "bpf/fw.hpp"
 
 #include <atomic>
+#include <memory>
 #include <optional>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+namespace sonic::js {
+struct Program;
+}
 
 namespace sonic::proxy {
 
@@ -81,6 +86,8 @@ struct ServerFacts {
 	bool draining = false;
 	unsigned workers = 0;
 	std::optional<bpf::FwMetrics> fw; // read from the pinned maps when fw is loaded
+	// The worker scripts of the configuration in use, with their counters.
+	std::vector<std::shared_ptr<const js::Program>> scripts;
 };
 
 // Prometheus text exposition (version 0.0.4) of every worker's counters.

@@ -246,7 +246,8 @@ int open_listener(const config::Endpoint &endpoint, bool transparent)
 
 Server::Server(config::Config config, std::function<config::Config()> reload, std::string bpffs)
 	: config_(std::make_shared<const config::Config>(std::move(config))), reload_(std::move(reload)),
-	  bpffs_(std::move(bpffs)), blocker_(bpf::Blocker::for_bpffs(bpffs_, block_policy(config_->fw)))
+	  bpffs_(std::move(bpffs)), blocker_(bpf::Blocker::for_bpffs(bpffs_, block_policy(config_->fw))),
+	  scripts_(config_->programs)
 {
 }
 
@@ -381,6 +382,8 @@ void Server::start()
 				f.draining = draining_.load();
 				f.workers = static_cast<unsigned>(workers_.size());
 				f.fw = fw_metrics(bpffs_);
+				std::lock_guard<std::mutex> lock(scripts_mu_);
+				f.scripts = scripts_;
 				return f;
 			},
 			[b = blocker_](const asio::ip::address &peer) { protect_peer(*b, peer); });
@@ -444,6 +447,10 @@ void Server::reload()
 		});
 	}
 	config_ = next;
+	{
+		std::lock_guard<std::mutex> lock(scripts_mu_);
+		scripts_ = next->programs;
+	}
 	++reloads_;
 	log::info("reload: configuration from " + next->source + " in use");
 }

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <thread>
@@ -69,6 +70,9 @@ private:
 	std::shared_ptr<const bpf::Splice> splice_; // opened at start or a reload, or null
 	std::shared_ptr<bpf::AccelProxy> accel_; // null: the accel family is not loaded
 	std::shared_ptr<bpf::Blocker> blocker_;
+	// The scripts in use, for /metrics (read on the admin thread).
+	std::mutex scripts_mu_;
+	std::vector<std::shared_ptr<const js::Program>> scripts_;
 	std::map<std::string, sockaddr_storage> bound_; // listener address -> what it is bound to
 	std::shared_ptr<ClientLimits> limits_;
 	std::vector<std::unique_ptr<Worker>> workers_;

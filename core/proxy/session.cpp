@@ -181,6 +181,10 @@ void Session::log_request(int status, bool count)
 	e.upstream = req_.upstream;
 	e.duration = Clock::now() - req_.start;
 	e.mode = config::mode_name(mode_);
+	if (ex_) {
+		e.script = ex_->script;
+		e.script_outcome = ex_->script_outcome;
+	}
 	log.add(e);
 }
 
@@ -304,6 +308,10 @@ awaitable<Session::Outcome> Session::exchange()
 		// The head is rebuilt for the upstream; the read buffer's head bytes go.
 		in_.consume(head_bytes_);
 	}
+	if (mode_ == config::Mode::Forward && !target.server) {
+		if (Stop s = co_await resolve_server(target))
+			co_return *s;
+	}
 	if (Stop s = co_await read_small_body())
 		co_return *s;
 	co_return co_await forward(target);
@@ -398,10 +406,9 @@ awaitable<Session::Stop> Session::route(Target &target)
 		auto a = absolute ? http::parse_authority(authority, 80) : std::nullopt;
 		if (!a)
 			co_return co_await fail(400, "bad request target");
+		// Resolved after the filters: a script may answer for any name.
 		target.host = std::move(a->host);
 		target.port = a->port;
-		if (Stop s = co_await resolve_server(target))
-			co_return *s;
 	} else if (mode_ == config::Mode::Transparent) {
 		target.server = &worker_.server_for(original_dst_);
 	} else {
@@ -450,6 +457,8 @@ awaitable<Session::Stop> Session::run_request_filters(const FilterChain &chain, 
 	if (!facts_)
 		facts_ = std::make_unique<ClientFacts>(client_facts());
 	ex_ = std::make_unique<Exchange>();
+	// No response head until the origin's (run_response_filters).
+	ex_->response.status = 0;
 	ex_->request = http::Request::from(parser_.message());
 	ex_->client = facts_.get();
 	ex_->origin = &target;
