@@ -792,9 +792,10 @@ function URL(input, base) {
 // case host, no dot segments, nothing to percent-encode), parsed by one
 // regular expression; anything else takes the full parser below.
 var simpleURL = /^(https?):\/\/([a-z0-9\-]+(?:\.[a-z0-9\-]+)*)(?::([1-9][0-9]{0,4}))?(\/(?:[A-Za-z0-9\-_~!$&'()*+,;=:@%]|\/(?!\.)|\.(?!\.?(?:\/|$|[?#])))*)?(?:\?([A-Za-z0-9\-._~!$&()*+,;=:@%\/?]*))?(?:#([A-Za-z0-9\-._~!$&'()*+,;=:@%\/?]*))?$/;
+var canonicalIPv4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 function parseURL(u, input, base) {
 	var f = simpleURL.exec(input);
-	if (f && !/%2e/i.test(f[4] || '') && !/(?:^|\.)(?:\d+|0x[0-9a-f]*)$/.test(f[2])) {
+	if (f && !/%2e/i.test(f[4] || '') && (!/(?:^|\.)(?:\d+|0x[0-9a-f]*)$/.test(f[2]) || canonicalIPv4.test(f[2]))) {
 		var port = f[3] === undefined ? null : +f[3];
 		if (port === null || port <= 65535) {
 			u._scheme = f[1] + ':';
