@@ -407,3 +407,33 @@ def test_fw_coexists_with_tproxy_steering_on_the_same_interface(bpffs):
             proxy.stop()
         s.run("tproxy", "flush", prefix=tproxy_lab.nsexec(lab.gateway, []))
         lab.close()
+
+
+def test_a_script_blocks_its_attacker_and_xdp_drops_the_next_packet(lab, fw, bpffs, tmp_path):
+    """The feedback loop: a worker script decides (sonic.block), the kernel
+    enforces. Loopback is on the never-block list."""
+    script = tmp_path / "block.js"
+    script.write_text("""
+addEventListener('fetch', function (event) {
+  if (event.request.url.indexOf('/attack') < 0) { event.respondWith(new Response('ok')); return; }
+  var refused = '';
+  try { sonic.block('127.0.0.1', {reason: 'never'}); } catch (e) { refused = e.message; }
+  sonic.block(event.client.ip, {ttl: 60, reason: 'attack from script'});
+  event.respondWith(new Response(refused, {status: 403}));
+});
+""")
+    port = 18000 + os.getpid() % 1000
+    proxy = lab.spawn(lab.server, [sonictest.SONIC, "--bpffs", bpffs, "--state-dir", str(tmp_path / "state"), "run",
+                                   "--mode", "reverse", "--listen", "0.0.0.0:%d" % port, "--upstream", "127.0.0.1:9",
+                                   "--workers", "1", "--script", str(script)])
+    wait_for(lambda: lab.connects(CLIENT4, SERVER4, port, timeout=1.0) or proxy.poll() is not None, 60)
+    assert proxy.poll() is None, proxy.stderr.read()
+    out = lab.run(lab.client, ["curl", "-sS", "-m", "10", "-w", " %{http_code}",
+                               "http://%s:%d/attack" % (SERVER4, port)])
+    assert out.endswith(" 403") and "refused" in out and "127.0.0.1" in out, out
+    entries = fw.ok("fw", "list")["blocklist"]
+    assert [(e["prefix"], e["reason"]) for e in entries] == [(CLIENT4 + "/32", "attack from script")], entries
+    # The next packet from the attacker is dropped in XDP; others still pass.
+    assert lab.connects(CLIENT4, SERVER4, port, timeout=2.0) is False
+    assert lab.connects(EXTRA4[0], SERVER4, port, timeout=2.0) is True
+    assert fw.ok("stats", "fw")["fw"]["dropped_blocklist"] >= 1
