@@ -74,7 +74,9 @@ def test_disable_in_the_middle_of_a_transfer_loses_nothing(sonic, cgroup):
     # 8 connections x 24 MiB each way; readers pause 0.25 s after every
     # 4 MiB, so data sits unread in the sockets when disable runs.
     p = mover(cgroup, conns=8, bytes=24 * MiB, pause_every=4 * MiB, pause=0.25)
-    assert wait_for(lambda: sonic.stats()["redirect_bytes"] - base["redirect_bytes"] > 8 * MiB)
+    # Before it sends a byte the mover draws and hashes 384 MiB of random
+    # payload: seconds of CPU, many more on a busy machine.
+    assert wait_for(lambda: sonic.stats()["redirect_bytes"] - base["redirect_bytes"] > 8 * MiB, seconds=60)
 
     disabled = sonic.ok("accel", "disable", "cgroup", cgroup, "--timeout", "10")
     assert disabled["changed"] is True and disabled["detached"] is True
