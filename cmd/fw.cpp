@@ -38,8 +38,6 @@ std::string dev_of(const std::vector<std::string> &args, const std::string &verb
 	return *dev;
 }
 
-out::Value or_null(const std::optional<std::string> &s) { return s ? out::Value(*s) : out::Value(); }
-
 out::Value expires_value(const std::optional<std::chrono::seconds> &in)
 {
 	return in ? out::Value(in->count()) : out::Value();

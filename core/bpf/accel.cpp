@@ -368,16 +368,17 @@ std::optional<uint64_t> link_name_cgroup(const std::string &name)
 	return id;
 }
 
-// Links whose cgroup was removed: the kernel keeps them pinned but detached
-// (their cgroup id reads 0), so only their pin names still say which cgroup
-// they served.
+// Links whose cgroup was removed, named by their pins (a link's own cgroup
+// id reads 0 once the kernel lets the cgroup go). The kernel frees a removed
+// cgroup, and detaches its links, asynchronously some time after rmdir; until
+// then the link still names the cgroup, whose directory is already gone.
 std::vector<uint64_t> defunct_cgroups(const Pins &pins)
 {
 	std::vector<uint64_t> ids;
 	for (const std::string &name : pins.links(kCgroupLinkPrefix)) {
 		auto id = link_name_cgroup(name);
 		auto link = id ? open_pinned(pins.fs().link_path(name)) : std::nullopt;
-		if (link && link_info(link->get()).cgroup_id == 0)
+		if (link && (link_info(link->get()).cgroup_id == 0 || !sys::cgroup_exists(*id)))
 			ids.push_back(*id);
 	}
 	return ids;

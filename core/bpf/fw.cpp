@@ -240,7 +240,7 @@ bool covers(const Prefix &outer, const Prefix &inner)
 // One trie's entries: every rule's prefix (and ::/0), each holding the
 // slots of the rules whose prefix covers it. The longest prefix that
 // matches an address then holds exactly the rules matching it.
-std::vector<std::pair<Bytes, Bytes>> trie_entries(const std::vector<FwRule> &rules,
+std::vector<std::pair<RawBytes, RawBytes>> trie_entries(const std::vector<FwRule> &rules,
 						  std::optional<net::Cidr> FwRuleSpec::*field)
 {
 	std::map<Prefix, uint64_t> masks;
@@ -251,7 +251,7 @@ std::vector<std::pair<Bytes, Bytes>> trie_entries(const std::vector<FwRule> &rul
 		for (const FwRule &r : rules)
 			if (covers(prefix_of(r.spec.*field), p))
 				mask |= uint64_t{1} << r.slot;
-	std::vector<std::pair<Bytes, Bytes>> out;
+	std::vector<std::pair<RawBytes, RawBytes>> out;
 	for (const auto &[p, mask] : masks) {
 		struct sonic_fw_lpm_key k{};
 		k.prefixlen = p.len;
@@ -279,7 +279,7 @@ void write_indexes(const FwObjects &o, const std::vector<FwRule> &rules, uint32_
 			for (unsigned p = range.first; p <= range.last; ++p)
 				ports[{r.spec.proto, static_cast<uint16_t>(p)}] |= bit;
 	}
-	std::vector<std::pair<Bytes, Bytes>> port_entries;
+	std::vector<std::pair<RawBytes, RawBytes>> port_entries;
 	for (const auto &[key, mask] : ports) {
 		struct sonic_fw_port_key k{};
 		k.proto = key.first;

@@ -258,14 +258,14 @@ struct bpf_map_info map_info(int map_fd)
 
 } // namespace
 
-std::vector<std::pair<Bytes, Bytes>> map_entries(int map_fd)
+std::vector<std::pair<RawBytes, RawBytes>> map_entries(int map_fd)
 {
 	const struct bpf_map_info info = map_info(map_fd);
-	std::vector<std::pair<Bytes, Bytes>> out;
-	Bytes cur(info.key_size), next(info.key_size);
+	std::vector<std::pair<RawBytes, RawBytes>> out;
+	RawBytes cur(info.key_size), next(info.key_size);
 	void *prev = nullptr;
 	while (bpf_map_get_next_key(map_fd, prev, next.data()) == 0) {
-		Bytes value(info.value_size);
+		RawBytes value(info.value_size);
 		// A key deleted since the walk found it is skipped.
 		if (bpf_map_lookup_elem(map_fd, next.data(), value.data()) == 0)
 			out.emplace_back(next, std::move(value));
@@ -295,9 +295,9 @@ void update_entry(int map_fd, const void *key, const void *value, uint64_t flags
 	throw errno_error(op, err, map_name);
 }
 
-bool sync_entries(int map_fd, const std::vector<std::pair<Bytes, Bytes>> &want, const std::string &map_name)
+bool sync_entries(int map_fd, const std::vector<std::pair<RawBytes, RawBytes>> &want, const std::string &map_name)
 {
-	std::map<Bytes, Bytes> have, wanted;
+	std::map<RawBytes, RawBytes> have, wanted;
 	for (auto &[key, value] : map_entries(map_fd))
 		have.emplace(std::move(key), std::move(value));
 	bool changed = false;

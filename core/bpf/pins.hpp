@@ -163,15 +163,15 @@ bool replace_keys(int map_fd, const std::vector<Key> &have, const std::vector<Ke
 void clear_map(int map_fd);
 
 // A map's key or value, as bytes.
-using Bytes = std::vector<uint8_t>;
+using RawBytes = std::vector<uint8_t>;
 
-template <typename T> Bytes bytes_of(const T &v)
+template <typename T> RawBytes bytes_of(const T &v)
 {
 	const auto *p = reinterpret_cast<const uint8_t *>(&v);
-	return Bytes(p, p + sizeof(T));
+	return RawBytes(p, p + sizeof(T));
 }
 
-template <typename T> T from_bytes(const Bytes &b)
+template <typename T> T from_bytes(const RawBytes &b)
 {
 	T v{};
 	std::memcpy(&v, b.data(), std::min(b.size(), sizeof(T)));
@@ -180,7 +180,7 @@ template <typename T> T from_bytes(const Bytes &b)
 
 // Every entry of a hash map or LPM trie (key and value sizes read from the
 // kernel), in the kernel's order.
-std::vector<std::pair<Bytes, Bytes>> map_entries(int map_fd);
+std::vector<std::pair<RawBytes, RawBytes>> map_entries(int map_fd);
 
 // The entries a map is made for: its max_entries.
 uint32_t map_capacity(int map_fd);
@@ -188,7 +188,7 @@ uint32_t map_capacity(int map_fd);
 // Turns the map's entries into WANT: writes the entries whose value differs,
 // then deletes the keys WANT lacks. Returns whether anything changed. A map
 // that is full fails with the error of `update_entry`.
-bool sync_entries(int map_fd, const std::vector<std::pair<Bytes, Bytes>> &want, const std::string &map_name);
+bool sync_entries(int map_fd, const std::vector<std::pair<RawBytes, RawBytes>> &want, const std::string &map_name);
 
 // Writes one entry; a full map (E2BIG, ENOSPC) is a usage error (exit 1)
 // naming the map and its size, other failures name OP.

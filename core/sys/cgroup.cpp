@@ -3,12 +3,16 @@
 #include "out/error.hpp"
 #include "sys/mounts.hpp"
 
+#include "bpf/fd.hpp"
+
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
 namespace sonic::sys {
 
@@ -63,6 +67,47 @@ std::string cgroup_path_of(uint64_t id)
 			return it->path().string();
 	}
 	return {};
+}
+
+namespace {
+
+// The file handle type kernfs (cgroupfs) gives its nodes: the 64-bit node id,
+// which is the cgroup id (include/linux/exportfs.h, FILEID_KERNFS).
+constexpr int kFileidKernfs = 0xfe;
+
+// Opens cgroup ID by its id, as a kernfs file handle: ENOENT or ESTALE once
+// its directory is removed. nullopt when this kernel or these privileges
+// cannot say (no CAP_DAC_READ_SEARCH, no handle support).
+std::optional<bool> cgroup_handle_exists(const std::string &root, uint64_t id)
+{
+	Fd mount(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	if (!mount)
+		return std::nullopt;
+	struct {
+		struct file_handle head;
+		unsigned char id[sizeof(uint64_t)];
+	} handle{};
+	handle.head.handle_bytes = sizeof(uint64_t);
+	handle.head.handle_type = kFileidKernfs;
+	std::memcpy(handle.head.f_handle, &id, sizeof id);
+	Fd dir(::open_by_handle_at(mount.get(), &handle.head, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	if (dir)
+		return true;
+	if (errno == ESTALE || errno == ENOENT)
+		return false;
+	return std::nullopt;
+}
+
+} // namespace
+
+bool cgroup_exists(uint64_t id)
+{
+	auto root = cgroup2_root(read_mounts());
+	if (!root)
+		return false;
+	if (auto known = cgroup_handle_exists(*root, id))
+		return *known;
+	return !cgroup_path_of(id).empty();
 }
 
 } // namespace sonic::sys

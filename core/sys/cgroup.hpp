@@ -23,4 +23,10 @@ Cgroup resolve_cgroup(const std::optional<std::string> &path);
 // Finds the directory of cgroup ID under the cgroup v2 root; empty if gone.
 std::string cgroup_path_of(uint64_t id);
 
+// Whether cgroup ID still has its directory. A removed cgroup lingers in the
+// kernel (its BPF links still attached, their cgroup id still set) until its
+// last reference goes, asynchronously after rmdir; this answers from the
+// directory tree, which changes at rmdir.
+bool cgroup_exists(uint64_t id);
+
 } // namespace sonic::sys

@@ -14,6 +14,7 @@ import pytest
 import proxyrun
 import sonicconf
 import sonictest
+from sonictest import wait_for
 from conftest import connect
 from origin import read_response
 
@@ -33,6 +34,43 @@ def test_upstream_refused_is_502(sonic_run):
     status, _ = status_of(p.port, b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
     assert status == 502
     assert time.time() - started < 5, "a refused upstream should fail fast"
+
+
+def local_errors(admin_port):
+    """sonic_local_errors_total per cause, from the admin listener's /metrics."""
+    status, body = status_of(admin_port, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n")
+    assert status == 200
+    return {m.group(1): float(m.group(2)) for m in
+            re.finditer(r'^sonic_local_errors_total\{cause="([a-z_]+)"\} (\S+)$', body.decode(), re.M)}
+
+
+def test_a_502_from_a_dead_upstream_is_logged_once_and_counted(sonic_run):
+    dead = "127.0.0.1:%d" % proxyrun.free_port()
+    cfg = sonicconf.Config().reverse(dead).admin()
+    p = sonic_run.config(cfg)
+    before = local_errors(cfg.admin_port)
+    assert "connect_error" in before, "no connect_error cause on /metrics: %s" % before
+
+    status, _ = status_of(p.port, b"GET /dead-upstream HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert status == 502
+
+    def lines():
+        found = [line for line in p.stderr().splitlines() if dead in line]
+        return found or None
+    logged = wait_for(lines)
+    assert logged, "no stderr line names %s: %r" % (dead, p.stderr()[-2000:])
+    # Give a second line (a duplicate from another layer) the time to show.
+    time.sleep(0.3)
+    logged = lines()
+    assert len(logged) == 1, "one 502, one line: %r" % logged
+    line = logged[0]
+    assert "502" in line and "/dead-upstream" in line, line
+    assert "ECONNREFUSED" in line, "the errno is named: %r" % line
+    assert " in connect " in line, "the phase is named: %r" % line
+
+    after = local_errors(cfg.admin_port)
+    grew = {c: after[c] - before.get(c, 0) for c in after if after[c] != before.get(c, 0)}
+    assert grew == {"connect_error": 1}, grew
 
 
 def test_upstream_timeout_is_504(sonic_run, origin):

@@ -33,7 +33,8 @@ class Cli:
 
     def run(self, *args, **kw):
         argv = [sonictest.SONIC, "--state-dir", self.state] + [str(a) for a in args]
-        return sonictest.Result(subprocess.run(argv, capture_output=True, text=True, timeout=120, **kw))
+        return sonictest.Result(subprocess.run(argv, capture_output=True, text=True,
+                                               timeout=sonictest.scaled(120), **kw))
 
     def ok(self, *args):
         r = self.run("-j", *args)

@@ -67,7 +67,7 @@ class Relay:
         self.port = int(line.split()[1])
 
     def report(self, timeout=120):
-        out, err = self.proc.communicate(timeout=timeout)
+        out, err = self.proc.communicate(timeout=sonictest.scaled(timeout))
         assert self.proc.returncode == 0, (out, err)
         return json.loads(out.strip().splitlines()[-1])
 
@@ -107,7 +107,7 @@ class Server:
     def _run(self, conn, accepted):
         try:
             with conn:
-                conn.settimeout(60)
+                conn.settimeout(sonictest.scaled(60))
                 header = b""
                 while len(header) < 4:
                     chunk = conn.recv(4 - len(header))
@@ -119,7 +119,7 @@ class Server:
             self.errors.append("server (accepted %d): %r" % (accepted, e))
 
     def join(self, timeout=120):
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + sonictest.scaled(timeout)
         for t in list(self.threads):
             t.join(max(0.1, deadline - time.monotonic()))
         self.sock.close()
@@ -168,7 +168,7 @@ def run_clients(port, count, client, send_header=True, rcvbuf=0):
             with socket.socket() as s:
                 if rcvbuf:
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-                s.settimeout(60)
+                s.settimeout(sonictest.scaled(60))
                 s.connect(("127.0.0.1", port))
                 if send_header:
                     s.sendall(header(i))
@@ -391,9 +391,12 @@ def test_unload_with_live_tunnels_loses_nothing_and_leaves_nothing(loaded, relay
     results = {}
     clients = threading.Thread(target=lambda: results.update(run_clients(relay.port, 4, client)))
     clients.start()
-    deadline = time.monotonic() + 20
-    while stats(loaded)["redirect_bytes"] < 8 * MiB and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # All four tunnels spliced and busy: the unload below meets them live.
+    # (Where the CPU is slow, the first tunnels can move 8 MiB before the
+    # last one is set up.)
+    live = sonictest.wait_for(lambda: (lambda st: st["tunnels"] == 4 and st["redirect_bytes"] >= 8 * MiB)(
+        stats(loaded)), seconds=20)
+    assert live, "four live tunnels with 8 MiB spliced: %s" % stats(loaded)
     unloaded = loaded.run("-j", "prog", "unload")
     assert unloaded.code == 0, unloaded
     assert unloaded.json()["splice_tunnels_left"] == 4, unloaded
@@ -405,7 +408,5 @@ def test_unload_with_live_tunnels_loses_nothing_and_leaves_nothing(loaded, relay
     report = relay.report()
     assert report["spliced"] == 4 and report["discarded_bytes"] == 0, report
     # The relay held the last references: nothing of splice is left.
-    deadline = time.monotonic() + 5
-    while sonictest.kernel_programs("splice_") and time.monotonic() < deadline:
-        time.sleep(0.1)
+    sonictest.wait_for(lambda: not sonictest.kernel_programs("splice_"), seconds=5, step=0.1)
     assert sonictest.kernel_programs("splice_") == []

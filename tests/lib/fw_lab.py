@@ -96,8 +96,8 @@ class Lab:
         """sonic in the server namespace, without the caller's SSH variables."""
         return NetnsSonic(self.server, bpffs, dict(NO_SSH, **(env or {})))
 
-    def spawn(self, ns, argv):
-        p = subprocess.Popen(nsexec(ns, argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def spawn(self, ns, argv, stdin=subprocess.DEVNULL):
+        p = subprocess.Popen(nsexec(ns, argv), stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.procs.append(p)
         return p
 
@@ -108,14 +108,16 @@ class Lab:
         return out
 
     def receiver(self, port, quiet=1.0):
-        """A UDP counter in the server namespace; .result() waits for QUIET
-        seconds without a datagram and returns {source: count}."""
-        p = self.spawn(self.server, [sonictest.PYTHON, TRAFFIC, "recv", "--port", port, "--seconds", quiet])
+        """A UDP counter in the server namespace; .result(), called once
+        everything is sent, waits for QUIET seconds without a datagram and
+        returns {source: count}."""
+        p = self.spawn(self.server, [sonictest.PYTHON, TRAFFIC, "recv", "--port", port, "--seconds", quiet],
+                       stdin=subprocess.PIPE)
         assert p.stdout.readline().strip() == "ready", p.stderr.read()
 
         class Receiver:
             def result(self, timeout=120):
-                out, err = p.communicate(timeout=timeout)
+                out, err = p.communicate(timeout=sonictest.scaled(timeout))
                 assert p.returncode == 0, err
                 return json.loads(out)
         return Receiver()

@@ -1,7 +1,8 @@
 """Traffic for the fw tests, run inside a namespace of the lab.
 
     recv --port P --seconds S            count UDP datagrams per source until
-                                         S seconds pass with none arriving;
+                                         its standard input closes and then S
+                                         seconds pass with none arriving;
                                          prints {"SRC": count, ...}
     send --src A --dst B --port P --count N [--rate PPS] [--size BYTES]
          [--sport PORT]                  send N datagrams of BYTES payload,
@@ -14,6 +15,7 @@ import argparse
 import json
 import socket
 import sys
+import threading
 import time
 
 
@@ -31,10 +33,16 @@ def recv(args):
         s.bind((any_addr, args.port))
         s.settimeout(0.05)
         socks.append(s)
+    # The quiet time counts once the test has sent everything (it closes
+    # our stdin then): however long its senders take to start.
+    sent = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), sent.set()), daemon=True).start()
     print("ready", flush=True)
     counts = {}
-    last = time.monotonic()
-    while time.monotonic() - last < args.seconds:
+    quiet_from = last = None
+    while quiet_from is None or time.monotonic() - max(last or 0, quiet_from) < args.seconds:
+        if quiet_from is None and sent.is_set():
+            quiet_from = time.monotonic()
         for s in socks:
             try:
                 while True:

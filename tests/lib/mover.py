@@ -105,7 +105,8 @@ def main():
     ap.add_argument("--pingpong", type=int, default=0,
                     help="after the transfer, this many 64-byte request/echo rounds per connection")
     ap.add_argument("--hold", type=float, default=0.0, help="keep sockets open this long after the transfer")
-    ap.add_argument("--timeout", type=float, default=120.0)
+    # Scaled like every wait of the tests (tests/lib/sonictest.py).
+    ap.add_argument("--timeout", type=float, default=120.0 * float(os.environ.get("SONIC_TEST_TIME_SCALE") or 1))
     ap.add_argument("--port", type=int, default=0, help="listen on this port (default: any)")
     ap.add_argument("--address", default=None, help="listen on and connect to this address")
     args = ap.parse_args()

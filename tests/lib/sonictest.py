@@ -20,6 +20,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MOVER = os.path.join(HERE, "mover.py")
 PYTHON = "/usr/bin/python3"
 
+# How much slower than a normal machine this one runs: SONIC_TEST_TIME_SCALE
+# (tests/kernels/run sets it for a guest under TCG, where the CPU is
+# emulated). Every time a test waits for something, at most, is scaled by it;
+# what a test asserts is not.
+TIME_SCALE = float(os.environ.get("SONIC_TEST_TIME_SCALE") or 1)
+
+
+def scaled(seconds):
+    """SECONDS of waiting on a normal machine, on this one."""
+    return seconds * TIME_SCALE
+
 
 def unique(name):
     """A name no other test run uses: sonic-test-NAME-PID-RANDOM."""
@@ -62,7 +73,7 @@ class Sonic:
 
     def run(self, *args, timeout=120, prefix=()):
         argv = list(prefix) + [self.binary, "--bpffs", self.bpffs] + [str(a) for a in args]
-        return Result(subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env))
+        return Result(subprocess.run(argv, capture_output=True, text=True, timeout=scaled(timeout), env=self.env))
 
     def ok(self, *args, **kw):
         r = self.run("-j", *args, **kw)
@@ -75,8 +86,8 @@ class Sonic:
 
 def wait_for(predicate, seconds=10.0, step=0.05):
     """Calls PREDICATE until it returns something true (which is returned)
-    or SECONDS pass (False)."""
-    deadline = time.monotonic() + seconds
+    or SECONDS (scaled) pass (False)."""
+    deadline = time.monotonic() + scaled(seconds)
     while True:
         v = predicate()
         if v:
@@ -132,7 +143,7 @@ def mover(cgroup=None, **options):
 
 
 def mover_report(p, timeout=180):
-    out, err = p.communicate(timeout=timeout)
+    out, err = p.communicate(timeout=scaled(timeout))
     assert p.returncode == 0, "mover failed (%d): %s %s" % (p.returncode, out, err)
     return json.loads(out)
 

@@ -111,7 +111,7 @@ class Lab:
     def run(self, ns, argv, cgroup=None, timeout=30):
         p = sonictest.spawn(nsexec(ns, argv), cgroup, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            out, err = p.communicate(timeout=timeout)
+            out, err = p.communicate(timeout=sonictest.scaled(timeout))
         except subprocess.TimeoutExpired:
             p.kill()
             out, err = p.communicate()
@@ -119,7 +119,8 @@ class Lab:
 
     def curl(self, ns, host, port, cgroup=None, timeout=5):
         url = "http://%s:%d/" % ("[%s]" % host if ":" in host else host, port)
-        return self.run(ns, ["curl", "-sS", "--max-time", timeout, "--connect-timeout", timeout, url],
+        t = sonictest.scaled(timeout)
+        return self.run(ns, ["curl", "-sS", "--max-time", t, "--connect-timeout", t, url],
                         cgroup=cgroup, timeout=timeout + 10)
 
     def close(self):
