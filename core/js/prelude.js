@@ -13,20 +13,20 @@ function fail(Kind, text) { throw new Kind(text); }
 var iteratorSym = Symbol.iterator;
 
 // ---- microtasks: run by the host after every entry into the heap --------
+// A job is a function, or a promise reaction: (promise, reaction) pairs are
+// queued as they are, without a closure each, since every request runs
+// several of them.
 var jobs = [];
 var jobHead = 0;
-function enqueue(fn) { jobs.push(fn); }
+function enqueue(fn) { jobs.push(fn, null); }
 function drain() {
 	while (jobHead < jobs.length) {
-		var job = jobs[jobHead];
-		jobs[jobHead++] = undefined;
-		job();
-		if (jobHead > 1024 && jobHead * 2 > jobs.length) {
-			jobs = jobs.slice(jobHead);
-			jobHead = 0;
-		}
+		var a = jobs[jobHead], b = jobs[jobHead + 1];
+		jobs[jobHead] = jobs[jobHead + 1] = undefined;
+		jobHead += 2;
+		if (b === null) a(); else if (b === THENABLE) runThenable(a); else react(a, b);
 	}
-	jobs = [];
+	jobs.length = 0;
 	jobHead = 0;
 }
 define(global, 'queueMicrotask', function queueMicrotask(fn) {
@@ -41,15 +41,19 @@ function describe(e) {
 
 // ---- Promise (ECMA-262 27.2, host-drained) ---------------------------------
 var PENDING = 0, FULFILLED = 1, REJECTED = 2;
+var INTERNAL = {};
+var THENABLE = {};
 function Promise(executor) {
 	if (!(this instanceof Promise)) fail(TypeError, 'Promise must be called with new');
-	if (typeof executor !== 'function') fail(TypeError, 'Promise resolver is not a function');
 	this._state = PENDING;
 	this._value = undefined;
-	this._reactions = [];
+	this._reactions = null;
+	if (executor === INTERNAL) return;
+	if (typeof executor !== 'function') fail(TypeError, 'Promise resolver is not a function');
 	var fns = resolvingFunctions(this);
 	try { executor(fns.resolve, fns.reject); } catch (e) { fns.reject(e); }
 }
+// The resolve/reject pair a user's executor (or a thenable) gets.
 function resolvingFunctions(p) {
 	var done = false;
 	return {
@@ -60,17 +64,23 @@ function resolvingFunctions(p) {
 function resolvePromise(p, v) {
 	if (v === p) return settle(p, REJECTED, new TypeError('a promise cannot resolve to itself'));
 	if (v !== null && (typeof v === 'object' || typeof v === 'function')) {
+		// Our own promises are adopted directly, without a thenable job.
+		if (v instanceof Promise && v.then === promiseThen) {
+			addReaction(v, { onFulfilled: undefined, onRejected: undefined, child: p, cap: null });
+			return;
+		}
 		var then;
 		try { then = v.then; } catch (e) { return settle(p, REJECTED, e); }
 		if (typeof then === 'function') {
-			enqueue(function () {
-				var fns = resolvingFunctions(p);
-				try { then.call(v, fns.resolve, fns.reject); } catch (e) { fns.reject(e); }
-			});
+			jobs.push({ p: p, v: v, then: then }, THENABLE);
 			return;
 		}
 	}
 	settle(p, FULFILLED, v);
+}
+function runThenable(job) {
+	var fns = resolvingFunctions(job.p);
+	try { job.then.call(job.v, fns.resolve, fns.reject); } catch (e) { fns.reject(e); }
 }
 function settle(p, state, value) {
 	if (p._state !== PENDING) return;
@@ -78,28 +88,43 @@ function settle(p, state, value) {
 	p._value = value;
 	var rs = p._reactions;
 	p._reactions = null;
-	for (var i = 0; i < rs.length; i++) schedule(p, rs[i]);
+	if (rs === null) return;
+	if (rs instanceof Array) { for (var i = 0; i < rs.length; i++) jobs.push(p, rs[i]); }
+	else jobs.push(p, rs);
 }
-function schedule(p, r) {
-	enqueue(function () {
-		var handler = p._state === FULFILLED ? r.onFulfilled : r.onRejected;
-		if (typeof handler !== 'function') {
-			if (p._state === FULFILLED) r.resolve(p._value); else r.reject(p._value);
-			return;
-		}
-		var out;
-		try { out = handler(p._value); } catch (e) { r.reject(e); return; }
-		r.resolve(out);
-	});
+function addReaction(p, r) {
+	if (p._state !== PENDING) { jobs.push(p, r); return; }
+	if (p._reactions === null) p._reactions = r;
+	else if (p._reactions instanceof Array) p._reactions.push(r);
+	else p._reactions = [p._reactions, r];
 }
-define(Promise.prototype, 'then', function (onFulfilled, onRejected) {
-	var C = this.constructor === Promise || !this.constructor ? Promise : this.constructor;
-	var next = {};
-	var child = new C(function (res, rej) { next.resolve = res; next.reject = rej; });
-	var r = { onFulfilled: onFulfilled, onRejected: onRejected, resolve: next.resolve, reject: next.reject };
-	if (this._state === PENDING) this._reactions.push(r); else schedule(this, r);
-	return child;
-});
+// A reaction R to settled P: its handler's outcome settles R.child (or
+// R.cap, a subclass's resolving functions).
+function react(p, r) {
+	var handler = p._state === FULFILLED ? r.onFulfilled : r.onRejected;
+	var out, ok = p._state === FULFILLED;
+	if (typeof handler !== 'function') {
+		out = p._value;
+	} else {
+		try { out = handler(p._value); ok = true; } catch (e) { out = e; ok = false; }
+	}
+	if (r.cap) { if (ok) r.cap.resolve(out); else r.cap.reject(out); return; }
+	if (ok) resolvePromise(r.child, out); else settle(r.child, REJECTED, out);
+}
+function promiseThen(onFulfilled, onRejected) {
+	var C = this.constructor;
+	if (C === Promise || typeof C !== 'function') {
+		var child = new Promise(INTERNAL);
+		addReaction(this, { onFulfilled: onFulfilled, onRejected: onRejected, child: child, cap: null });
+		return child;
+	}
+	// A subclass makes its own child through its executor.
+	var cap = {};
+	var made = new C(function (res, rej) { cap.resolve = res; cap.reject = rej; });
+	addReaction(this, { onFulfilled: onFulfilled, onRejected: onRejected, child: null, cap: cap });
+	return made;
+}
+define(Promise.prototype, 'then', promiseThen);
 define(Promise.prototype, 'catch', function (onRejected) { return this.then(undefined, onRejected); });
 define(Promise.prototype, 'finally', function (f) {
 	if (typeof f !== 'function') return this.then(f, f);
@@ -110,9 +135,11 @@ define(Promise.prototype, 'finally', function (f) {
 define(Promise.prototype, Symbol.toStringTag, 'Promise');
 define(Promise, 'resolve', function (v) {
 	if (v instanceof Promise && v.constructor === this) return v;
-	return new Promise(function (res) { res(v); });
+	var p = new Promise(INTERNAL);
+	resolvePromise(p, v);
+	return p;
 });
-define(Promise, 'reject', function (e) { return new Promise(function (res, rej) { rej(e); }); });
+define(Promise, 'reject', function (e) { var p = new Promise(INTERNAL); settle(p, REJECTED, e); return p; });
 function eachOf(iterable, fn) {
 	var list = Array.from(iterable);
 	for (var i = 0; i < list.length; i++) fn(list[i], i);
@@ -784,28 +811,49 @@ function URL(input, base) {
 	var b = null;
 	if (base !== undefined) b = base instanceof URL ? base : new URL(String(base));
 	parseURL(this, String(input), b);
-	var self = this;
-	this._params = new URLSearchParams(this._query || '');
-	this._params._url = self;
+	this._params = null; // made when searchParams is first read
 }
 // The common case, an absolute http(s) URL already in normal form (lower
-// case host, no dot segments, nothing to percent-encode), parsed by one
-// regular expression; anything else takes the full parser below.
-var simpleURL = /^(https?):\/\/([a-z0-9\-]+(?:\.[a-z0-9\-]+)*)(?::([1-9][0-9]{0,4}))?(\/(?:[A-Za-z0-9\-_~!$&'()*+,;=:@%]|\/(?!\.)|\.(?!\.?(?:\/|$|[?#])))*)?(?:\?([A-Za-z0-9\-._~!$&()*+,;=:@%\/?]*))?(?:#([A-Za-z0-9\-._~!$&'()*+,;=:@%\/?]*))?$/;
+// case host, no dot segments, nothing to percent-encode), parsed with
+// indexOf and short character-class tests; anything else takes the full
+// parser below.
+var fastHost = /^([a-z0-9\-]+(?:\.[a-z0-9\-]+)*)(?::([1-9][0-9]{0,4}))?$/;
+var fastPath = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%\/]*$/;
+var fastQuery = /^[A-Za-z0-9\-._~!$&()*+,;=:@%\/?]*$/;
+var fastFragment = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%\/?]*$/;
+var numericLabel = /(?:^|\.)(?:\d+|0x[0-9a-f]*)$/;
 var canonicalIPv4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+function fastURL(u, s) {
+	var start;
+	if (s.lastIndexOf('http://', 0) === 0) start = 7;
+	else if (s.lastIndexOf('https://', 0) === 0) start = 8;
+	else return false;
+	var end = s.length;
+	var hash = s.indexOf('#', start);
+	if (hash >= 0) end = hash;
+	var query = s.indexOf('?', start);
+	if (query >= end) query = -1;
+	var authEnd = s.indexOf('/', start);
+	if (authEnd < 0 || authEnd > end || (query >= 0 && authEnd > query)) authEnd = query >= 0 ? query : end;
+	var m = fastHost.exec(s.substring(start, authEnd));
+	if (!m || (numericLabel.test(m[1]) && !canonicalIPv4.test(m[1]))) return false;
+	var port = m[2] === undefined ? null : +m[2];
+	if (port !== null && port > 65535) return false;
+	var path = s.substring(authEnd, query >= 0 ? query : end);
+	if (path === '') path = '/';
+	else if (!fastPath.test(path) || path.indexOf('/.') >= 0 || /%2e/i.test(path)) return false;
+	var q = query >= 0 ? s.substring(query + 1, end) : null;
+	if (q !== null && !fastQuery.test(q)) return false;
+	var f = hash >= 0 ? s.substring(hash + 1) : null;
+	if (f !== null && !fastFragment.test(f)) return false;
+	u._scheme = start === 7 ? 'http:' : 'https:';
+	u._user = ''; u._pass = ''; u._host = m[1];
+	u._port = port === special[u._scheme] ? null : port;
+	u._path = path; u._query = q; u._fragment = f; u._opaque = false;
+	return true;
+}
 function parseURL(u, input, base) {
-	var f = simpleURL.exec(input);
-	if (f && !/%2e/i.test(f[4] || '') && (!/(?:^|\.)(?:\d+|0x[0-9a-f]*)$/.test(f[2]) || canonicalIPv4.test(f[2]))) {
-		var port = f[3] === undefined ? null : +f[3];
-		if (port === null || port <= 65535) {
-			u._scheme = f[1] + ':';
-			u._user = ''; u._pass = ''; u._host = f[2];
-			u._port = port === special[u._scheme] ? null : port;
-			u._path = f[4] || '/'; u._query = f[5] === undefined ? null : f[5];
-			u._fragment = f[6] === undefined ? null : f[6]; u._opaque = false;
-			return;
-		}
-	}
+	if (fastURL(u, input)) return;
 	input = input.replace(/^[\0-\x20]+|[\0-\x20]+$/g, '').replace(/[\t\n\r]/g, '');
 	var m = /^([A-Za-z][A-Za-z0-9+\-.]*):(.*)$/.exec(input);
 	var rest;
@@ -905,7 +953,7 @@ function urlHref(u) {
 function accessor(name, get, set) {
 	Object.defineProperty(URL.prototype, name, { get: get, set: set, enumerable: true, configurable: true });
 }
-accessor('href', function () { return urlHref(this); }, function (v) { var n = new URL(v); for (var k in n) if (k.charAt(0) === '_' && k !== '_params') this[k] = n[k]; this._params._parse(this._query || ''); });
+accessor('href', function () { return urlHref(this); }, function (v) { var n = new URL(v); for (var k in n) if (k.charAt(0) === '_' && k !== '_params') this[k] = n[k]; if (this._params) this._params._parse(this._query || ''); });
 accessor('origin', function () { return (this._scheme in special) && this._scheme !== 'file:' ? this._scheme + '//' + urlHost(this) : 'null'; });
 accessor('protocol', function () { return this._scheme; }, function (v) {
 	v = String(v).replace(/:.*$/, '').toLowerCase() + ':';
@@ -941,9 +989,15 @@ accessor('pathname', function () { return this._path; }, function (v) {
 accessor('search', function () { return this._query === null || this._query === '' ? '' : '?' + this._query; }, function (v) {
 	v = String(v).replace(/^\?/, '');
 	this._query = v === '' ? null : encodeSet(v, (this._scheme in special) ? inSpecialQuery : inQuery);
-	this._params._parse(this._query || '');
+	if (this._params) this._params._parse(this._query || '');
 });
-accessor('searchParams', function () { return this._params; });
+accessor('searchParams', function () {
+	if (!this._params) {
+		this._params = new URLSearchParams(this._query || '');
+		this._params._url = this;
+	}
+	return this._params;
+});
 accessor('hash', function () { return this._fragment === null || this._fragment === '' ? '' : '#' + this._fragment; }, function (v) {
 	v = String(v).replace(/^#/, '');
 	this._fragment = v === '' ? null : encodeSet(v, inFragment);
@@ -1379,6 +1433,12 @@ sonic.start = function (id, method, url, flat, body, facts, env, limits) {
 sonic.drain = function (id) {
 	current = requests[id] || null;
 	try { drain(); } finally { current = null; }
+};
+// Drains the microtasks for request ID, then returns its result().
+sonic.run = function (id) {
+	current = requests[id] || null;
+	try { drain(); } finally { current = null; }
+	return sonic.result(id);
 };
 // What became of request ID, once it is decided, for the host:
 //   {kind: 'pass', method, url, headers|null}           to its origin, as edited

@@ -301,13 +301,8 @@ ScriptFilter::Outcome ScriptFilter::result(Call &call)
 {
 	Outcome o;
 	duk_context *ctx = instance_->ctx();
-	instance_->push_host_call("drain");
-	duk_push_number(ctx, static_cast<double>(call.id));
-	if (!invoke(call, 1)) {
-		o.kind = Outcome::Kind::Error;
-		return o;
-	}
-	instance_->push_host_call("result");
+	// One host call: drain the microtasks, then say what became of it.
+	instance_->push_host_call("run");
 	duk_push_number(ctx, static_cast<double>(call.id));
 	duk_context *c = ctx;
 	if (run(call, 1).stop != Stop::None) {
