@@ -173,8 +173,7 @@ bool has_body(const http::Request &r)
 } // namespace
 
 ScriptFilter::ScriptFilter(std::shared_ptr<const Program> program, proxy::Worker &worker)
-	: program_(std::move(program)), worker_(worker),
-	  wake_(std::make_unique<asio::steady_timer>(worker.context(), asio::steady_timer::time_point::max()))
+	: program_(std::move(program)), worker_(worker)
 {
 }
 
@@ -372,7 +371,12 @@ FilterResult ScriptFilter::failed(Call &call, Stop stop, std::string detail)
 awaitable<void> ScriptFilter::wait_for_progress()
 {
 	asio::error_code ec;
-	co_await wake_->async_wait(with(ec));
+	// A timer of this frame's own (it goes with the frame, before the
+	// worker's io_context), woken by settle().
+	asio::steady_timer wake(worker_.context(), asio::steady_timer::time_point::max());
+	waiters_.push_back(&wake);
+	co_await wake.async_wait(with(ec));
+	std::erase(waiters_, &wake);
 }
 
 awaitable<FilterResult> ScriptFilter::on_request(Exchange &ex)
@@ -761,7 +765,8 @@ void ScriptFilter::settle(const Subrequest &request, bool ok, const std::string 
 		}
 	}
 	// Every request waiting on this heap looks again.
-	wake_->cancel();
+	for (asio::steady_timer *t : waiters_)
+		t->cancel();
 }
 
 } // namespace sonic::js

@@ -53,7 +53,7 @@ private:
 	std::shared_ptr<Instance> instance_;
 	std::string instance_error_;
 	uint64_t next_id_ = 1;
-	std::unique_ptr<asio::steady_timer> wake_;
+	std::vector<asio::steady_timer *> waiters_; // requests waiting on subrequests
 	Call *running_ = nullptr; // the request whose code runs now
 	unsigned in_flight_ = 0;  // subrequests
 	Stop last_stop_ = Stop::None;
