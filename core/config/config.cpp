@@ -20,13 +20,10 @@
 
 namespace sonic::config {
 
-namespace {
+// config/default.toml, embedded by the build (embedded_config.cpp).
+extern const char kDefaultToml[];
 
-const char *const kEmbedded = R"(# sonic's embedded default: a forward proxy for this host only.
-[[listener]]
-address = "127.0.0.1:8080"
-mode = "forward"
-)";
+namespace {
 
 std::string lower(std::string_view s)
 {
@@ -605,6 +602,6 @@ Config from_flags(Mode mode, const std::string &listen, const std::string &upstr
 	return c;
 }
 
-const char *embedded_default() { return kEmbedded; }
+const char *embedded_default() { return kDefaultToml; }
 
 } // namespace sonic::config
