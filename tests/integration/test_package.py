@@ -136,12 +136,16 @@ def test_unpacked_into_a_clean_root(deb, tmp_path):
     assert " /etc/sonic/sonic.toml " in status and " /etc/sonic/apply.toml " in status, status
     assert stat.S_IMODE(os.stat(root / "var/lib/sonic").st_mode) == 0o700
     assert stat.S_IMODE(os.stat(root / "usr/sbin/sonic").st_mode) == 0o755
+    # Until configure, a conffile waits beside its place as FILE.dpkg-new.
+    conf = root / "etc/sonic/sonic.toml.dpkg-new"
+    applyf = root / "etc/sonic/apply.toml.dpkg-new"
+    assert stat.S_IMODE(os.stat(conf).st_mode) == 0o644 and applyf.exists()
     sonic = str(root / "usr/sbin/sonic")
-    r = subprocess.run([sonic, "-j", "run", "--config", str(root / "etc/sonic/sonic.toml"), "--check"],
+    r = subprocess.run([sonic, "-j", "run", "--config", str(conf), "--check"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and '"valid":true' in r.stdout, r
     r = subprocess.run([sonic, "-j", "--bpffs", "/sys/fs/bpf/sonic-pkg-test-unused", "apply", "-f",
-                        str(root / "etc/sonic/apply.toml"), "--check"], capture_output=True, text=True, timeout=30)
+                        str(applyf), "--check"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and '"changed":false' in r.stdout, r
 
 
