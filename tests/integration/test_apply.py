@@ -194,3 +194,23 @@ def test_a_missing_file_is_an_environment_error(env):
     r = env.sonic.run("apply", "-f", str(env.tmp / "absent.toml"))
     assert r.code == 3, r
     assert "absent.toml" in r.err
+
+
+def test_a_failure_midway_reports_what_was_applied_and_a_rerun_converges(env):
+    """The kernel refusing fw's program (SONIC_BPF_REFUSE: fault injection)
+    stops apply at fw: the CA and accel before it stay applied, steering
+    after it is reported as left, and the next run does only the rest."""
+    state_file(env)
+    argv = ["-j", "--state-dir", env.state, "apply", "-f", str(env.file)]
+    refused = env.lab.sonic(env.sonic.bpffs, env={"SONIC_BPF_REFUSE": "fw_xdp"}).run(*argv)
+    assert refused.code == 2, refused
+    out = refused.json()
+    assert out["changed"] is True
+    assert [a["action"] for a in out["actions"]] == ["ca init", "accel enable"], out
+    assert out["failed"]["action"] == "fw attach" and "fw_xdp" in out["error"], out
+    assert [a["action"] for a in out["left"]] == ["fw add", "fw add", "tproxy add", "tproxy add"], out
+    assert kernel_state(env)["accel"] == [(env.cgroup, "5432")]
+
+    rest = applied(env)
+    assert [a["action"] for a in rest["actions"]] == ["fw attach", "fw add", "fw add", "tproxy add", "tproxy add"]
+    assert applied(env)["changed"] is False
