@@ -282,6 +282,7 @@ void add_objects(Cli &cli)
 	add_ca(cli);
 	add_cert(cli);
 	add_run(cli);
+	add_apply(cli);
 	add_stats(cli);
 }
 

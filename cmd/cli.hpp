@@ -84,6 +84,7 @@ void add_ca(Cli &cli);
 void add_cert(Cli &cli);
 void add_stats(Cli &cli);
 void add_run(Cli &cli);
+void add_apply(Cli &cli);
 
 // Every object, in the order `sonic --help` lists them.
 void add_objects(Cli &cli);

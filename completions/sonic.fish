@@ -17,7 +17,7 @@
 #          or a list of the accepted values separated by commas
 #          (--format:pem,der,p12); without a TYPE the value is not completed
 set -g __sonic_table \
-	'|objects|prog accel tproxy fw ca cert run stats' \
+	'|objects|prog accel tproxy fw ca cert run apply stats' \
 	'|flags|-h --help -j --json -p --pretty -d --debug -q --quiet --version' \
 	'|options|--bpffs:dir --state-dir:dir' \
 	'prog|verbs|help load unload show probe' \
@@ -52,6 +52,8 @@ set -g __sonic_table \
 	'cert purge|flags|--expired --all' \
 	'run|flags|--check --reuse-port' \
 	'run|options|--config:file --mode:reverse,forward,transparent --listen --upstream --script:file --workers' \
+	'apply|flags|--check --diff --prune' \
+	'apply|options|-f:file --file:file' \
 	'stats|args|accel splice steer fw flows all' \
 	'stats|options|--watch --count --top --sort:bytes,packets,rate'
 

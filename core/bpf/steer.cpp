@@ -359,6 +359,8 @@ void check_conflicts(const SteerRule &want, const std::vector<SteerRule> &rules)
 
 } // namespace
 
+SteerRule steer_rule_of(const SteerSpec &spec) { return rule_of(spec); }
+
 std::string_view steer_counter_name(size_t index)
 {
 	return index < SONIC_STEER_NR_COUNTERS ? kCounterNames[index] : "unknown";

@@ -82,6 +82,10 @@ SteerFlush steer_flush(const Bpffs &fs);
 SteerFlush steer_flush_locked(const Bpffs &fs);
 SteerCounters steer_counters(const Bpffs &fs);
 
+// The rule SPEC makes, as the kernel would hold it (interface index and
+// namespace, cgroup id). A missing interface or cgroup is a usage error.
+SteerRule steer_rule_of(const SteerSpec &spec);
+
 // The canonical text of a rule's selector and target, one line.
 std::string steer_rule_text(const SteerRule &rule);
 

@@ -21,16 +21,10 @@
 
 namespace sonic::config {
 
+// config/default.toml, embedded by the build (embedded_config.cpp).
+extern const char kDefaultToml[];
+
 namespace {
-
-const char *const kEmbedded = R"(# sonic's embedded default: a forward proxy for this host only, running
-# the built-in example worker (curl -x 127.0.0.1:8080 http://sonic.test/).
-script = "builtin:example.js"
-
-[[listener]]
-address = "127.0.0.1:8080"
-mode = "forward"
-)";
 
 std::string lower(std::string_view s)
 {
@@ -654,7 +648,7 @@ Config from_flags(Mode mode, const std::string &listen, const std::string &upstr
 	return c;
 }
 
-const char *embedded_default() { return kEmbedded; }
+const char *embedded_default() { return kDefaultToml; }
 
 size_t Config::add_script(const std::string &path)
 {

@@ -10,6 +10,7 @@
 #include "proxy/admin.hpp"
 #include "proxy/origdst.hpp"
 #include "proxy/worker.hpp"
+#include "sys/notify.hpp"
 
 #include <algorithm>
 #include <arpa/inet.h>
@@ -391,6 +392,23 @@ void Server::start()
 	}
 	for (auto &w : workers_)
 		threads_.emplace_back([w = w.get()] { w->run(); });
+	// Every listener is bound and listening: a service manager waiting
+	// (sonic.service, Type=notify) may start what depends on sonic.
+	sys::notify("READY=1\nMAINPID=" + std::to_string(getpid()) + "\nSTATUS=" + status());
+}
+
+std::string Server::status() const
+{
+	std::string s = "listening on";
+	const char *sep = " ";
+	for (const config::Listener &l : config_->listeners) {
+		s += sep + l.address.text() + " (" + config::mode_name(l.mode) + ")";
+		sep = ", ";
+	}
+	s += "; " + std::to_string(workers_.size()) + " workers; " + std::to_string(reloads_.load()) + " reloads";
+	if (reload_errors_.load())
+		s += ", " + std::to_string(reload_errors_.load()) + " refused";
+	return s;
 }
 
 void Server::reload()
@@ -494,10 +512,16 @@ void Server::wait()
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
+			// The service manager waits for READY=1 after RELOADING=1
+			// (ExecReload of sonic.service), even when the reload failed
+			// and the running configuration stays.
+			sys::notify(sys::reloading_state());
 			reload();
+			sys::notify("READY=1\nSTATUS=" + status());
 			continue;
 		}
 		log::info(std::string("drain: ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + " received, finishing requests");
+		sys::notify("STOPPING=1");
 		drain();
 		return;
 	}

@@ -56,6 +56,8 @@ public:
 private:
 	void reload();
 	void drain();
+	// One line for the service manager (STATUS=): listeners, workers, reloads.
+	std::string status() const;
 	// Opens the splice family into splice_; says which way tunnels go.
 	void open_splice(const std::string &what);
 	// Records the listeners in the accel family for scope proxy, opening it

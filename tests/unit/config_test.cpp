@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 using namespace sonic::config;
 
@@ -48,6 +50,15 @@ TEST_CASE("the embedded default is a forward proxy on 127.0.0.1:8080", "[config]
 	REQUIRE(c.listeners.size() == 1);
 	CHECK(c.listeners[0].mode == Mode::Forward);
 	CHECK(c.listeners[0].address.text() == "127.0.0.1:8080");
+}
+
+TEST_CASE("the embedded default is core/config/default.toml, byte for byte", "[config]")
+{
+	std::ifstream in(std::string(SONIC_SOURCE_DIR) + "/core/config/default.toml");
+	REQUIRE(in);
+	std::ostringstream text;
+	text << in.rdbuf();
+	CHECK(text.str() == embedded_default());
 }
 
 TEST_CASE("config errors name the line and column", "[config]")
