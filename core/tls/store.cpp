@@ -344,6 +344,16 @@ Fetched CertStore::find(std::string_view input, bool sni)
 	return fly(name, t, sni);
 }
 
+std::shared_ptr<const Leaf> CertStore::cached_for_sni(std::string_view sni)
+{
+	int64_t t = now();
+	char buf[256];
+	std::string_view key = quick_key(sni, buf);
+	if (key.empty())
+		return nullptr;
+	return lookup(key, t, true);
+}
+
 Fetched CertStore::fly(const HostName &name, int64_t t, bool sni)
 {
 	Shard &shard = shard_of(name_hash(name.text));

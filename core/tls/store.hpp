@@ -97,6 +97,13 @@ public:
 	// (`sonic cert mint '*.example.com'`). The choice is remembered under
 	// the name until the leaf chosen is due for renewal.
 	std::shared_ptr<const Leaf> get_for_sni(std::string_view sni) { return find(sni, true).leaf; }
+	Fetched fetch_for_sni(std::string_view sni) { return find(sni, true); }
+
+	// The leaf get_for_sni() would serve when it is in memory already, or
+	// null: never loads, mints or waits, so an event loop may call it (a
+	// miss goes to fetch_for_sni() on another thread). Null for an invalid
+	// name too (fetch_for_sni() then says why).
+	std::shared_ptr<const Leaf> cached_for_sni(std::string_view sni);
 
 	// Waits until every leaf minted so far is on disk; throws the first
 	// write error since the last flush.
