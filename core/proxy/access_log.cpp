@@ -89,6 +89,16 @@ void AccessLog::add(const LogEntry &e)
 	buf_ += static_cast<char>('0' + us / 10 % 10);
 	buf_ += static_cast<char>('0' + us % 10);
 	field(buf_, "mode", e.mode);
+	if (!e.tls.empty()) {
+		field(buf_, "tls", e.tls);
+		field(buf_, "sni", e.sni);
+		if (!e.tls_version.empty())
+			field(buf_, "tls_version", e.tls_version);
+		if (!e.alpn.empty())
+			field(buf_, "alpn", e.alpn);
+		if (e.tls_resumed)
+			buf_ += ",\"tls_resumed\":true";
+	}
 	buf_ += "}\n";
 	// A write of at most PIPE_BUF (4 KiB) bytes to a pipe is atomic: keep
 	// each write under it when the lines allow.

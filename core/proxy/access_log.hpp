@@ -22,6 +22,13 @@ struct LogEntry {
 	std::string_view upstream;
 	std::chrono::steady_clock::duration duration{};
 	std::string_view mode;
+	// The client's TLS, when it spoke TLS: "intercepted" or "passthrough",
+	// and what the ClientHello or the handshake said.
+	std::string_view tls;
+	std::string_view sni;
+	std::string_view tls_version;
+	std::string_view alpn;
+	bool tls_resumed = false;
 };
 
 class AccessLog {

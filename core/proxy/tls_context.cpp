@@ -96,6 +96,14 @@ TlsContext::TlsContext(std::shared_ptr<tls::CertStore> store, const std::string 
 	tls::check(gnutls_session_ticket_key_generate(&ticket_key_), "gnutls_session_ticket_key_generate");
 }
 
+bool TlsContext::first_rejection(const std::string &ip, const std::string &name)
+{
+	std::lock_guard<std::mutex> lock(rejections_mutex_);
+	if (rejections_.size() > 10000)
+		rejections_.clear(); // bounded: a few repeats beat unbounded memory
+	return rejections_.insert(ip + " " + name).second;
+}
+
 TlsContext::~TlsContext()
 {
 	if (ticket_key_.data) {

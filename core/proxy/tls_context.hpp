@@ -12,7 +12,9 @@
 #include <gnutls/gnutls.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_set>
 
 namespace sonic::proxy {
 
@@ -55,6 +57,9 @@ public:
 	gnutls_priority_t client_priority() const { return client_prio_; }
 	const gnutls_datum_t *ticket_key() const { return &ticket_key_; }
 	CertLookup &lookup() { return lookup_; }
+	// True the first time a client at IP rejects the leaf for NAME (an
+	// alert such as unknown_ca): that is logged once per client and name.
+	bool first_rejection(const std::string &ip, const std::string &name);
 
 private:
 	gnutls_certificate_credentials_t server_ = nullptr;
@@ -63,6 +68,8 @@ private:
 	gnutls_priority_t client_prio_ = nullptr;
 	gnutls_datum_t ticket_key_{nullptr, 0};
 	CertLookup lookup_;
+	std::mutex rejections_mutex_;
+	std::unordered_set<std::string> rejections_;
 };
 
 } // namespace sonic::proxy

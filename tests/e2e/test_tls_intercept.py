@@ -1,0 +1,311 @@
+"""TLS interception end to end: curl and openssl s_client through sonic to a
+local nginx origin over TLS, its certificate issued by a test CA made here
+and given to sonic as --upstream-ca.
+
+- forward mode: CONNECT, then the tunnel's ClientHello is intercepted with a
+  leaf from sonic's CA (made by `sonic ca init` in the test's state dir);
+- reverse listeners with tls = "intercept";
+- passthrough by SNI glob: the client sees the origin's own certificate;
+- an origin that does not verify: 502 that says why, logged with its cause;
+- resumption (openssl -sess_out/-sess_in), h2 offered -> http/1.1,
+  TLS 1.1 refused, garbage where TLS was expected.
+"""
+import os
+import re
+import subprocess
+import textwrap
+import urllib.request
+
+import pytest
+
+import proxyrun
+import sonictest
+
+
+def run(cmd, **kw):
+    kw.setdefault("timeout", 30)
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+class Pki:
+    """A test CA and an origin certificate for localhost (DNS), alt.test and
+    127.0.0.1, and sonic's own CA in a fresh state directory."""
+
+    def __init__(self, d):
+        self.dir = str(d)
+        self.state = os.path.join(self.dir, "state")
+        p = lambda n: os.path.join(self.dir, n)  # noqa: E731
+        self.ca, self.ca_key = p("origin-ca.pem"), p("origin-ca.key")
+        self.cert, self.key = p("origin.pem"), p("origin.key")
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        r = run(["openssl", "req", "-x509"] + ec + ["-keyout", self.ca_key, "-out", self.ca, "-days", "2",
+                                                      "-subj", "/CN=sonic test origin CA"])
+        assert r.returncode == 0, r.stderr
+        r = run(["openssl", "req"] + ec + ["-keyout", self.key, "-out", p("origin.csr"), "-subj", "/CN=localhost"])
+        assert r.returncode == 0, r.stderr
+        with open(p("ext"), "w") as f:
+            f.write("subjectAltName=DNS:localhost,DNS:alt.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+        r = run(["openssl", "x509", "-req", "-in", p("origin.csr"), "-CA", self.ca, "-CAkey", self.ca_key,
+                 "-CAcreateserial", "-out", self.cert, "-days", "2", "-extfile", p("ext")])
+        assert r.returncode == 0, r.stderr
+        r = run([sonictest.SONIC, "--state-dir", self.state, "ca", "init"])
+        assert r.returncode == 0, r.stdout + r.stderr
+        self.sonic_ca = os.path.join(self.dir, "sonic-ca.pem")
+        r = run([sonictest.SONIC, "--state-dir", self.state, "ca", "export", "--out", self.sonic_ca])
+        if r.returncode != 0 or not os.path.exists(self.sonic_ca):
+            with open(os.path.join(self.state, "ca", "ca.pem")) as f:
+                pem = f.read()
+            cert = pem[pem.index("-----BEGIN CERTIFICATE-----"):]
+            with open(self.sonic_ca, "w") as f:
+                f.write(cert)
+
+
+class TlsOrigin:
+    """nginx over TLS on a free loopback port: it answers every request with
+    the name it was asked for (SNI) and the path."""
+
+    def __init__(self, workdir, pki):
+        self.dir = os.path.join(str(workdir), "nginx-tls")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = proxyrun.free_port()
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(textwrap.dedent("""\
+                daemon off;
+                {user}
+                worker_processes 1;
+                pid {d}/nginx.pid;
+                error_log {d}/error.log;
+                events {{ worker_connections 1024; }}
+                http {{
+                    access_log off;
+                    client_body_temp_path {d};
+                    proxy_temp_path {d};
+                    fastcgi_temp_path {d};
+                    uwsgi_temp_path {d};
+                    scgi_temp_path {d};
+                    server {{
+                        listen 127.0.0.1:{p} ssl;
+                        ssl_certificate {c};
+                        ssl_certificate_key {k};
+                        ssl_protocols TLSv1.2 TLSv1.3;
+                        location / {{ return 200 "origin: sni=$ssl_server_name path=$request_uri\\n"; }}
+                    }}
+                }}
+                """).format(d=self.dir, p=self.port, c=pki.cert, k=pki.key,
+                            user="user root root;" if os.geteuid() == 0 else ""))
+        self.proc = subprocess.Popen(["nginx", "-c", conf, "-e", os.path.join(self.dir, "error.log")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proxyrun.wait_accepting(self.port, self.proc, 10, "nginx")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def pki(tmp_path):
+    return Pki(tmp_path)
+
+
+@pytest.fixture
+def tls_origin(tmp_path, pki):
+    o = TlsOrigin(tmp_path, pki)
+    yield o
+    o.stop()
+
+
+def start(sonic_run, pki, tmp_path, body, extra=()):
+    """sonic with the config BODY (its listener on a free port, the admin
+    listener on another) and the test's state directory."""
+    port, admin = proxyrun.free_port(), proxyrun.free_port()
+    path = os.path.join(str(tmp_path), "sonic-%d.toml" % port)
+    with open(path, "w") as f:
+        f.write(body.format(port=port) + "\n[admin]\nlisten = \"127.0.0.1:%d\"\n" % admin)
+    p = sonic_run.start(["--config", path, "--workers", 1] + list(extra), port, [admin],
+                        global_args=["--state-dir", pki.state])
+    p.admin = admin
+    return p
+
+
+FORWARD = """
+[[listener]]
+address = "127.0.0.1:{port}"
+mode = "forward"
+"""
+
+REVERSE = """
+[[listener]]
+address = "127.0.0.1:{port}"
+mode = "reverse"
+tls = "intercept"
+
+[[upstream]]
+name = "app"
+servers = ["%s"]
+
+[[route]]
+upstream = "app"
+"""
+
+
+def metrics(proxy):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % proxy.admin, timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            out[k] = int(float(v))
+    return out
+
+
+def curl_via(proxy, pki, url, *extra):
+    return run(["curl", "-sS", "--max-time", "10", "-x", "http://127.0.0.1:%d" % proxy.port,
+                "--cacert", pki.sonic_ca, "-w", "\n%{http_code} %{http_version} %{ssl_verify_result}"] +
+               list(extra) + [url])
+
+
+def served_cert(args, stdin=""):
+    """openssl s_client ARGS: the served chain's text and the session text."""
+    r = run(["openssl", "s_client", "-showcerts"] + args, input=stdin)
+    return r.stdout + r.stderr
+
+
+def test_forward_connect_is_intercepted_with_sonics_leaf(sonic_run, pki, tls_origin, tmp_path):
+    p = start(sonic_run, pki, tmp_path, FORWARD, ["--tls", "intercept", "--upstream-ca", pki.ca])
+    url = "https://localhost:%d/through/sonic" % tls_origin.port
+    r = curl_via(p, pki, url)
+    assert r.returncode == 0, r.stderr
+    body, status = r.stdout.rsplit("\n", 1)
+    assert body == "origin: sni=localhost path=/through/sonic"
+    assert status.split()[0] == "200"
+    assert status.split()[2] == "0"  # curl verified sonic's leaf against sonic's CA
+    # The chain the client sees is sonic's: its leaf for localhost.
+    out = served_cert(["-proxy", "127.0.0.1:%d" % p.port, "-connect", "localhost:%d" % tls_origin.port,
+                       "-servername", "localhost"])
+    issuers = re.findall(r"i:(.*)", out)
+    assert issuers and "sonic" in issuers[0], out
+    assert "sonic test origin CA" not in issuers[0]
+    m = metrics(p)
+    assert m['sonic_tls_connections_total{action="intercepted"}'] >= 2
+    assert m['sonic_tls_upstream_handshakes_total{outcome="failed"}'] == 0
+
+
+def test_keep_alive_requests_inside_one_intercepted_tunnel(sonic_run, pki, tls_origin, tmp_path):
+    p = start(sonic_run, pki, tmp_path, FORWARD, ["--tls", "intercept", "--upstream-ca", pki.ca])
+    base = "https://localhost:%d" % tls_origin.port
+    r = run(["curl", "-sS", "--max-time", "10", "-x", "http://127.0.0.1:%d" % p.port, "--cacert", pki.sonic_ca,
+             base + "/one", base + "/two", base + "/three"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["origin: sni=localhost path=/%s" % n for n in ("one", "two", "three")]
+    m = metrics(p)
+    assert m['sonic_tls_connections_total{action="intercepted"}'] == 1
+    assert m['sonic_http_requests_total{code="2xx"}'] == 4  # the CONNECT and three requests
+
+
+def test_untrusted_origin_gets_502_with_the_reason(sonic_run, pki, tls_origin, tmp_path):
+    # No --upstream-ca: the origin's test CA is unknown to sonic.
+    p = start(sonic_run, pki, tmp_path, FORWARD, ["--tls", "intercept"])
+    r = curl_via(p, pki, "https://localhost:%d/" % tls_origin.port)
+    assert r.returncode == 0, r.stderr
+    body, status = r.stdout.rsplit("\n", 1)
+    assert status.split()[0] == "502"
+    assert "TLS with the origin failed" in body
+    assert "not trusted" in body or "issuer" in body, body
+    log = p.stderr()
+    assert "upstream_tls in tls handshake with localhost" in log, log
+    m = metrics(p)
+    assert m['sonic_local_errors_total{cause="upstream_tls"}'] == 1
+    assert m['sonic_tls_upstream_handshakes_total{outcome="failed"}'] == 1
+
+
+def test_passthrough_by_sni_shows_the_origins_own_certificate(sonic_run, pki, tls_origin, tmp_path):
+    p = start(sonic_run, pki, tmp_path, FORWARD,
+              ["--tls", "intercept", "--upstream-ca", pki.ca, "--passthrough-sni", "local*"])
+    out = served_cert(["-proxy", "127.0.0.1:%d" % p.port, "-connect", "localhost:%d" % tls_origin.port,
+                       "-servername", "localhost", "-CAfile", pki.ca],
+                      stdin="GET /pass HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    issuers = re.findall(r"i:(.*)", out)
+    assert issuers and "sonic test origin CA" in issuers[0], out
+    assert "origin: sni=localhost path=/pass" in out
+    m = metrics(p)
+    assert m['sonic_tls_connections_total{action="passthrough"}'] == 1
+    assert m['sonic_tls_connections_total{action="intercepted"}'] == 0
+    moved = sum(v for k, v in m.items() if k.startswith("sonic_tunnel_bytes_total"))
+    assert moved > 1000  # the handshake and the response went through, spliced or copied
+
+
+def test_reverse_listener_terminates_tls(sonic_run, pki, tmp_path):
+    o = proxyrun.Nginx(str(tmp_path))
+    try:
+        p = start(sonic_run, pki, tmp_path, REVERSE % o.address)
+        r = run(["curl", "-sS", "--max-time", "10", "--cacert", pki.sonic_ca, "--resolve",
+                 "app.test:%d:127.0.0.1" % p.port, "-w", "\n%{http_code} %{http_version}", "--http2",
+                 "https://app.test:%d/" % p.port])
+        assert r.returncode == 0, r.stderr
+        body, status = r.stdout.rsplit("\n", 1)
+        assert body == "hello from nginx"
+        # h2 offered with http/1.1: http/1.1 is what sonic takes.
+        assert status == "200 1.1"
+        # Only h2 offered: no ALPN agreed, and the handshake still completes.
+        out = served_cert(["-connect", "127.0.0.1:%d" % p.port, "-servername", "app.test", "-alpn", "h2"],
+                          stdin="GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+        assert "No ALPN negotiated" in out, out
+        assert "hello from nginx" in out
+    finally:
+        o.stop()
+
+
+def test_clients_resume_with_session_tickets(sonic_run, pki, tmp_path):
+    o = proxyrun.Nginx(str(tmp_path))
+    try:
+        p = start(sonic_run, pki, tmp_path, REVERSE % o.address)
+        sess = os.path.join(str(tmp_path), "sess")
+        req = "GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+        base = ["-connect", "127.0.0.1:%d" % p.port, "-servername", "app.test", "-CAfile", pki.sonic_ca]
+        first = served_cert(base + ["-sess_out", sess], stdin=req)
+        assert "hello from nginx" in first
+        assert "Verify return code: 0" in first, first
+        again = served_cert(base + ["-sess_in", sess], stdin=req)
+        assert "Reused" in again, again
+        assert "hello from nginx" in again
+        assert metrics(p)["sonic_tls_resumed_total"] == 1
+    finally:
+        o.stop()
+
+
+def test_old_versions_and_garbage_are_refused(sonic_run, pki, tmp_path):
+    o = proxyrun.Nginx(str(tmp_path))
+    try:
+        p = start(sonic_run, pki, tmp_path, REVERSE % o.address)
+        for flag in ("-tls1", "-tls1_1"):
+            r = run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % p.port, "-servername", "app.test", flag,
+                     "-cipher", "DEFAULT@SECLEVEL=0"], input="")
+            assert "protocol version" in (r.stdout + r.stderr), r.stdout + r.stderr
+            assert "Cipher is (NONE)" in r.stdout or "New, (NONE)" in r.stdout
+        # Plain HTTP at a TLS listener: closed, the worker goes on.
+        s = __import__("socket").create_connection(("127.0.0.1", p.port), timeout=5)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(100) == b""
+        s.close()
+        m = metrics(p)
+        assert m['sonic_tls_failures_total{reason="old_version"}'] == 2
+        assert m['sonic_tls_failures_total{reason="bad_hello"}'] == 1
+        r = run(["curl", "-sS", "--max-time", "10", "--cacert", pki.sonic_ca, "--resolve",
+                 "app.test:%d:127.0.0.1" % p.port, "https://app.test:%d/" % p.port])
+        assert r.stdout == "hello from nginx\n", r.stderr
+    finally:
+        o.stop()
+
+
+def test_intercept_without_a_ca_says_to_make_one(tmp_path):
+    port = proxyrun.free_port()
+    r = run([sonictest.SONIC, "--state-dir", str(tmp_path / "empty"), "run", "--mode", "forward", "--listen",
+             "127.0.0.1:%d" % port, "--tls", "intercept"])
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "sonic ca init" in r.stderr
