@@ -51,7 +51,7 @@ set -g __sonic_table \
 	'cert mint|options|--days' \
 	'cert purge|flags|--expired --all' \
 	'run|flags|--check --reuse-port' \
-	'run|options|--config:file --mode:reverse,forward,transparent --listen --upstream --workers' \
+	'run|options|--config:file --mode:reverse,forward,transparent --listen --upstream --workers --tls:intercept,passthrough,off --passthrough-sni --upstream-ca:file' \
 	'stats|args|accel splice steer fw flows all' \
 	'stats|options|--watch --count --top --sort:bytes,packets,rate'
 

@@ -133,6 +133,7 @@ awaitable<int> TlsEngine::handshake()
 		int rc = gnutls_handshake(s_);
 		if (rc == GNUTLS_E_SUCCESS) {
 			error_ = 0;
+			established_ = true;
 			co_return 0;
 		}
 		if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
@@ -150,6 +151,8 @@ awaitable<int> TlsEngine::handshake()
 		error_ = rc;
 		if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED)
 			alert_ = static_cast<int>(gnutls_alert_get(s_));
+		else
+			gnutls_alert_send_appropriate(s_, rc); // protocol_version for TLS 1.1, ...; sent if it fits
 		co_return rc;
 	}
 }
@@ -265,7 +268,7 @@ awaitable<IoResult> TlsEngine::write(std::span<const asio::const_buffer> bufs)
 
 void TlsEngine::bye()
 {
-	if (s_)
+	if (s_ && established_)
 		gnutls_bye(s_, GNUTLS_SHUT_WR); // non-blocking: sent if it fits, else dropped
 }
 

@@ -84,6 +84,7 @@ private:
 	std::string sni_;
 	int error_ = 0;
 	int alert_ = -1;
+	bool established_ = false;
 	asio::error_code wait_error_;
 };
 

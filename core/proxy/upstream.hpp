@@ -48,6 +48,12 @@ constexpr size_t kCauses = 11;
 const char *cause_name(Cause c);
 
 struct UpstreamError {
+	UpstreamError() = default;
+	UpstreamError(int status_, Cause cause_, Phase phase_, std::string server_, int error_, std::string detail_ = {})
+		: status(status_), cause(cause_), phase(phase_), server(std::move(server_)), error(error_),
+		  detail(std::move(detail_))
+	{
+	}
 	int status = 502;
 	Cause cause = Cause::ConnectRefused;
 	Phase phase = Phase::Connect;
