@@ -61,13 +61,14 @@ class Pki:
 
 
 class TlsOrigin:
-    """nginx over TLS on a free loopback port: it answers every request with
-    the name it was asked for (SNI) and the path."""
+    """nginx over TLS on a free loopback port (PORT inside a namespace, run
+    through PREFIX): it answers every request with the name it was asked for
+    (SNI) and the path."""
 
-    def __init__(self, workdir, pki):
+    def __init__(self, workdir, pki, port=None, prefix=()):
         self.dir = os.path.join(str(workdir), "nginx-tls")
         os.makedirs(self.dir, exist_ok=True)
-        self.port = proxyrun.free_port()
+        self.port = port or proxyrun.free_port()
         conf = os.path.join(self.dir, "nginx.conf")
         with open(conf, "w") as f:
             f.write(textwrap.dedent("""\
@@ -94,9 +95,10 @@ class TlsOrigin:
                 }}
                 """).format(d=self.dir, p=self.port, c=pki.cert, k=pki.key,
                             user="user root root;" if os.geteuid() == 0 else ""))
-        self.proc = subprocess.Popen(["nginx", "-c", conf, "-e", os.path.join(self.dir, "error.log")],
+        self.proc = subprocess.Popen(list(prefix) + ["nginx", "-c", conf, "-e", os.path.join(self.dir, "error.log")],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        proxyrun.wait_accepting(self.port, self.proc, 10, "nginx")
+        if not prefix:
+            proxyrun.wait_accepting(self.port, self.proc, 10, "nginx")
 
     def stop(self):
         self.proc.terminate()
@@ -310,3 +312,95 @@ def test_intercept_without_a_ca_says_to_make_one(tmp_path):
              "127.0.0.1:%d" % port, "--tls", "intercept"])
     assert r.returncode == 3, r.stdout + r.stderr
     assert "sonic ca init" in r.stderr
+
+
+# ---- transparent mode, in a network namespace of the test's own --------------
+
+@pytest.fixture
+def netns():
+    if os.geteuid() != 0:
+        pytest.skip("transparent interception needs root (a network namespace and an iptables REDIRECT)")
+    name = sonictest.unique("tls")[-20:]
+    r = run(["ip", "netns", "add", name])
+    if r.returncode != 0:
+        pytest.skip("cannot make a network namespace: " + r.stderr)
+    try:
+        run(["ip", "-n", name, "link", "set", "lo", "up"])
+        yield name
+    finally:
+        run(["ip", "netns", "del", name])
+
+
+def wait_in(ns, port, proc, what):
+    """Waits until 127.0.0.1:PORT in NS accepts (bounded)."""
+    for _ in range(100):
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited with %d" % (what, proc.returncode))
+        r = run(["ip", "netns", "exec", ns, "python3", "-c",
+                 "import socket; socket.create_connection(('127.0.0.1', %d), timeout=1).close()" % port])
+        if r.returncode == 0:
+            return
+        __import__("time").sleep(0.1)
+    raise RuntimeError("%s not accepting on %d in %s" % (what, port, ns))
+
+
+def test_transparent_redirected_tls_is_intercepted_or_passed(netns, pki, tmp_path):
+    """An iptables REDIRECT sends the namespace's connections to 127.0.0.1:4443
+    to sonic's transparent listener; sonic's own connections carry its bypass
+    mark and go through. localhost is intercepted; alt.test passes through."""
+    ns = ["ip", "netns", "exec", netns]
+    origin = TlsOrigin(tmp_path, pki, port=4443, prefix=ns)
+    sonic = None
+    try:
+        wait_in(netns, 4443, origin.proc, "nginx")
+        r = run(ns + ["iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", "127.0.0.1", "--dport", "4443",
+                      "-m", "mark", "!", "--mark", "0x5301", "-j", "REDIRECT", "--to-ports", "15001"])
+        if r.returncode != 0:
+            pytest.skip("iptables REDIRECT is not available: " + r.stderr)
+        conf = os.path.join(str(tmp_path), "transparent.toml")
+        with open(conf, "w") as f:
+            f.write(textwrap.dedent("""\
+                [[listener]]
+                address = "127.0.0.1:15001"
+                mode = "transparent"
+                tproxy = false
+
+                [tls]
+                mode = "intercept"
+                passthrough_sni = ["alt.test"]
+                upstream_ca = "{ca}"
+
+                [access_log]
+                path = "{log}"
+
+                [admin]
+                listen = "127.0.0.1:9901"
+                """).format(ca=pki.ca, log=os.path.join(str(tmp_path), "access.log")))
+        err = open(os.path.join(str(tmp_path), "transparent.stderr"), "wb")
+        sonic = subprocess.Popen(ns + [sonictest.SONIC, "--state-dir", pki.state, "run", "--config", conf,
+                                       "--workers", "1"], stdout=subprocess.DEVNULL, stderr=err)
+        wait_in(netns, 15001, sonic, "sonic")
+        curl = ns + ["curl", "-sS", "--max-time", "10"]
+        r = run(curl + ["--cacert", pki.sonic_ca, "https://localhost:4443/seen"])
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "origin: sni=localhost path=/seen\n"
+        # Passed through: only the origin's own CA verifies it.
+        r = run(curl + ["--cacert", pki.ca, "--resolve", "alt.test:4443:127.0.0.1", "https://alt.test:4443/own"])
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "origin: sni=alt.test path=/own\n"
+        m = run(curl + ["http://127.0.0.1:9901/metrics"]).stdout
+        assert 'sonic_tls_connections_total{action="intercepted"} 1' in m
+        assert 'sonic_tls_connections_total{action="passthrough"} 1' in m
+        sonic.terminate()
+        assert sonic.wait(15) == 0
+        with open(os.path.join(str(tmp_path), "access.log")) as f:
+            lines = [__import__("json").loads(x) for x in f if x.strip()]
+        seen = [x for x in lines if x.get("path") == "/seen"]
+        assert seen and seen[0]["tls"] == "intercepted" and seen[0]["sni"] == "localhost", lines
+        assert seen[0]["mode"] == "transparent"
+        assert any(x.get("tls") == "passthrough" and x.get("sni") == "alt.test" for x in lines), lines
+    finally:
+        if sonic and sonic.poll() is None:
+            sonic.kill()
+            sonic.wait(5)
+        origin.stop()
