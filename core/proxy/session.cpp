@@ -227,7 +227,7 @@ awaitable<bool> Session::accept_tls(const tls::ClientHello &hello, const std::st
 	Metrics &m = worker_.counters();
 	TlsContext &ctx = *worker_.tls();
 	const std::string who(client_text_, client_text_len_);
-	CertLookup::Result leaf = co_await ctx.lookup().get(name);
+	CertLookup::Result leaf = co_await ctx.lookup().get(name, origin_names_);
 	if (!leaf.leaf) {
 		m.tls_failures[static_cast<int>(TlsFailure::NoLeaf)].add();
 		log::warn("tls from " + who + ": no leaf for '" + name + "': " + leaf.error);
@@ -315,15 +315,26 @@ awaitable<Session::Outcome> Session::intercept(const tls::ClientHello &hello, co
 					       const tcp::endpoint &dst, std::unique_ptr<UpConn> conn)
 {
 	tls_origin_ = &worker_.server_for_tls(dst, host);
+	// The origin first: whether its certificate verifies decides whether
+	// the client gets answers or a 502 that says why, and its names go
+	// into the client's leaf. The connection waits in the pool for the
+	// first request.
+	set_deadline(cfg_.timeouts.upstream_connect + std::chrono::seconds(1));
+	Acquired t;
 	if (conn) {
-		// The origin first: whether its certificate verifies decides
-		// whether the client gets answers or a 502 that says why.
-		set_deadline(cfg_.timeouts.upstream_connect + std::chrono::seconds(1));
-		Acquired t = co_await worker_.upstreams().start_tls(std::move(conn), *tls_origin_);
-		if (t)
-			worker_.release(std::move(t.conn));
-		else
-			origin_failure_ = t.error;
+		Acquired secured = co_await worker_.upstreams().start_tls(std::move(conn), *tls_origin_);
+		t = std::move(secured);
+	} else {
+		Target origin;
+		origin.server = tls_origin_;
+		Acquired fresh = co_await worker_.upstreams().acquire(origin, true, false, cfg_.timeouts.upstream_connect);
+		t = std::move(fresh);
+	}
+	if (t) {
+		origin_names_ = t.conn->tls->peer_names();
+		worker_.release(std::move(t.conn));
+	} else {
+		origin_failure_ = t.error;
 	}
 	bool ok = co_await accept_tls(hello, host);
 	if (!ok)

@@ -171,6 +171,7 @@ private:
 	// reached.
 	ServerState *tls_origin_ = nullptr;
 	std::optional<UpstreamError> origin_failure_;
+	std::vector<std::string> origin_names_; // its certificate's, for the leaf
 	tcp::endpoint original_dst_;
 	bool have_original_dst_ = false;
 	size_t head_bytes_ = 0; // of the request head in in_, then of the response head

@@ -45,11 +45,11 @@ CertLookup::~CertLookup()
 	pool_.join();
 }
 
-awaitable<CertLookup::Result> CertLookup::get(const std::string &name)
+awaitable<CertLookup::Result> CertLookup::get(const std::string &name, const std::vector<std::string> &also)
 {
 	Result r;
 	r.leaf = store_->cached_for_sni(name);
-	if (r.leaf) {
+	if (r.leaf && tls::CertStore::covers(*r.leaf, also)) {
 		r.hit = true;
 		co_return r;
 	}
@@ -57,10 +57,11 @@ awaitable<CertLookup::Result> CertLookup::get(const std::string &name)
 	// on its worker when that is done.
 	tls::CertStore *store = store_.get();
 	std::string key = name;
-	auto produce = [store, key]() -> awaitable<Result> {
+	std::vector<std::string> names = also;
+	auto produce = [store, key, names]() -> awaitable<Result> {
 		Result m;
 		try {
-			tls::Fetched f = store->fetch_for_sni(key);
+			tls::Fetched f = store->fetch_covering(key, names);
 			m.leaf = std::move(f.leaf);
 			m.source = f.source;
 		} catch (const std::exception &e) {
@@ -68,8 +69,8 @@ awaitable<CertLookup::Result> CertLookup::get(const std::string &name)
 		}
 		co_return m;
 	};
-	r = co_await asio::co_spawn(pool_, produce, asio::use_awaitable);
-	co_return r;
+	Result got = co_await asio::co_spawn(pool_, produce, asio::use_awaitable);
+	co_return got;
 }
 
 TlsContext::TlsContext(std::shared_ptr<tls::CertStore> store, const std::string &upstream_ca)

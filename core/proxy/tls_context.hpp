@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 namespace sonic::proxy {
 
@@ -33,8 +34,10 @@ public:
 		tls::LeafSource source = tls::LeafSource::Memory;
 		std::string error; // why there is no leaf
 	};
-	// NAME: an SNI, or a destination address as text.
-	awaitable<Result> get(const std::string &name);
+	// NAME: an SNI, or a destination address as text. ALSO: the names of
+	// the origin's certificate, which the leaf is to carry too (a leaf in
+	// memory without them is minted again with them).
+	awaitable<Result> get(const std::string &name, const std::vector<std::string> &also = {});
 	tls::CertStore &store() { return *store_; }
 
 private:

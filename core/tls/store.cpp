@@ -3,6 +3,7 @@
 #include "out/error.hpp"
 #include "out/log.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <ctime>
@@ -352,6 +353,69 @@ std::shared_ptr<const Leaf> CertStore::cached_for_sni(std::string_view sni)
 	if (key.empty())
 		return nullptr;
 	return lookup(key, t, true);
+}
+
+namespace {
+
+// ALSO as leaf names: canonical, valid, at most kMaxExtraNames.
+std::vector<HostName> extra_names(const std::vector<std::string> &also, size_t most)
+{
+	std::vector<HostName> out;
+	for (const std::string &a : also) {
+		if (out.size() >= most)
+			break;
+		try {
+			out.push_back(parse_name(a));
+		} catch (const Error &) {
+			// not a name sonic mints (an origin's odd SAN): left out
+		}
+	}
+	return out;
+}
+
+} // namespace
+
+bool CertStore::covers(const Leaf &leaf, const std::vector<std::string> &also)
+{
+	const std::vector<HostName> want = extra_names(also, kMaxExtraNames);
+	for (const HostName &n : want)
+		if (std::find(leaf.names().begin(), leaf.names().end(), n.text) == leaf.names().end())
+			return false;
+	return true;
+}
+
+Fetched CertStore::fetch_covering(std::string_view sni, const std::vector<std::string> &also)
+{
+	Fetched f = find(sni, true);
+	if (also.empty() || covers(*f.leaf, also))
+		return f;
+	const HostName name = parse_name(sni);
+	const int64_t t = now();
+	std::shared_ptr<const LeafKey> key = shared_key_;
+	const bool own_key = options_.key_policy == LeafKeyPolicy::PerLeaf;
+	if (own_key)
+		key = key_pool_ ? key_pool_->take() : nullptr;
+	auto leaf = Leaf::mint(ca_, name, options_.days, std::move(key), own_key, t, extra_names(also, kMaxExtraNames));
+	Shard &shard = shard_of(name_hash(name.text));
+	{
+		std::lock_guard<std::mutex> lock(shard.mutex);
+		auto it = shard.map.find(name.text);
+		Entry *e = it == shard.map.end() ? nullptr : it->second.get();
+		// An entry with a flight keeps it: that flight's leaf lands there.
+		if (e && !e->flight) {
+			e->leaf = leaf;
+			e->not_before = leaf->not_before();
+			e->renew_at = renew_at(*leaf);
+			e->expires_at = leaf->not_after();
+			e->own = true;
+			unlink(shard, e);
+			link_front(shard, e);
+		}
+		++shard.stats.mints;
+	}
+	if (writer_)
+		writer_->push(leaf);
+	return {std::move(leaf), LeafSource::Minted};
 }
 
 Fetched CertStore::fly(const HostName &name, int64_t t, bool sni)

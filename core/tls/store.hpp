@@ -39,6 +39,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sonic::tls {
 
@@ -104,6 +105,16 @@ public:
 	// miss goes to fetch_for_sni() on another thread). Null for an invalid
 	// name too (fetch_for_sni() then says why).
 	std::shared_ptr<const Leaf> cached_for_sni(std::string_view sni);
+
+	// The leaf for SNI that also names every one of ALSO (the origin's
+	// certificate's names): the one fetch_for_sni() gives when it does,
+	// else a leaf for SNI with ALSO added to its SAN, minted and put in its
+	// place (memory and disk). Names of ALSO that are not valid leaf names
+	// are left out; at most kMaxExtraNames are taken.
+	Fetched fetch_covering(std::string_view sni, const std::vector<std::string> &also);
+	static constexpr size_t kMaxExtraNames = 100;
+	// Whether LEAF names every one of ALSO (as fetch_covering() takes them).
+	static bool covers(const Leaf &leaf, const std::vector<std::string> &also);
 
 	// Waits until every leaf minted so far is on disk; throws the first
 	// write error since the last flush.

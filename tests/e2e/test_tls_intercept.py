@@ -194,6 +194,10 @@ def test_forward_connect_is_intercepted_with_sonics_leaf(sonic_run, pki, tls_ori
     issuers = re.findall(r"i:(.*)", out)
     assert issuers and "sonic" in issuers[0], out
     assert "sonic test origin CA" not in issuers[0]
+    # The leaf carries the origin's own names besides the one asked for.
+    pem = out[out.index("-----BEGIN CERTIFICATE-----"):out.index("-----END CERTIFICATE-----") + 25]
+    text = run(["openssl", "x509", "-noout", "-ext", "subjectAltName"], input=pem).stdout
+    assert "DNS:localhost" in text and "DNS:alt.test" in text and "IP Address:127.0.0.1" in text, text
     m = metrics(p)
     assert m['sonic_tls_connections_total{action="intercepted"}'] >= 2
     assert m['sonic_tls_upstream_handshakes_total{outcome="failed"}'] == 0
