@@ -462,6 +462,7 @@ void Server::open_tls(const config::Config &c)
 	std::shared_ptr<const tls::Ca> ca = tls::Ca::load(c.tls.state_dir);
 	tls::StoreOptions options;
 	options.dir = tls::StatePaths(c.tls.state_dir).certs_dir;
+	options.thread_nice = 10; // below the workers, as the mint threads
 	auto store = std::make_shared<tls::CertStore>(ca, options);
 	tls_ = std::make_shared<TlsContext>(store, c.tls.upstream_ca);
 	log::info("tls: leaves from the CA in " + tls::StatePaths(c.tls.state_dir).ca_file + ", cached in " + options.dir);

@@ -4,7 +4,9 @@
 #include "tls/gnutls.hpp"
 #include "tls/leaf.hpp"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace sonic::proxy {
 
@@ -35,14 +37,21 @@ int retrieve(gnutls_session_t session, const gnutls_datum_t *, int, const gnutls
 } // namespace
 
 CertLookup::CertLookup(std::shared_ptr<tls::CertStore> store, unsigned threads)
-	: store_(std::move(store)), pool_(threads)
+	: store_(std::move(store)), work_(pool_.get_executor())
 {
+	for (unsigned i = 0; i < threads; ++i)
+		threads_.emplace_back([this] {
+			setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
+			pool_.run();
+		});
 }
 
 CertLookup::~CertLookup()
 {
+	work_.reset();
 	pool_.stop();
-	pool_.join();
+	for (std::thread &t : threads_)
+		t.join();
 }
 
 awaitable<CertLookup::Result> CertLookup::get(const std::string &name, const std::vector<std::string> &also)

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_set>
 #include <vector>
 
@@ -42,7 +43,12 @@ public:
 
 private:
 	std::shared_ptr<tls::CertStore> store_;
-	asio::thread_pool pool_;
+	// The mint threads run at a lower priority (nice 10) than the workers:
+	// on a busy host a burst of new names slows its own handshakes, not
+	// every open connection.
+	asio::io_context pool_;
+	asio::executor_work_guard<asio::io_context::executor_type> work_;
+	std::vector<std::thread> threads_;
 };
 
 class TlsContext {

@@ -4,6 +4,8 @@
 #include "out/log.hpp"
 
 #include <algorithm>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <condition_variable>
 #include <cstring>
 #include <ctime>
@@ -99,6 +101,17 @@ struct alignas(64) CertStore::Shard {
 };
 
 // Writes leaf files in the background, in the order they were minted.
+namespace {
+
+// The calling thread's nice value raised by NICE (0: unchanged).
+void lower_priority(int nice)
+{
+	if (nice > 0)
+		setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice);
+}
+
+} // namespace
+
 struct CertStore::Writer {
 	const LeafDir &dir;
 	bool warn;
@@ -111,7 +124,13 @@ struct CertStore::Writer {
 	int64_t last_warning = 0;
 	std::thread thread;
 
-	Writer(const LeafDir &d, bool w) : dir(d), warn(w), thread([this] { run(); }) {}
+	Writer(const LeafDir &d, bool w, int nice)
+		: dir(d), warn(w), thread([this, nice] {
+			  lower_priority(nice);
+			  run();
+		  })
+	{
+	}
 
 	~Writer()
 	{
@@ -184,7 +203,13 @@ struct CertStore::KeyPool {
 	bool stop = false;
 	std::thread thread;
 
-	explicit KeyPool(size_t n) : size(n), thread([this] { run(); }) {}
+	KeyPool(size_t n, int nice)
+		: size(n), thread([this, nice] {
+			  lower_priority(nice);
+			  run();
+		  })
+	{
+	}
 
 	~KeyPool()
 	{
@@ -248,12 +273,12 @@ CertStore::CertStore(std::shared_ptr<const Ca> ca, StoreOptions options)
 		// Read even under the per-leaf policy, so leaves minted under the
 		// shared one stay usable.
 		shared_key_ = disk_->shared_key(shared);
-		writer_ = std::make_unique<Writer>(*disk_, options_.warn_write_errors);
+		writer_ = std::make_unique<Writer>(*disk_, options_.warn_write_errors, options_.thread_nice);
 	} else if (shared) {
 		shared_key_ = LeafKey::generate();
 	}
 	if (!shared && options_.key_pool > 0)
-		key_pool_ = std::make_unique<KeyPool>(options_.key_pool);
+		key_pool_ = std::make_unique<KeyPool>(options_.key_pool, options_.thread_nice);
 }
 
 CertStore::~CertStore() = default;

@@ -60,6 +60,9 @@ struct StoreOptions {
 	// Log a warning when writing a leaf file fails (callers that flush()
 	// and report the error themselves turn it off).
 	bool warn_write_errors = true;
+	// Nice value for the store's own threads (the key pool, the writer):
+	// a proxy runs them below its workers. 0: as the creating thread.
+	int thread_nice = 0;
 	// Unix time in seconds; the real clock when empty (tests move it).
 	std::function<int64_t()> clock;
 };
