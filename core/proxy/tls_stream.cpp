@@ -95,7 +95,26 @@ ssize_t TlsEngine::pull(gnutls_transport_ptr_t self, void *data, size_t size)
 	ssize_t n = ::recv(e->sock_.native_handle(), data, size, 0);
 	if (n < 0)
 		gnutls_transport_set_errno(e->s_, errno);
+	else if (!e->established_)
+		e->keep_tail(static_cast<const unsigned char *>(data), static_cast<size_t>(n));
 	return n;
+}
+
+void TlsEngine::keep_tail(const unsigned char *data, size_t n)
+{
+	// The last bytes read during the handshake: a peer that gives up in
+	// TLS 1.3 before it has keys sends its alert in the clear, which GnuTLS
+	// then fails to decrypt; its description is read back from here.
+	const size_t cap = sizeof(tail_);
+	if (n >= cap) {
+		std::memcpy(tail_, data + n - cap, cap);
+		tail_len_ = cap;
+		return;
+	}
+	const size_t keep = std::min(tail_len_, cap - n);
+	std::memmove(tail_, tail_ + tail_len_ - keep, keep);
+	std::memcpy(tail_ + keep, data, n);
+	tail_len_ = keep + n;
 }
 
 ssize_t TlsEngine::vec_push(gnutls_transport_ptr_t self, const giovec_t *iov, int count)
@@ -151,7 +170,10 @@ awaitable<int> TlsEngine::handshake()
 		error_ = rc;
 		if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED)
 			alert_ = static_cast<int>(gnutls_alert_get(s_));
-		else
+		else if (tail_len_ >= 7 && tail_[tail_len_ - 7] == 21 && tail_[tail_len_ - 6] == 3 &&
+			 tail_[tail_len_ - 4] == 0 && tail_[tail_len_ - 3] == 2 && tail_[tail_len_ - 2] == 2)
+			alert_ = tail_[tail_len_ - 1]; // a fatal alert in the clear
+		if (rc != GNUTLS_E_FATAL_ALERT_RECEIVED)
 			gnutls_alert_send_appropriate(s_, rc); // protocol_version for TLS 1.1, ...; sent if it fits
 		co_return rc;
 	}

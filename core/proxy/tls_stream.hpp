@@ -74,6 +74,7 @@ private:
 	awaitable<bool> wait_ready();
 	awaitable<IoResult> write_one(const char *data, size_t size);
 	IoResult failed(int rc);
+	void keep_tail(const unsigned char *data, size_t n);
 
 	tcp::socket &sock_;
 	gnutls_session_t s_ = nullptr;
@@ -85,6 +86,8 @@ private:
 	int error_ = 0;
 	int alert_ = -1;
 	bool established_ = false;
+	unsigned char tail_[16] = {};
+	size_t tail_len_ = 0;
 	asio::error_code wait_error_;
 };
 

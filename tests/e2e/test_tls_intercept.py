@@ -12,8 +12,10 @@ and given to sonic as --upstream-ca.
 """
 import os
 import re
+import socket
 import subprocess
 import textwrap
+import time
 import urllib.request
 
 import pytest
@@ -268,6 +270,63 @@ def test_reverse_listener_terminates_tls(sonic_run, pki, tmp_path):
         o.stop()
 
 
+def test_a_client_that_rejects_sonics_ca_is_logged_once(sonic_run, pki, tmp_path):
+    o = proxyrun.Nginx(str(tmp_path))
+    try:
+        p = start(sonic_run, pki, tmp_path, REVERSE % o.address)
+        for _ in range(3):
+            # No --cacert: curl does not know sonic's CA and says so (unknown_ca).
+            r = run(["curl", "-sS", "--max-time", "10", "--resolve", "app.test:%d:127.0.0.1" % p.port,
+                     "https://app.test:%d/" % p.port])
+            assert r.returncode != 0
+        time.sleep(0.2)
+        log = p.stderr()
+        assert log.count("rejected sonic's certificate for 'app.test'") == 1, log
+        assert "sonic ca trust" in log
+        assert metrics(p)['sonic_tls_failures_total{reason="handshake"}'] == 3
+    finally:
+        o.stop()
+
+
+def test_slow_and_oversized_hellos_are_closed_and_counted(sonic_run, pki, tmp_path):
+    o = proxyrun.Nginx(str(tmp_path))
+    try:
+        p = start(sonic_run, pki, tmp_path, REVERSE % o.address + "\n[timeouts]\nclient_header = \"500ms\"\n")
+        # The start of a hello, and nothing more: closed after client_header.
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+        s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        t0 = time.monotonic()
+        assert s.recv(100) == b""
+        assert 0.3 < time.monotonic() - t0 < 3
+        s.close()
+        # A hello that says it is 64 KiB: closed at once.
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+        s.sendall(b"\x16\x03\x01\x40\x00\x01\x01\x00\x00" + b"\x00" * 100)
+        assert s.recv(100) == b""
+        s.close()
+        m = metrics(p)
+        assert m['sonic_tls_failures_total{reason="slow_hello"}'] == 1
+        assert m['sonic_tls_failures_total{reason="bad_hello"}'] == 1
+    finally:
+        o.stop()
+
+
+def test_connect_tunnel_without_tls_passes_through(sonic_run, pki, echo_target, tmp_path):
+    p = start(sonic_run, pki, tmp_path, FORWARD, ["--tls", "intercept"])
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+    s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (echo_target, echo_target))
+    assert s.recv(100).startswith(b"HTTP/1.1 200")
+    s.sendall(b"SSH-2.0-not-tls\r\n")
+    got = b""
+    while len(got) < 17:
+        got += s.recv(100)
+    assert got == b"SSH-2.0-not-tls\r\n"
+    s.close()
+    m = metrics(p)
+    assert m['sonic_tls_connections_total{action="intercepted"}'] == 0
+    assert m['sonic_tunnels_total{kind="connect"}'] == 1
+
+
 def test_clients_resume_with_session_tickets(sonic_run, pki, tmp_path):
     o = proxyrun.Nginx(str(tmp_path))
     try:
@@ -440,10 +499,8 @@ def test_minting_for_new_names_does_not_stall_open_connections(sonic_run, pki, t
     HTTPS connection (another process) keeps asking: minting runs off the
     event loop, so its requests wait no more than 50 ms longer than during
     the same storm for names already in memory."""
-    import socket
     import ssl
     import threading
-    import time
     load = os.getloadavg()[0]
     if load > os.cpu_count() and not os.environ.get("SONIC_FORCE_LATENCY"):
         pytest.skip("SKIPPED LOUDLY: load average %.1f on %d CPUs: a 50 ms latency bound means nothing here"
