@@ -260,6 +260,9 @@ Server::~Server()
 		if (t.joinable())
 			t.join();
 	admin_.reset();
+	// The mint threads end before the workers whose executors they resume.
+	if (tls_)
+		tls_->lookup().shutdown();
 	workers_.clear();
 	if (log_fd_ > STDERR_FILENO)
 		::close(log_fd_);

@@ -46,12 +46,15 @@ CertLookup::CertLookup(std::shared_ptr<tls::CertStore> store, unsigned threads)
 		});
 }
 
-CertLookup::~CertLookup()
+CertLookup::~CertLookup() { shutdown(); }
+
+void CertLookup::shutdown()
 {
 	work_.reset();
 	pool_.stop();
 	for (std::thread &t : threads_)
-		t.join();
+		if (t.joinable())
+			t.join();
 }
 
 awaitable<CertLookup::Result> CertLookup::get(const std::string &name, const std::vector<std::string> &also)

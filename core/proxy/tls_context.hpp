@@ -40,6 +40,9 @@ public:
 	// memory without them is minted again with them).
 	awaitable<Result> get(const std::string &name, const std::vector<std::string> &also = {});
 	tls::CertStore &store() { return *store_; }
+	// Ends the mint threads (a mint in progress finishes; its waiter is
+	// never resumed): before the workers' io_contexts go.
+	void shutdown();
 
 private:
 	std::shared_ptr<tls::CertStore> store_;
