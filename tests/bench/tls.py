@@ -161,8 +161,9 @@ class Bench:
             rps = requests / max(1, int(m.group(2)))
             problem = ""
             # s_time marks each reused connection "r", each new one "*".
-            if kind == "resumed" and r.stdout.count("r") < requests * 0.9:
-                problem = "FAILED: resumed %d of %d" % (r.stdout.count("r"), requests)
+            reused = "".join(re.findall(r"^[r*]+$", r.stdout, re.M)).count("r")
+            if kind == "resumed" and reused < requests * 0.9:
+                problem = "FAILED: resumed %d of %d" % (reused, requests)
         cpu = tree_cpu(proc.pid) - before
         return rps, (cpu * 1e6 / requests if requests else 0.0), problem
 
