@@ -230,7 +230,10 @@ awaitable<bool> Session::accept_tls(const tls::ClientHello &hello, const std::st
 	CertLookup::Result leaf = co_await ctx.lookup().get(name, origin_names_);
 	if (!leaf.leaf) {
 		m.tls_failures[static_cast<int>(TlsFailure::NoLeaf)].add();
-		log::warn("tls from " + who + ": no leaf for '" + name + "': " + leaf.error);
+		// Said once per name: a client can send any SNI, and a broken CA
+		// fails every name, which the first lines show.
+		if (ctx.first_rejection("(no leaf)", name))
+			log::warn("tls from " + who + ": no leaf for '" + name + "': " + leaf.error);
 		co_return false;
 	}
 	(leaf.hit ? m.tls_cert_hits : m.tls_cert_misses).add();
