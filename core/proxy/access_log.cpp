@@ -94,6 +94,8 @@ void AccessLog::add(const LogEntry &e)
 		field(buf_, "sni", e.sni);
 		if (!e.tls_version.empty())
 			field(buf_, "tls_version", e.tls_version);
+		if (!e.cipher.empty())
+			field(buf_, "cipher", e.cipher);
 		if (!e.alpn.empty())
 			field(buf_, "alpn", e.alpn);
 		if (e.tls_resumed)

@@ -27,6 +27,7 @@ struct LogEntry {
 	std::string_view tls;
 	std::string_view sni;
 	std::string_view tls_version;
+	std::string_view cipher;
 	std::string_view alpn;
 	bool tls_resumed = false;
 };

@@ -415,6 +415,7 @@ void Session::log_request(int status, bool count)
 		e.tls = tls_action_;
 		e.sni = tls_->sni;
 		e.tls_version = tls_->version;
+		e.cipher = tls_->cipher;
 		e.alpn = tls_->alpn;
 		e.tls_resumed = tls_->resumed;
 	}

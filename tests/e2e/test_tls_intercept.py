@@ -461,6 +461,7 @@ def test_transparent_redirected_tls_is_intercepted_or_passed(netns, pki, tmp_pat
         seen = [x for x in lines if x.get("path") == "/seen"]
         assert seen and seen[0]["tls"] == "intercepted" and seen[0]["sni"] == "localhost", lines
         assert seen[0]["mode"] == "transparent"
+        assert seen[0]["tls_version"] in ("TLS1.2", "TLS1.3") and seen[0]["cipher"], seen[0]
         assert any(x.get("tls") == "passthrough" and x.get("sni") == "alt.test" for x in lines), lines
     finally:
         if sonic and sonic.poll() is None:
