@@ -14,9 +14,13 @@ namespace {
 
 // TLS 1.2 and 1.3 only; AEAD ciphers with forward secrecy; renegotiation
 // refused (safe renegotiation is GnuTLS's default, and sonic never asks).
+// X25519 first: with GnuTLS's default order (P-256 first) and server
+// precedence, every client that sends an X25519 key share (OpenSSL, curl,
+// browsers) got a HelloRetryRequest, a round trip and a key exchange more.
 constexpr const char *kServerPriority =
 	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:"
-	"-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-MAC-ALL:+AEAD:%SERVER_PRECEDENCE";
+	"-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-MAC-ALL:+AEAD:"
+	"-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+GROUP-X448:+GROUP-SECP521R1:%SERVER_PRECEDENCE";
 // Origins: what GnuTLS offers by default, TLS 1.2 at least.
 constexpr const char *kClientPriority = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
 

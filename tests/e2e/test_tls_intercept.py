@@ -266,6 +266,9 @@ def test_reverse_listener_terminates_tls(sonic_run, pki, tmp_path):
                           stdin="GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
         assert "No ALPN negotiated" in out, out
         assert "hello from nginx" in out
+        # OpenSSL's X25519 key share is taken: one ServerHello, no HelloRetryRequest.
+        out = served_cert(["-connect", "127.0.0.1:%d" % p.port, "-servername", "app.test", "-msg"])
+        assert out.count("ServerHello") == 1 and "X25519" in out, out
     finally:
         o.stop()
 
