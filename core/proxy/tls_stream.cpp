@@ -313,8 +313,15 @@ TlsFacts TlsEngine::facts() const
 
 std::string TlsEngine::session_data() const
 {
+	if (!s_)
+		return {};
+	// TLS 1.3 resumes with a ticket, which comes after the handshake: until
+	// one was read, the data would not resume anything.
+	if (gnutls_protocol_get_version(s_) == GNUTLS_TLS1_3 &&
+	    !(gnutls_session_get_flags(s_) & GNUTLS_SFLAGS_SESSION_TICKET))
+		return {};
 	gnutls_datum_t d{};
-	if (!s_ || gnutls_session_get_data2(s_, &d) < 0)
+	if (gnutls_session_get_data2(s_, &d) < 0)
 		return {};
 	std::string out(reinterpret_cast<const char *>(d.data), d.size);
 	gnutls_free(d.data);

@@ -215,6 +215,15 @@ def test_keep_alive_requests_inside_one_intercepted_tunnel(sonic_run, pki, tls_o
     m = metrics(p)
     assert m['sonic_tls_connections_total{action="intercepted"}'] == 1
     assert m['sonic_http_requests_total{code="2xx"}'] == 4  # the CONNECT and three requests
+    assert m['sonic_tls_upstream_handshakes_total{outcome="full"}'] == 1
+    # A second client connection: sonic's new connection to the origin
+    # resumes the session of the first.
+    r = run(["curl", "-sS", "--max-time", "10", "-x", "http://127.0.0.1:%d" % p.port, "--cacert", pki.sonic_ca,
+             base + "/again"])
+    assert r.stdout == "origin: sni=localhost path=/again\n", r.stderr
+    m = metrics(p)
+    assert m['sonic_tls_upstream_handshakes_total{outcome="resumed"}'] == 1, m
+    assert m['sonic_tls_upstream_handshakes_total{outcome="full"}'] == 1
 
 
 def test_untrusted_origin_gets_502_with_the_reason(sonic_run, pki, tls_origin, tmp_path):
