@@ -6,7 +6,10 @@
 #include "js/program.hpp"
 #include "out/error.hpp"
 #include "proxy/server.hpp"
+#include "tls/ca.hpp"
+#include "tls/state.hpp"
 
+#include <cctype>
 #include <iostream>
 
 namespace sonic::cmd {
@@ -22,8 +25,38 @@ struct RunArgs {
 	std::optional<unsigned> workers;
 	bool reuse_port = false;
 	std::string script;
+	std::string tls;
+	std::vector<std::string> passthrough_sni;
+	std::string upstream_ca;
 	std::string state_dir;
 };
+
+// --tls, --passthrough-sni and --upstream-ca over the file's [tls].
+void apply_tls_flags(config::Config &c, const RunArgs &a)
+{
+	if (!a.tls.empty()) {
+		auto mode = config::parse_tls_mode(a.tls);
+		if (!mode)
+			throw usage_error("run", "--tls must be intercept, passthrough or off", a.tls);
+		c.tls.mode = *mode;
+	}
+	for (const std::string &g : a.passthrough_sni) {
+		if (g.empty())
+			throw usage_error("run", "--passthrough-sni needs a name glob");
+		std::string lower = g;
+		for (char &ch : lower)
+			ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+		c.tls.passthrough_sni.push_back(lower);
+	}
+	if (!a.upstream_ca.empty())
+		c.tls.upstream_ca = a.upstream_ca;
+	c.tls.state_dir = a.state_dir;
+	if (!c.tls.needed(c.listeners))
+		return;
+	if (!tls::Ca::exists(c.tls.state_dir))
+		throw env_error("run", "TLS interception needs sonic's CA, and there is none", tls::StatePaths(c.tls.state_dir).ca_file)
+			.with_hint("run `sonic ca init` (then `sonic ca trust` or `sonic ca export` for the clients)");
+}
 
 config::Config load(const RunArgs &a)
 {
@@ -51,6 +84,7 @@ config::Config load(const RunArgs &a)
 	if (!a.script.empty())
 		c.script = c.add_script(a.script);
 	js::load_scripts(c, a.state_dir);
+	apply_tls_flags(c, a);
 	return c;
 }
 
@@ -61,6 +95,8 @@ out::Value summary(const config::Config &c, bool check)
 		out::Value v = {{"address", l.address.text()}, {"mode", config::mode_name(l.mode)}};
 		if (l.mode == config::Mode::Tcp)
 			v["upstream"] = c.upstreams[l.upstream].name;
+		if (l.tls)
+			v["tls"] = "intercept";
 		listeners.push_back(v);
 	}
 	out::Value v = {{"config", c.source}};
@@ -76,6 +112,7 @@ out::Value summary(const config::Config &c, bool check)
 	for (const auto &p : c.programs)
 		scripts.push_back(out::Value{{"path", p->path}, {"translated", p->translated}, {"cached", p->from_cache}});
 	v["scripts"] = scripts;
+	v["tls"] = config::tls_mode_name(c.tls.mode);
 	if (check)
 		v["valid"] = true;
 	return v;
@@ -100,6 +137,8 @@ int run(Cli &cli, RunArgs args)
 				line += sep + l.address.text() + " (" + config::mode_name(l.mode);
 				if (l.mode == config::Mode::Tcp)
 					line += " -> " + c.upstreams[l.upstream].name;
+				if (l.tls || (c.tls.mode != config::TlsMode::Off && l.mode != config::Mode::Reverse))
+					line += l.tls ? ", tls intercept" : std::string(", tls ") + config::tls_mode_name(c.tls.mode);
 				line += ")";
 				sep = ", ";
 			}
@@ -132,6 +171,13 @@ void add_run(Cli &cli)
 	r->add_option("--workers", args->workers, "Worker threads (default: one per CPU)");
 	r->add_flag("--reuse-port", args->reuse_port,
 		    "Join addresses another process listens on (SO_REUSEPORT), as for a binary upgrade");
+	r->add_option("--tls", args->tls,
+		      "TLS in forward and transparent listeners: intercept, passthrough or off (default: [tls] mode, else off)");
+	r->add_option("--passthrough-sni", args->passthrough_sni,
+		      "Pass TLS for names matching GLOB through untouched (repeatable; *.example.com, **.example.com)")
+		->type_name("GLOB");
+	r->add_option("--upstream-ca", args->upstream_ca, "PEM file of extra roots that origins' certificates are verified against")
+		->type_name("FILE");
 }
 
 } // namespace sonic::cmd

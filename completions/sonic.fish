@@ -51,7 +51,7 @@ set -g __sonic_table \
 	'cert mint|options|--days' \
 	'cert purge|flags|--expired --all' \
 	'run|flags|--check --reuse-port' \
-	'run|options|--config:file --mode:reverse,forward,transparent --listen --upstream --script:file --workers' \
+	'run|options|--config:file --mode:reverse,forward,transparent --listen --upstream --script:file --workers --tls:intercept,passthrough,off --passthrough-sni --upstream-ca:file' \
 	'apply|flags|--check --diff --prune' \
 	'apply|options|-f:file --file:file' \
 	'stats|args|accel splice steer fw flows all' \

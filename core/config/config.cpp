@@ -240,7 +240,7 @@ Config build(const toml::table &root, const std::string &source)
 	c.source = source;
 	r.check_keys(root,
 		     {"workers", "listener", "upstream", "route", "timeouts", "limits", "headers", "access_log", "admin",
-		      "tunnels", "fw", "script", "script_limits", "vars"},
+		      "tunnels", "fw", "script", "script_limits", "vars", "tls"},
 		     "");
 	// Scripts are found next to the config file when named relatively.
 	const std::string dir = source.find('/') == std::string::npos ? std::string() : source.substr(0, source.rfind('/') + 1);
@@ -296,7 +296,7 @@ Config build(const toml::table &root, const std::string &source)
 	};
 
 	for (const toml::table *t : r.tables(root, "listener")) {
-		r.check_keys(*t, {"address", "mode", "tproxy", "reuse_port"}, "[[listener]]");
+		r.check_keys(*t, {"address", "mode", "tproxy", "reuse_port", "tls"}, "[[listener]]");
 		Listener l;
 		l.address = r.required_endpoint(*t, "address", "[[listener]]", true);
 		l.where = r.at(*t);
@@ -315,6 +315,14 @@ Config build(const toml::table &root, const std::string &source)
 			if (l.mode != Mode::Transparent && *tp)
 				r.fail(*t->get("tproxy"), "tproxy goes with mode = \"transparent\"");
 			l.tproxy = *tp;
+		}
+		if (auto tl = r.string(*t, "tls")) {
+			if (*tl != "intercept" && *tl != "off")
+				r.fail(*t->get("tls"), "tls must be \"intercept\" or \"off\"");
+			if (*tl == "intercept" && l.mode != Mode::Reverse)
+				r.fail(*t->get("tls"), "a listener's tls = \"intercept\" goes with mode = \"reverse\"; "
+						       "forward and transparent listeners follow [tls] mode");
+			l.tls = *tl == "intercept";
 		}
 		c.listeners.push_back(l);
 	}
@@ -459,6 +467,35 @@ Config build(const toml::table &root, const std::string &source)
 			c.fw.block_ttl = std::chrono::duration_cast<std::chrono::seconds>(*d);
 		}
 	}
+	if (const toml::table *t = r.table(root, "tls")) {
+		r.check_keys(*t, {"mode", "passthrough_sni", "passthrough_dst", "upstream_ca"}, "[tls]");
+		if (auto m = r.string(*t, "mode")) {
+			auto mode = parse_tls_mode(*m);
+			if (!mode)
+				r.fail(*t->get("mode"), "mode must be \"intercept\", \"passthrough\" or \"off\"");
+			c.tls.mode = *mode;
+		}
+		auto strings = [&](const char *key, const char *what, auto add) {
+			const toml::node *n = t->get(key);
+			if (!n)
+				return;
+			if (!n->is_array())
+				r.fail(*n, std::string("'") + key + "' must be an array of " + what);
+			for (const toml::node &e : *n->as_array()) {
+				if (!e.is_string() || e.value<std::string>()->empty())
+					r.fail(e, std::string("'") + key + "' must be an array of " + what);
+				try {
+					add(*e.value<std::string>());
+				} catch (const Error &err) {
+					r.fail(e, err.what());
+				}
+			}
+		};
+		strings("passthrough_sni", "name globs", [&](const std::string &g) { c.tls.passthrough_sni.push_back(lower(g)); });
+		strings("passthrough_dst", "addresses or prefixes",
+			[&](const std::string &p) { c.tls.passthrough_dst.push_back(net::parse_cidr(p)); });
+		c.tls.upstream_ca = r.string(*t, "upstream_ca").value_or("");
+	}
 	if (const toml::table *t = r.table(root, "admin")) {
 		r.check_keys(*t, {"enabled", "listen", "reuse_port"}, "[admin]");
 		c.admin.enabled = r.boolean(*t, "enabled").value_or(true);
@@ -483,6 +520,35 @@ Config build(const toml::table &root, const std::string &source)
 }
 
 } // namespace
+
+const char *tls_mode_name(TlsMode mode)
+{
+	switch (mode) {
+	case TlsMode::Off: return "off";
+	case TlsMode::Passthrough: return "passthrough";
+	case TlsMode::Intercept: return "intercept";
+	}
+	return "?";
+}
+
+std::optional<TlsMode> parse_tls_mode(std::string_view name)
+{
+	for (TlsMode m : {TlsMode::Off, TlsMode::Passthrough, TlsMode::Intercept})
+		if (name == tls_mode_name(m))
+			return m;
+	return std::nullopt;
+}
+
+bool Tls::needed(const std::vector<Listener> &listeners) const
+{
+	for (const Listener &l : listeners) {
+		if (l.tls)
+			return true;
+		if (mode == TlsMode::Intercept && (l.mode == Mode::Forward || l.mode == Mode::Transparent))
+			return true;
+	}
+	return false;
+}
 
 const char *mode_name(Mode mode)
 {

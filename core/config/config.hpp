@@ -53,6 +53,9 @@ struct Listener {
 	// it: SO_REUSEPORT, same user), as for a binary upgrade that overlaps.
 	// Without it such an address is refused.
 	bool reuse_port = false;
+	// reverse: TLS terminated here (tls = "intercept"), with leaves minted
+	// by sonic's CA for the name each client asks for.
+	bool tls = false;
 	std::string where; // FILE:LINE of its definition
 };
 
@@ -126,6 +129,27 @@ struct Admin {
 	bool reuse_port = false; // as Listener::reuse_port
 };
 
+// [tls]: what forward (after CONNECT) and transparent listeners do with
+// TLS. Off: tunnels as bytes, unread (the default). Passthrough: the
+// ClientHello is read for the log and counters, the bytes pass untouched.
+// Intercept: TLS is terminated with a leaf from sonic's CA and the
+// requests run through routes and filters, unless a passthrough rule
+// matches (SNI glob or destination prefix).
+enum class TlsMode { Off, Passthrough, Intercept };
+const char *tls_mode_name(TlsMode mode);
+std::optional<TlsMode> parse_tls_mode(std::string_view name);
+
+struct Tls {
+	TlsMode mode = TlsMode::Off;
+	std::vector<std::string> passthrough_sni; // "*.bank.example", "**.example.org"
+	std::vector<net::Cidr> passthrough_dst;
+	std::string upstream_ca; // PEM roots for origins besides the system's
+	// Not from the file: where the CA and the leaf cache are (--state-dir).
+	std::string state_dir = "/var/lib/sonic";
+	// Whether any listener terminates TLS (and so needs the CA).
+	bool needed(const std::vector<Listener> &listeners) const;
+};
+
 // [fw]: what sonic run's scripts may write to the fw blocklist.
 struct Fw {
 	// Never blocked (besides loopback and the admin listener's peers).
@@ -171,6 +195,7 @@ struct Config {
 
 	// Adds PATH to `scripts` (once) and returns its index.
 	size_t add_script(const std::string &path);
+	Tls tls;
 
 	// Every listener (the admin one too) joins its address: --reuse-port.
 	void reuse_ports();

@@ -2,6 +2,7 @@
 
 #include "out/error.hpp"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <charconv>
 #include <cstring>
@@ -137,6 +138,18 @@ std::string to_string(const Endpoint &e)
 	if (e.addr.family == AF_INET6)
 		return "[" + to_string(e.addr) + "]:" + std::to_string(e.port);
 	return to_string(e.addr) + ":" + std::to_string(e.port);
+}
+
+bool contains(const Cidr &cidr, const Addr16 &addr)
+{
+	const unsigned bits = cidr.prefix16();
+	for (unsigned i = 0; i < 16 && i * 8 < bits; ++i) {
+		const unsigned take = std::min(8u, bits - i * 8);
+		const uint8_t mask = static_cast<uint8_t>(0xff00u >> take);
+		if ((cidr.addr.bytes[i] & mask) != (addr[i] & mask))
+			return false;
+	}
+	return true;
 }
 
 } // namespace sonic::net

@@ -38,6 +38,9 @@ IpAddr parse_ip(std::string_view text);
 // "10.0.0.0/8", "2001:db8::/32", or an address alone (a host prefix). Bits
 // set beyond the prefix are an error, as in `ip route`.
 Cidr parse_cidr(std::string_view text);
+// Whether ADDR (in IPv6 form) lies in CIDR.
+bool contains(const Cidr &cidr, const Addr16 &addr);
+
 // "10.0.0.1:8080", "[2001:db8::1]:8080".
 Endpoint parse_endpoint(std::string_view text);
 

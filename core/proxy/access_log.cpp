@@ -93,6 +93,18 @@ void AccessLog::add(const LogEntry &e)
 		field(buf_, "script", e.script);
 		field(buf_, "script_outcome", e.script_outcome);
 	}
+	if (!e.tls.empty()) {
+		field(buf_, "tls", e.tls);
+		field(buf_, "sni", e.sni);
+		if (!e.tls_version.empty())
+			field(buf_, "tls_version", e.tls_version);
+		if (!e.cipher.empty())
+			field(buf_, "cipher", e.cipher);
+		if (!e.alpn.empty())
+			field(buf_, "alpn", e.alpn);
+		if (e.tls_resumed)
+			buf_ += ",\"tls_resumed\":true";
+	}
 	buf_ += "}\n";
 	// A write of at most PIPE_BUF (4 KiB) bytes to a pipe is atomic: keep
 	// each write under it when the lines allow.

@@ -26,6 +26,14 @@ struct LogEntry {
 	// throw, timeout, heap, passthrough); empty when none ran.
 	std::string_view script;
 	std::string_view script_outcome;
+	// The client's TLS, when it spoke TLS: "intercepted" or "passthrough",
+	// and what the ClientHello or the handshake said.
+	std::string_view tls;
+	std::string_view sni;
+	std::string_view tls_version;
+	std::string_view cipher;
+	std::string_view alpn;
+	bool tls_resumed = false;
 };
 
 class AccessLog {

@@ -26,8 +26,11 @@ struct ClientFacts {
 	std::string listener;     // ADDR:PORT the client connected to
 	// TLS as the client spoke it (TlsStream); empty/false for plain TCP.
 	std::string sni;
-	std::string tls_version;
+	std::string tls_version; // "TLS1.3"
+	std::string cipher;      // "AES-128-GCM"
+	std::string alpn;        // "http/1.1", or empty
 	bool intercepted = false;
+	bool resumed = false;
 };
 
 // One exchange as filters see it.

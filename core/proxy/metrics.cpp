@@ -93,6 +93,18 @@ const char *tunnel_kind_name(TunnelKind kind)
 	return "?";
 }
 
+const char *tls_failure_name(TlsFailure f)
+{
+	switch (f) {
+	case TlsFailure::BadHello: return "bad_hello";
+	case TlsFailure::SlowHello: return "slow_hello";
+	case TlsFailure::OldVersion: return "old_version";
+	case TlsFailure::Handshake: return "handshake";
+	case TlsFailure::NoLeaf: return "no_leaf";
+	}
+	return "?";
+}
+
 const char *limit_name(Limit limit)
 {
 	switch (limit) {
@@ -203,6 +215,33 @@ std::string prometheus_text(const std::vector<const Metrics *> &w, const ServerF
 	       sum(w, [](const Metrics &m) -> const Counter & { return m.tunnel_spliced_down; }));
 	sample(out, "sonic_tunnel_bytes_total", "direction=\"client\",path=\"copied\"",
 	       sum(w, [](const Metrics &m) -> const Counter & { return m.tunnel_copied_down; }));
+	family(out, "sonic_tls_connections_total", "counter",
+	       "Client TLS connections, by what sonic did: intercepted (terminated with a minted leaf) or passthrough "
+	       "(passed on untouched; its bytes are in sonic_tunnel_bytes_total).");
+	sample(out, "sonic_tls_connections_total", "action=\"intercepted\"",
+	       sum(w, [](const Metrics &m) -> const Counter & { return m.tls_intercepted; }));
+	sample(out, "sonic_tls_connections_total", "action=\"passthrough\"",
+	       sum(w, [](const Metrics &m) -> const Counter & { return m.tls_passthrough; }));
+	family(out, "sonic_tls_resumed_total", "counter", "Intercepted client handshakes that resumed a session (tickets).");
+	sample(out, "sonic_tls_resumed_total", "", sum(w, [](const Metrics &m) -> const Counter & { return m.tls_resumed; }));
+	family(out, "sonic_tls_failures_total", "counter", "Client TLS connections closed before a request, by reason.");
+	for (int k = 0; k < kTlsFailures; ++k)
+		sample(out, "sonic_tls_failures_total", std::string("reason=\"") + tls_failure_name(static_cast<TlsFailure>(k)) + "\"",
+		       sum(w, [k](const Metrics &m) -> const Counter & { return m.tls_failures[k]; }));
+	family(out, "sonic_tls_certificates_total", "counter",
+	       "Leaves served to handshakes: hit (from memory, on the worker) or miss (loaded or minted on the TLS pool).");
+	sample(out, "sonic_tls_certificates_total", "lookup=\"hit\"",
+	       sum(w, [](const Metrics &m) -> const Counter & { return m.tls_cert_hits; }));
+	sample(out, "sonic_tls_certificates_total", "lookup=\"miss\"",
+	       sum(w, [](const Metrics &m) -> const Counter & { return m.tls_cert_misses; }));
+	family(out, "sonic_tls_upstream_handshakes_total", "counter", "TLS handshakes with origins, by outcome.");
+	sample(out, "sonic_tls_upstream_handshakes_total", "outcome=\"full\"",
+	       sum(w, [](const Metrics &m) -> const Counter & { return m.tls_upstream_handshakes; }) -
+		       sum(w, [](const Metrics &m) -> const Counter & { return m.tls_upstream_resumed; }));
+	sample(out, "sonic_tls_upstream_handshakes_total", "outcome=\"resumed\"",
+	       sum(w, [](const Metrics &m) -> const Counter & { return m.tls_upstream_resumed; }));
+	sample(out, "sonic_tls_upstream_handshakes_total", "outcome=\"failed\"",
+	       sum(w, [](const Metrics &m) -> const Counter & { return m.tls_upstream_failures; }));
 	family(out, "sonic_config_reloads_total", "counter", "Configurations loaded by SIGHUP.");
 	sample(out, "sonic_config_reloads_total", "", facts.reloads);
 	family(out, "sonic_config_reload_errors_total", "counter", "SIGHUP reloads refused (the old configuration stayed).");

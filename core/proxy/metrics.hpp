@@ -35,6 +35,13 @@ enum class Limit { MaxConnections, MaxConnectionsPerIp };
 constexpr int kLimits = 2;
 const char *limit_name(Limit limit);
 constexpr int kTunnelKinds = 4;
+// Why a client's TLS was closed before a request: a ClientHello that broke
+// the format or was over 16 KiB, one slower than client_header, no
+// TLS 1.2 or 1.3 offered, the handshake failing (the client refused the
+// leaf, ...), no leaf to serve.
+enum class TlsFailure { BadHello, SlowHello, OldVersion, Handshake, NoLeaf };
+constexpr int kTlsFailures = 5;
+const char *tls_failure_name(TlsFailure f);
 const char *tunnel_kind_name(TunnelKind kind);
 
 struct alignas(64) Metrics {
@@ -65,12 +72,27 @@ struct alignas(64) Metrics {
 	Counter tunnel_copied_up;
 	Counter tunnel_copied_down;
 	// 5xx answers sonic made itself, by proxy::Cause (proxy/upstream.hpp).
-	static constexpr int kLocalErrorCauses = 10;
+	static constexpr int kLocalErrorCauses = 11;
 	Counter local_errors[kLocalErrorCauses];
 	// Worker scripts: requests they ran on, and those that threw or hit a
 	// limit.
 	Counter script_runs;
 	Counter script_errors;
+	// TLS: client connections whose TLS sonic terminated (intercepted) or
+	// passed through as it was, client handshakes that resumed, and those
+	// that failed, by why.
+	Counter tls_intercepted;
+	Counter tls_passthrough;
+	Counter tls_resumed;
+	Counter tls_failures[kTlsFailures];
+	// Leaves served from memory at once, and those loaded or minted off the
+	// event loop.
+	Counter tls_cert_hits;
+	Counter tls_cert_misses;
+	// TLS to origins.
+	Counter tls_upstream_handshakes;
+	Counter tls_upstream_resumed;
+	Counter tls_upstream_failures;
 
 	void count_status(int status)
 	{

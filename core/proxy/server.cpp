@@ -9,8 +9,10 @@
 #include "out/log.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/origdst.hpp"
+#include "proxy/tls_context.hpp"
 #include "proxy/worker.hpp"
 #include "sys/notify.hpp"
+#include "tls/state.hpp"
 
 #include <algorithm>
 #include <arpa/inet.h>
@@ -260,6 +262,9 @@ Server::~Server()
 		if (t.joinable())
 			t.join();
 	admin_.reset();
+	// The mint threads end before the workers whose executors they resume.
+	if (tls_)
+		tls_->lookup().shutdown();
 	workers_.clear();
 	if (log_fd_ > STDERR_FILENO)
 		::close(log_fd_);
@@ -357,6 +362,7 @@ void Server::start()
 	std::signal(SIGPIPE, SIG_IGN);
 
 	limits_ = std::make_shared<ClientLimits>();
+	open_tls(*config_);
 	const uint64_t share = descriptor_share(n);
 	if (share != UINT64_MAX)
 		log::debug("each worker takes up to " + std::to_string(share) +
@@ -365,6 +371,7 @@ void Server::start()
 		auto w = std::make_unique<Worker>(i, config_, log_fd_, splice_, limits_);
 		w->set_accel(accel_);
 		w->set_blocker(blocker_);
+		w->set_tls(tls_);
 		w->set_capacity(n, share);
 		for (const config::Listener &l : config_->listeners)
 			w->add_listener(fds[l.address.text()][i], l);
@@ -421,6 +428,7 @@ void Server::reload()
 		for (const config::Listener &l : config_->listeners)
 			open.insert(l.address.text());
 		fds = open_listeners(*next, workers(), open);
+		open_tls(*next);
 	} catch (const std::exception &e) {
 		++reload_errors_;
 		log::error(std::string("reload: ") + e.what() + "; the running configuration stays");
@@ -458,8 +466,9 @@ void Server::reload()
 		for (auto &[key, list] : fds)
 			mine[key] = list[i];
 		Worker *w = workers_[i].get();
-		asio::post(w->context(), [w, next, mine, s = splice_, a = accel_] {
+		asio::post(w->context(), [w, next, mine, s = splice_, a = accel_, t = tls_] {
 			w->set_splice(s);
+			w->set_tls(t);
 			w->set_accel(a);
 			w->apply(next, mine);
 		});
@@ -471,6 +480,21 @@ void Server::reload()
 	}
 	++reloads_;
 	log::info("reload: configuration from " + next->source + " in use");
+}
+
+void Server::open_tls(const config::Config &c)
+{
+	if (tls_ || !c.tls.needed(c.listeners))
+		return;
+	// The CA, the leaf cache and the settings sonic cert uses: the leaves
+	// minted here are the ones `sonic cert list` shows.
+	std::shared_ptr<const tls::Ca> ca = tls::Ca::load(c.tls.state_dir);
+	tls::StoreOptions options;
+	options.dir = tls::StatePaths(c.tls.state_dir).certs_dir;
+	options.thread_nice = 10; // below the workers, as the mint threads
+	auto store = std::make_shared<tls::CertStore>(ca, options);
+	tls_ = std::make_shared<TlsContext>(store, c.tls.upstream_ca);
+	log::info("tls: leaves from the CA in " + tls::StatePaths(c.tls.state_dir).ca_file + ", cached in " + options.dir);
 }
 
 uint64_t Server::active_connections() const

@@ -27,6 +27,7 @@ namespace sonic::proxy {
 class Worker;
 class Admin;
 class ClientLimits;
+class TlsContext;
 
 class Server {
 public:
@@ -65,6 +66,9 @@ private:
 	// not the one loaded now.
 	void record_legs(const std::string &what);
 	uint64_t active_connections() const;
+	// The CA, leaf store and TLS settings, made once when a configuration
+	// first asks for interception (the state directory's CA must exist).
+	void open_tls(const config::Config &c);
 
 	std::shared_ptr<const config::Config> config_;
 	std::function<config::Config()> reload_;
@@ -77,6 +81,7 @@ private:
 	std::vector<std::shared_ptr<const js::Program>> scripts_;
 	std::map<std::string, sockaddr_storage> bound_; // listener address -> what it is bound to
 	std::shared_ptr<ClientLimits> limits_;
+	std::shared_ptr<TlsContext> tls_;
 	std::vector<std::unique_ptr<Worker>> workers_;
 	std::vector<std::thread> threads_;
 	std::unique_ptr<Admin> admin_;

@@ -5,6 +5,7 @@
 #include "out/log.hpp"
 #include "proxy/origdst.hpp"
 #include "proxy/tunnel.hpp"
+#include "tls/peek.hpp"
 
 #include <array>
 #include <cerrno>
@@ -56,7 +57,7 @@ bool looks_like_http(const char *p, size_t n)
 Session::Session(Worker &worker, tcp::socket client, const config::Listener &listener, ClientLimits::Ticket ticket)
 	: worker_(worker), gen_(worker.generation()), cfg_(*gen_->config), mode_(listener.mode),
 	  tcp_upstream_(listener.upstream), parser_(http::Kind::Request, cfg_.limits.header_bytes),
-	  ticket_(std::move(ticket))
+	  ticket_(std::move(ticket)), listener_tls_(listener.tls)
 {
 	worker_.attach(this);
 	asio::error_code ec;
@@ -125,9 +126,15 @@ awaitable<void> Session::run()
 		if (orig) {
 			original_dst_ = to_endpoint(*orig);
 			have_original_dst_ = true;
-			// HTTP is proxied as HTTP; anything else (TLS, SSH, ...) is a tunnel.
+			// HTTP is proxied as HTTP; TLS as [tls] says; anything else
+			// (SSH, ...) is a tunnel.
 			set_deadline(cfg_.timeouts.client_header);
-			bool got = co_await read_client();
+			bool more = true;
+			if (cfg_.tls.mode != config::TlsMode::Off)
+				more = co_await transparent_tls();
+			bool got = more;
+			if (more)
+				got = co_await read_client();
 			if (got) {
 				if (looks_like_http(in_.head(), in_.size()))
 					co_await run_http();
@@ -135,11 +142,234 @@ awaitable<void> Session::run()
 					co_await run_tcp(&original_dst_);
 			}
 		}
+	} else if (listener_tls_) {
+		co_await run_https();
 	} else {
 		co_await run_http();
 	}
 	co_await stream_->shutdown();
 	stream_->close();
+}
+
+// ---- TLS: which stream the client gets --------------------------------------
+
+awaitable<tls::ClientHello> Session::peek_hello()
+{
+	take_buffer(in_);
+	const size_t before = in_.size();
+	const int fd = stream_->socket().native_handle();
+	// What a hello may take: the buffer past what it holds, at most 16 KiB
+	// of handshake in records.
+	const size_t cap = std::min(in_.room(), tls::kMaxHelloBytes + 64 * 5);
+	size_t last = 0;
+	asio::steady_timer pause(worker_.context());
+	for (;;) {
+		asio::error_code ec;
+		co_await stream_->socket().async_wait(tcp::socket::wait_read, with(ec));
+		if (ec || timed_out_)
+			break;
+		ssize_t n = ::recv(fd, in_.tail(), cap, MSG_PEEK | MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			break; // gone before a whole hello
+		const size_t got = n > 0 ? static_cast<size_t>(n) : 0;
+		tls::ClientHello h = tls::parse_client_hello(std::string_view(in_.head(), before + got));
+		if (h.status != tls::HelloStatus::NeedMore)
+			co_return h;
+		if (got >= cap) {
+			h.status = tls::HelloStatus::TooBig;
+			co_return h;
+		}
+		// The socket stays readable while the peeked bytes sit in it: the
+		// rest of a hello split across segments is waited for by pausing.
+		if (got == last) {
+			pause.expires_after(std::chrono::milliseconds(2));
+			co_await pause.async_wait(with(ec));
+		}
+		last = got;
+	}
+	co_return tls::ClientHello{};
+}
+
+bool Session::passes_through(const tls::ClientHello &hello, const tcp::endpoint &dst) const
+{
+	const config::Tls &t = cfg_.tls;
+	if (t.mode == config::TlsMode::Passthrough)
+		return true;
+	for (const std::string &glob : t.passthrough_sni)
+		if (!hello.sni.empty() && tls::name_matches(glob, hello.sni))
+			return true;
+	if (!t.passthrough_dst.empty()) {
+		const net::Addr16 a = addr16(dst.address());
+		for (const net::Cidr &c : t.passthrough_dst)
+			if (net::contains(c, a))
+				return true;
+	}
+	return false;
+}
+
+void Session::refuse_hello(const tls::ClientHello &hello)
+{
+	Metrics &m = worker_.counters();
+	const std::string who(client_text_, client_text_len_);
+	if (hello.status == tls::HelloStatus::NeedMore) {
+		if (timed_out_) {
+			m.tls_failures[static_cast<int>(TlsFailure::SlowHello)].add();
+			log::debug("tls from " + who + ": no whole ClientHello within client_header; closed");
+		}
+		return; // else the client left
+	}
+	m.tls_failures[static_cast<int>(TlsFailure::BadHello)].add();
+	log::debug("tls from " + who + ": ClientHello " + tls::hello_status_name(hello.status) + "; closed");
+}
+
+awaitable<bool> Session::accept_tls(const tls::ClientHello &hello, const std::string &name)
+{
+	Metrics &m = worker_.counters();
+	TlsContext &ctx = *worker_.tls();
+	const std::string who(client_text_, client_text_len_);
+	CertLookup::Result leaf = co_await ctx.lookup().get(name, origin_names_);
+	if (!leaf.leaf) {
+		m.tls_failures[static_cast<int>(TlsFailure::NoLeaf)].add();
+		// Said once per name: a client can send any SNI, and a broken CA
+		// fails every name, which the first lines show.
+		if (ctx.first_rejection("(no leaf)", name))
+			log::warn("tls from " + who + ": no leaf for '" + name + "': " + leaf.error);
+		co_return false;
+	}
+	(leaf.hit ? m.tls_cert_hits : m.tls_cert_misses).add();
+	// The bytes read already (after a CONNECT head) go to GnuTLS first.
+	std::string before(in_.head(), in_.size());
+	in_.consume(in_.size());
+	auto stream = std::make_unique<TlsStream>(std::move(stream_->socket()));
+	TlsEngine &engine = stream->engine();
+	engine.init_server(ctx, leaf.leaf, std::move(before));
+	stream_ = std::move(stream);
+	set_deadline(cfg_.timeouts.client_header);
+	int rc = co_await engine.handshake();
+	if (rc != 0) {
+		const int alert = engine.alert_received();
+		if (hello.best_modern() == 0) {
+			m.tls_failures[static_cast<int>(TlsFailure::OldVersion)].add();
+			log::debug("tls from " + who + ": only " + tls::version_name(hello.versions.empty() ? 0 : hello.versions.back()) +
+				   " or older offered; refused");
+		} else if (alert == GNUTLS_A_UNKNOWN_CA || alert == GNUTLS_A_BAD_CERTIFICATE ||
+			   alert == GNUTLS_A_CERTIFICATE_UNKNOWN) {
+			m.tls_failures[static_cast<int>(TlsFailure::Handshake)].add();
+			if (ctx.first_rejection(client_ip_, name))
+				log::warn("tls from " + who + ": the client rejected sonic's certificate for '" + name + "' (" +
+					  engine.error_text() + "); hint: `sonic ca trust` on the client host, or give it `sonic ca export`");
+		} else {
+			m.tls_failures[static_cast<int>(TlsFailure::Handshake)].add();
+			log::debug("tls from " + who + " for '" + name + "': handshake failed: " + engine.error_text());
+		}
+		co_return false;
+	}
+	tls_ = std::make_unique<TlsFacts>(engine.facts());
+	tls_->sni = hello.sni;
+	tls_action_ = "intercepted";
+	m.tls_intercepted.add();
+	if (tls_->resumed)
+		m.tls_resumed.add();
+	co_return true;
+}
+
+awaitable<void> Session::run_https()
+{
+	set_deadline(cfg_.timeouts.client_header);
+	tls::ClientHello hello = co_await peek_hello();
+	if (hello.status != tls::HelloStatus::Complete) {
+		refuse_hello(hello);
+		co_return;
+	}
+	// Without SNI, the leaf is for the address the client connected to.
+	std::string name = hello.sni;
+	if (name.empty()) {
+		asio::error_code ec;
+		name = stream_->socket().local_endpoint(ec).address().to_string();
+	}
+	bool ok = co_await accept_tls(hello, name);
+	if (ok)
+		co_await run_http();
+}
+
+awaitable<bool> Session::transparent_tls()
+{
+	tls::ClientHello hello = co_await peek_hello();
+	if (hello.status == tls::HelloStatus::NotTls)
+		co_return true;
+	if (hello.status != tls::HelloStatus::Complete) {
+		refuse_hello(hello);
+		co_return false;
+	}
+	if (passes_through(hello, original_dst_) || !worker_.tls()) {
+		tls_ = std::make_unique<TlsFacts>();
+		tls_->sni = hello.sni;
+		tls_action_ = "passthrough";
+		worker_.counters().tls_passthrough.add();
+		co_await run_tcp(&original_dst_);
+		co_return false;
+	}
+	std::string host = hello.sni.empty() ? original_dst_.address().to_string() : hello.sni;
+	co_await intercept(hello, host, original_dst_, nullptr);
+	co_return false;
+}
+
+awaitable<Session::Outcome> Session::intercept(const tls::ClientHello &hello, const std::string &host,
+					       const tcp::endpoint &dst, std::unique_ptr<UpConn> conn)
+{
+	tls_origin_ = &worker_.server_for_tls(dst, host);
+	// The origin first: whether its certificate verifies decides whether
+	// the client gets answers or a 502 that says why, and its names go
+	// into the client's leaf. The connection waits in the pool for the
+	// first request.
+	set_deadline(cfg_.timeouts.upstream_connect + std::chrono::seconds(1));
+	Acquired t;
+	if (conn) {
+		Acquired secured = co_await worker_.upstreams().start_tls(std::move(conn), *tls_origin_);
+		t = std::move(secured);
+	} else {
+		Target origin;
+		origin.server = tls_origin_;
+		Acquired fresh = co_await worker_.upstreams().acquire(origin, true, false, cfg_.timeouts.upstream_connect);
+		t = std::move(fresh);
+	}
+	if (t) {
+		origin_names_ = t.conn->tls->peer_names();
+		worker_.release(std::move(t.conn));
+	} else {
+		origin_failure_ = t.error;
+	}
+	bool ok = co_await accept_tls(hello, host);
+	if (!ok)
+		co_return Outcome::Close;
+	// HTTP inside: a new parse from the connection's next byte.
+	parser_.reset();
+	requests_ = 0;
+	co_await run_http();
+	co_return Outcome::Close;
+}
+
+awaitable<IoResult> Session::up_read(UpConn &up)
+{
+	std::span<char> room(up.in.tail(), up.in.room());
+	if (up.tls) {
+		IoResult t = co_await up.tls->read_some(room);
+		co_return t;
+	}
+	IoResult r;
+	r.bytes = co_await up.sock.async_read_some(asio::buffer(room.data(), room.size()), with(r.error));
+	co_return r;
+}
+
+awaitable<IoResult> Session::up_write(UpConn &up, std::span<const asio::const_buffer> bufs)
+{
+	if (up.tls) {
+		IoResult t = co_await up.tls->write(bufs);
+		co_return t;
+	}
+	IoResult r;
+	r.bytes = co_await asio::async_write(up.sock, bufs, with(r.error));
+	co_return r;
 }
 
 awaitable<bool> Session::read_client()
@@ -185,6 +415,14 @@ void Session::log_request(int status, bool count)
 		e.script = ex_->script;
 		e.script_outcome = ex_->script_outcome;
 	}
+	if (tls_) {
+		e.tls = tls_action_;
+		e.sni = tls_->sni;
+		e.tls_version = tls_->version;
+		e.cipher = tls_->cipher;
+		e.alpn = tls_->alpn;
+		e.tls_resumed = tls_->resumed;
+	}
 	log.add(e);
 }
 
@@ -208,7 +446,10 @@ awaitable<Session::Outcome> Session::fail(int status, const char *why, const Ups
 		log::warn(line);
 	}
 	out_.clear();
-	std::string body = std::to_string(status) + " " + std::string(http::status_reason(status)) + ": " + why + "\n";
+	std::string body = std::to_string(status) + " " + std::string(http::status_reason(status)) + ": " + why;
+	if (cause && cause->cause == Cause::UpstreamTls && !cause->detail.empty())
+		body += ": " + cause->detail; // the client is told why the origin is not trusted
+	body += "\n";
 	http::append_simple_response(out_, status, "text/plain", body, false, fail_headers_);
 	fail_headers_ = {};
 	co_await write_client(out_);
@@ -229,6 +470,7 @@ awaitable<Session::Outcome> Session::fail(const UpstreamError &e, std::string_vi
 	case Cause::ScriptError: why = "worker script failed"; break;
 	case Cause::ScriptLimit: why = "worker script over its limit"; break;
 	case Cause::NoServer: why = "no upstream server"; break;
+	case Cause::UpstreamTls: why = "TLS with the origin failed"; break;
 	case Cause::ConnectRefused: break;
 	}
 	return fail(e.status, why, &e, detail);
@@ -288,7 +530,7 @@ awaitable<Session::Outcome> Session::exchange()
 	if (rate_limited())
 		co_return co_await fail(503, "request rate over the limit for this address");
 	if (h.is_connect()) {
-		if (mode_ != config::Mode::Forward)
+		if (mode_ != config::Mode::Forward || tls_origin_)
 			co_return co_await fail(405, "CONNECT is served by forward listeners only");
 		in_.consume(head_bytes_);
 		co_return co_await connect_tunnel();
@@ -401,7 +643,14 @@ awaitable<Session::Stop> Session::route(Target &target)
 	const auto absolute = http::parse_absolute_form(h.target);
 	std::string_view origin_form = absolute ? absolute->origin_form : h.target;
 	std::string_view authority = absolute ? absolute->authority : h.host;
-	if (mode_ == config::Mode::Forward) {
+	if (tls_origin_) {
+		// Inside an intercepted connection: the origin the client reached.
+		if (origin_failure_)
+			co_return co_await fail(*origin_failure_);
+		target.server = tls_origin_;
+		target.host = tls_origin_->tls_name;
+		target.port = tls_origin_->endpoint.port();
+	} else if (mode_ == config::Mode::Forward) {
 		// A forward proxy is asked with absolute-form.
 		auto a = absolute ? http::parse_authority(authority, 80) : std::nullopt;
 		if (!a)
@@ -449,6 +698,14 @@ ClientFacts Session::client_facts() const
 		f.original_dst = endpoint_text(original_dst_);
 	asio::error_code ec;
 	f.listener = endpoint_text(stream_->socket().local_endpoint(ec));
+	if (tls_) {
+		f.sni = tls_->sni;
+		f.tls_version = tls_->version;
+		f.cipher = tls_->cipher;
+		f.alpn = tls_->alpn;
+		f.intercepted = true;
+		f.resumed = tls_->resumed;
+	}
 	return f;
 }
 
@@ -461,6 +718,7 @@ awaitable<Session::Stop> Session::run_request_filters(const FilterChain &chain, 
 	ex_->response.status = 0;
 	ex_->request = http::Request::from(parser_.message());
 	ex_->client = facts_.get();
+	ex_->scheme = tls_ ? "https" : "http";
 	ex_->origin = &target;
 	ex_->read_body = [this]() { return read_whole_body(); };
 	// The owned request holds what the filters need: the head's bytes go.
@@ -624,10 +882,10 @@ awaitable<Session::Stop> Session::send_request(UpConn &up)
 		// A body the filters read whole goes as one Content-Length body.
 		const std::string &body = ex_->request.body;
 		std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(body)};
-		co_await asio::async_write(up.sock, bufs, with(ec));
-		if (ec) {
+		IoResult w = co_await up_write(up, bufs);
+		if (!w) {
 			upstream_ = nullptr;
-			send_errno_ = ec.value();
+			send_errno_ = w.error.value();
 			co_return Outcome::KeepAlive;
 		}
 		co_return std::nullopt;
@@ -635,11 +893,11 @@ awaitable<Session::Stop> Session::send_request(UpConn &up)
 	size_t used = 0;
 	auto r = parser_.body(in_.head(), in_.size(), used);
 	std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(in_.head(), used)};
-	co_await asio::async_write(up.sock, bufs, with(ec));
+	IoResult w = co_await up_write(up, bufs);
 	in_.consume(used);
-	if (ec) {
+	if (!w) {
 		upstream_ = nullptr;
-		send_errno_ = ec.value();
+		send_errno_ = w.error.value();
 		co_return Outcome::KeepAlive;
 	}
 	uint64_t body_seen = used;
@@ -666,12 +924,13 @@ awaitable<Session::Stop> Session::send_request(UpConn &up)
 		}
 		if (used) {
 			set_deadline(cfg_.timeouts.upstream_response);
-			co_await asio::async_write(up.sock, asio::buffer(in_.head(), used), with(ec));
+			asio::const_buffer piece(in_.head(), used);
+			IoResult pw = co_await up_write(up, std::span<const asio::const_buffer>(&piece, 1));
 			in_.consume(used);
-			if (ec) {
+			if (!pw) {
 				upstream_ = nullptr;
 				const UpstreamError cause{timed_out_ ? 504 : 502, Cause::SendFailed, Phase::Send,
-							  up.server->text, ec.value()};
+							  up.server->text, pw.error.value()};
 				co_return co_await fail(cause);
 			}
 		}
@@ -834,9 +1093,10 @@ awaitable<Session::HeadEnd> Session::read_response_head(UpConn &up, bool sent_an
 			co_await fail(502, "response head over the limit", &cause);
 			co_return HeadEnd::Done;
 		}
-		size_t n = co_await up.sock.async_read_some(asio::buffer(up.in.tail(), up.in.room()), with(ec));
-		if (!ec && n > 0) {
-			up.in.end += n;
+		IoResult got = co_await up_read(up);
+		ec = got.error;
+		if (got) {
+			up.in.end += got.bytes;
 			continue;
 		}
 		if (timed_out_) {
@@ -1049,7 +1309,9 @@ awaitable<Session::Outcome> Session::stream_response_body(std::unique_ptr<UpConn
 		if (up->in.size() == 0)
 			up->in.begin = up->in.end = 0;
 		set_deadline(cfg_.timeouts.upstream_response);
-		size_t n = co_await up->sock.async_read_some(asio::buffer(up->in.tail(), up->in.room()), with(ec));
+		IoResult got = co_await up_read(*up);
+		ec = got.error;
+		const size_t n = got.bytes;
 		if (ec == asio::error::eof && framing == http::Framing::UntilClose) {
 			upstream_eof = true;
 			continue;
@@ -1113,6 +1375,11 @@ awaitable<void> Session::pump_tunnel(tcp::socket &upstream, std::span<const char
 
 awaitable<Session::Outcome> Session::tunnel_upgrade(std::unique_ptr<UpConn> up)
 {
+	if (up->tls) {
+		const UpstreamError cause{502, Cause::BadResponse, Phase::ResponseHead, up->server->text, 0,
+					  "an Upgrade to an origin over TLS is not tunnelled yet"};
+		co_return co_await fail(502, "protocol upgrade through intercepted TLS is not supported", &cause);
+	}
 	const http::Head &h = up->parser.message();
 	out_.clear();
 	http::append_status_line(out_, 101, h.reason);
@@ -1153,6 +1420,27 @@ awaitable<Session::Outcome> Session::connect_tunnel()
 	if (!sent)
 		co_return Outcome::Close;
 	std::string where = a.conn->server->text;
+	if (cfg_.tls.mode != config::TlsMode::Off) {
+		// The tunnel's first bytes say whether it carries TLS, and to whom.
+		set_deadline(cfg_.timeouts.client_header);
+		tls::ClientHello hello = co_await peek_hello();
+		if (hello.status == tls::HelloStatus::Complete) {
+			tls_ = std::make_unique<TlsFacts>();
+			tls_->sni = hello.sni;
+			const tcp::endpoint dst = a.conn->server->endpoint;
+			if (!passes_through(hello, dst) && worker_.tls()) {
+				log_request(200);
+				std::string host = hello.sni.empty() ? target.host : hello.sni;
+				co_return co_await intercept(hello, host, dst, std::move(a.conn));
+			}
+			tls_action_ = "passthrough";
+			worker_.counters().tls_passthrough.add();
+		} else if (hello.status != tls::HelloStatus::NotTls) {
+			refuse_hello(hello);
+			log_request(200);
+			co_return Outcome::Close;
+		}
+	}
 	co_await pump_tunnel(a.conn->sock, std::span<const char>(in_.head(), in_.size()), {}, TunnelKind::Connect, where);
 	log_request(200);
 	asio::error_code ec;

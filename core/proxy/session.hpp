@@ -9,8 +9,10 @@
 
 #include "proxy/filter.hpp"
 #include "proxy/stream.hpp"
+#include "proxy/tls_stream.hpp"
 #include "proxy/upstream.hpp"
 #include "proxy/worker.hpp"
+#include "tls/peek.hpp"
 
 #include <optional>
 #include <span>
@@ -86,6 +88,33 @@ private:
 	awaitable<void> pump_tunnel(tcp::socket &upstream, std::span<const char> from_client,
 				    std::span<const char> from_upstream, TunnelKind kind, const std::string &where);
 
+	// ---- TLS: which stream the client gets
+	// The client's first bytes as a ClientHello, peeked after what in_
+	// holds already (nothing is consumed), within client_header.
+	awaitable<tls::ClientHello> peek_hello();
+	// Whether TLS to DST with HELLO passes through untouched ([tls]).
+	bool passes_through(const tls::ClientHello &hello, const tcp::endpoint &dst) const;
+	// A hello that is not to be served (malformed, too big, too slow, the
+	// client gone): counted and logged; the connection closes.
+	void refuse_hello(const tls::ClientHello &hello);
+	// Terminates the client's TLS with a leaf for NAME: the stream becomes
+	// a TlsStream. False when the handshake failed (counted, logged).
+	awaitable<bool> accept_tls(const tls::ClientHello &hello, const std::string &name);
+	// Forward (after CONNECT, CONN the origin's connection) and transparent
+	// (CONN null): TLS with the origin as HOST, then with the client, then
+	// the requests inside, through routes and filters, to that origin.
+	awaitable<Outcome> intercept(const tls::ClientHello &hello, const std::string &host, const tcp::endpoint &dst,
+				     std::unique_ptr<UpConn> conn);
+	// Reverse listeners with tls = "intercept".
+	awaitable<void> run_https();
+	// Transparent with [tls] on: TLS is seen by peeking; anything else goes
+	// on as without it. False when the connection is done.
+	awaitable<bool> transparent_tls();
+
+	// ---- the upstream connection, plain or TLS
+	awaitable<IoResult> up_read(UpConn &up);
+	awaitable<IoResult> up_write(UpConn &up, std::span<const asio::const_buffer> bufs);
+
 	// ---- plumbing
 	awaitable<bool> read_client();
 	awaitable<bool> write_client(std::string_view head, std::string_view body = {});
@@ -134,6 +163,16 @@ private:
 	std::string client_ip_;
 	net::Addr16 client_addr_{};
 	ClientLimits::Ticket ticket_;
+	bool listener_tls_ = false; // a reverse listener with tls = "intercept"
+	// The client's TLS: what was agreed (intercepted) or peeked (passed through).
+	std::unique_ptr<TlsFacts> tls_;
+	const char *tls_action_ = ""; // "intercepted", "passthrough"
+	// Intercepted forward and transparent connections: every request goes
+	// to this origin over TLS, or is answered 502 with why it could not be
+	// reached.
+	ServerState *tls_origin_ = nullptr;
+	std::optional<UpstreamError> origin_failure_;
+	std::vector<std::string> origin_names_; // its certificate's, for the leaf
 	tcp::endpoint original_dst_;
 	bool have_original_dst_ = false;
 	size_t head_bytes_ = 0; // of the request head in in_, then of the response head

@@ -3,6 +3,7 @@
 #include "bpf/steer.hpp"
 #include "out/error.hpp"
 #include "out/log.hpp"
+#include "proxy/tls_stream.hpp"
 
 #include <asio/experimental/awaitable_operators.hpp>
 #include <atomic>
@@ -43,6 +44,7 @@ const char *phase_name(Phase p)
 	switch (p) {
 	case Phase::Resolve: return "resolve";
 	case Phase::Connect: return "connect";
+	case Phase::Handshake: return "tls handshake";
 	case Phase::Send: return "send";
 	case Phase::ResponseHead: return "response head";
 	case Phase::ResponseBody: return "response body";
@@ -64,6 +66,7 @@ const char *cause_name(Cause c)
 	case Cause::ScriptError: return "script_error";
 	case Cause::ScriptLimit: return "script_limit";
 	case Cause::NoServer: return "no_server";
+	case Cause::UpstreamTls: return "upstream_tls";
 	}
 	return "?";
 }
@@ -77,6 +80,8 @@ std::string UpstreamError::describe() const
 		s += " with " + server;
 	if (error)
 		s += std::string(": ") + std::strerror(error) + " (" + errno_name(error) + ")";
+	if (!detail.empty())
+		s += ": " + detail;
 	return s;
 }
 
@@ -110,6 +115,10 @@ awaitable<Acquired> UpstreamClient::connect(ServerState &server, std::chrono::mi
 	if (!ec) {
 		sock.set_option(tcp::no_delay(true), ec);
 		worker_.counters().upstream_connects.add();
+		if (server.tls) {
+			Acquired t = co_await start_tls(std::move(a.conn), server);
+			co_return t;
+		}
 		co_return a;
 	}
 	Metrics &m = worker_.counters();
@@ -157,6 +166,30 @@ awaitable<Acquired> UpstreamClient::acquire(Target &target, bool fresh, bool ver
 			co_return last;
 	}
 	co_return last;
+}
+
+awaitable<Acquired> UpstreamClient::start_tls(std::unique_ptr<UpConn> conn, ServerState &server)
+{
+	Metrics &m = worker_.counters();
+	conn->server = &server;
+	conn->tls = std::make_unique<TlsEngine>(conn->sock);
+	conn->tls->init_client(*worker_.tls(), server.tls_name, server.tls_session);
+	// Bounded by the session's deadline (upstream_connect and a second).
+	int rc = co_await conn->tls->handshake();
+	if (rc == 0) {
+		m.tls_upstream_handshakes.add();
+		if (gnutls_session_is_resumed(conn->tls->session()))
+			m.tls_upstream_resumed.add();
+		else
+			server.tls_session.clear(); // a fresh one is taken when it is released
+		co_return Acquired{std::move(conn), {}};
+	}
+	m.tls_upstream_failures.add();
+	server.tls_session.clear();
+	Acquired a;
+	a.error = UpstreamError{502, Cause::UpstreamTls, Phase::Handshake, server.tls_name + " at " + server.text, 0,
+				conn->tls->error_text()};
+	co_return a;
 }
 
 awaitable<ServerState *> UpstreamClient::resolve(const std::string &host, uint16_t port)

@@ -27,7 +27,7 @@ struct Target {
 };
 
 // The phase of an exchange in which sonic gave up and answered itself.
-enum class Phase : uint8_t { Resolve, Connect, Send, ResponseHead, ResponseBody, Script };
+enum class Phase : uint8_t { Resolve, Connect, Handshake, Send, ResponseHead, ResponseBody, Script };
 const char *phase_name(Phase p);
 
 // Why sonic made a 5xx itself: the labels of sonic_local_errors_total.
@@ -42,16 +42,24 @@ enum class Cause : uint8_t {
 	ScriptError,      // a worker script threw or returned no Response
 	ScriptLimit,      // a worker script exceeded its CPU, heap or subrequests
 	NoServer,         // a group with no server to try
+	UpstreamTls,      // the TLS handshake with the origin failed (its certificate did not verify, ...)
 };
-constexpr size_t kCauses = 10;
+constexpr size_t kCauses = 11;
 const char *cause_name(Cause c);
 
 struct UpstreamError {
+	UpstreamError() = default;
+	UpstreamError(int status_, Cause cause_, Phase phase_, std::string server_, int error_, std::string detail_ = {})
+		: status(status_), cause(cause_), phase(phase_), server(std::move(server_)), error(error_),
+		  detail(std::move(detail_))
+	{
+	}
 	int status = 502;
 	Cause cause = Cause::ConnectRefused;
 	Phase phase = Phase::Connect;
 	std::string server; // ADDR:PORT or the name, empty when none was tried
 	int error = 0;      // errno, 0 for a timeout or a protocol error
+	std::string detail; // what TLS said (the certificate's verification status, ...)
 	// "connect to 127.0.0.1:9 refused (ECONNREFUSED)"-style text for logs.
 	std::string describe() const;
 };
@@ -75,6 +83,10 @@ public:
 	awaitable<Acquired> acquire(Target &target, bool fresh, bool verify, std::chrono::milliseconds connect_timeout);
 	// HOST (a name or an address) at PORT, through the worker's cache.
 	awaitable<ServerState *> resolve(const std::string &host, uint16_t port);
+	// TLS over CONN (connected to an origin) as SERVER (a server_for_tls()
+	// state) says: SNI, verification, resumption with its last session.
+	// The connection comes back as SERVER's, or an UpstreamTls error.
+	awaitable<Acquired> start_tls(std::unique_ptr<UpConn> conn, ServerState &server);
 
 private:
 	awaitable<Acquired> connect(ServerState &server, std::chrono::milliseconds timeout, bool mark_down);

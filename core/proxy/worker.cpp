@@ -1,6 +1,7 @@
 #include "proxy/worker.hpp"
 
 #include "js/script_filter.hpp"
+#include "proxy/tls_stream.hpp"
 
 #include "bpf/accel.hpp"
 
@@ -148,6 +149,19 @@ ServerState &Worker::server_for(const tcp::endpoint &endpoint)
 	std::string key = endpoint.address().is_v6() ? "[" + endpoint.address().to_string() + "]:" : endpoint.address().to_string() + ":";
 	key += std::to_string(endpoint.port());
 	return server_state(key, endpoint);
+}
+
+ServerState &Worker::server_for_tls(const tcp::endpoint &endpoint, const std::string &name)
+{
+	std::string key = endpoint.address().is_v6() ? "[" + endpoint.address().to_string() + "]:" : endpoint.address().to_string() + ":";
+	key += std::to_string(endpoint.port());
+	// The name in the key: one address may serve many names, each its own
+	// verification and session.
+	ServerState &s = server_state("tls:" + name + "@" + key, endpoint);
+	s.text = key;
+	s.tls = true;
+	s.tls_name = name;
+	return s;
 }
 
 ServerState *Worker::resolved(const std::string &host_port)
@@ -333,6 +347,9 @@ std::unique_ptr<UpConn> Worker::pooled(ServerState &server, bool verify)
 	return nullptr;
 }
 
+UpConn::UpConn(asio::io_context &ctx, size_t header_limit) : sock(ctx), parser(http::Kind::Response, header_limit) {}
+UpConn::~UpConn() = default;
+
 std::unique_ptr<UpConn> Worker::new_conn(ServerState &server)
 {
 	auto c = std::make_unique<UpConn>(ctx_, gen_->config->limits.header_bytes);
@@ -350,6 +367,10 @@ void Worker::release(std::unique_ptr<UpConn> conn)
 		conn->in = ReadBuffer{};
 	}
 	conn->idle_since = now_;
+	// TLS 1.3 tickets come after the handshake: the session is worth
+	// keeping once a response was read, for the next new connection.
+	if (conn->tls && s.tls_session.empty())
+		s.tls_session = conn->tls->session_data();
 	s.idle.push_back(std::move(conn));
 }
 

@@ -66,14 +66,17 @@ struct ReadBuffer {
 };
 
 struct ServerState;
+class TlsEngine;
+class TlsContext;
 
 // A connection to an upstream server, pooled between requests.
 struct UpConn {
-	explicit UpConn(asio::io_context &ctx, size_t header_limit)
-		: sock(ctx), parser(http::Kind::Response, header_limit)
-	{
-	}
+	UpConn(asio::io_context &ctx, size_t header_limit);
+	~UpConn();
 	tcp::socket sock;
+	// TLS to the origin (an intercepted connection's), over sock; null for
+	// plain TCP. Reads and writes go through it when set.
+	std::unique_ptr<TlsEngine> tls;
 	http::Parser parser;
 	ReadBuffer in;
 	ServerState *server = nullptr;
@@ -90,6 +93,12 @@ struct ServerState {
 	unsigned keepalive = 64;
 	std::chrono::milliseconds fail_timeout{10000};
 	std::vector<std::unique_ptr<UpConn>> idle;
+	// An origin reached over TLS (intercepted traffic): the name sent as
+	// SNI and verified, and the session data of the last handshake, to
+	// resume with (one worker's, so no lock).
+	bool tls = false;
+	std::string tls_name;
+	std::string tls_session;
 };
 
 // An upstream group of the current configuration, with its round robin.
@@ -183,6 +192,12 @@ public:
 	std::unique_ptr<UpConn> new_conn(ServerState &server);
 	// The state of a server reached by address (forward, transparent).
 	ServerState &server_for(const tcp::endpoint &endpoint);
+	// The same over TLS, verified for NAME: its own pool, apart from plain
+	// connections to the address.
+	ServerState &server_for_tls(const tcp::endpoint &endpoint, const std::string &name);
+	// What every worker's TLS shares, or null when no listener terminates TLS.
+	TlsContext *tls() const { return tls_.get(); }
+	void set_tls(std::shared_ptr<TlsContext> tls) { tls_ = std::move(tls); }
 	// Forward mode: a cached name resolution, or null when it is stale.
 	ServerState *resolved(const std::string &host_port);
 	ServerState &remember_resolved(const std::string &host_port, const tcp::endpoint &endpoint);
@@ -230,6 +245,7 @@ private:
 	std::shared_ptr<const bpf::Splice> splice_;
 	std::shared_ptr<const bpf::AccelProxy> accel_;
 	std::shared_ptr<bpf::Blocker> blocker_;
+	std::shared_ptr<TlsContext> tls_;
 	asio::io_context ctx_;
 	std::vector<std::shared_ptr<Acceptor>> acceptors_;
 	std::map<std::string, std::unique_ptr<ServerState>, std::less<>> servers_;

@@ -48,7 +48,8 @@ Leaf::~Leaf() { gnutls_pcert_deinit(&chain_[0]); }
 std::string Leaf::file_text() const { return own_key_ ? cert_pem_ + key_->pem() : cert_pem_; }
 
 std::shared_ptr<const Leaf> Leaf::mint(std::shared_ptr<const Ca> ca, const HostName &name, int days,
-				       std::shared_ptr<const LeafKey> key, bool own_key, int64_t now)
+				       std::shared_ptr<const LeafKey> key, bool own_key, int64_t now,
+				       const std::vector<HostName> &also)
 {
 	if (days < 1 || days > kMaxLeafDays)
 		throw usage_error("mint certificate", "validity must be 1 to 397 days", std::to_string(days));
@@ -77,6 +78,18 @@ std::shared_ptr<const Leaf> Leaf::mint(std::shared_ptr<const Ca> ca, const HostN
 		check(gnutls_x509_crt_set_subject_alt_name(c, GNUTLS_SAN_DNSNAME, name.text.data(),
 							   static_cast<unsigned>(name.text.size()), GNUTLS_FSAN_SET),
 		      "set subject alternative name", name.text);
+	for (const HostName &n : also) {
+		if (n.text == name.text)
+			continue;
+		if (n.addr_len)
+			check(gnutls_x509_crt_set_subject_alt_name(c, GNUTLS_SAN_IPADDRESS, n.addr, n.addr_len,
+								   GNUTLS_FSAN_APPEND),
+			      "set subject alternative name", n.text);
+		else
+			check(gnutls_x509_crt_set_subject_alt_name(c, GNUTLS_SAN_DNSNAME, n.text.data(),
+								   static_cast<unsigned>(n.text.size()), GNUTLS_FSAN_APPEND),
+			      "set subject alternative name", n.text);
+	}
 	check(gnutls_x509_crt_set_basic_constraints(c, 0, -1), "set basic constraints", name.text);
 	check(gnutls_x509_crt_set_key_usage(c, GNUTLS_KEY_DIGITAL_SIGNATURE), "set key usage", name.text);
 	check(gnutls_x509_crt_set_key_purpose_oid(c, GNUTLS_KP_TLS_WWW_SERVER, 0), "set extended key usage",

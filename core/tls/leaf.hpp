@@ -46,8 +46,11 @@ public:
 	// leaf's key, its own when OWN_KEY (stored in its file) or one shared
 	// by many leaves; a null KEY means a fresh one. NOW is the Unix time
 	// the validity counts from.
+	// ALSO: more names for the SAN after NAME (an origin's own names, as
+	// mitmproxy copies them), each already canonical.
 	static std::shared_ptr<const Leaf> mint(std::shared_ptr<const Ca> ca, const HostName &name, int days,
-						std::shared_ptr<const LeafKey> key, bool own_key, int64_t now);
+						std::shared_ptr<const LeafKey> key, bool own_key, int64_t now,
+						const std::vector<HostName> &also = {});
 
 	// Reads a leaf file (certificate, then its key unless it uses
 	// SHARED_KEY). Null when CA did not issue it (the CA was replaced);

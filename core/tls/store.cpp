@@ -3,6 +3,9 @@
 #include "out/error.hpp"
 #include "out/log.hpp"
 
+#include <algorithm>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <condition_variable>
 #include <cstring>
 #include <ctime>
@@ -98,6 +101,17 @@ struct alignas(64) CertStore::Shard {
 };
 
 // Writes leaf files in the background, in the order they were minted.
+namespace {
+
+// The calling thread's nice value raised by NICE (0: unchanged).
+void lower_priority(int nice)
+{
+	if (nice > 0)
+		setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice);
+}
+
+} // namespace
+
 struct CertStore::Writer {
 	const LeafDir &dir;
 	bool warn;
@@ -110,7 +124,13 @@ struct CertStore::Writer {
 	int64_t last_warning = 0;
 	std::thread thread;
 
-	Writer(const LeafDir &d, bool w) : dir(d), warn(w), thread([this] { run(); }) {}
+	Writer(const LeafDir &d, bool w, int nice)
+		: dir(d), warn(w), thread([this, nice] {
+			  lower_priority(nice);
+			  run();
+		  })
+	{
+	}
 
 	~Writer()
 	{
@@ -183,7 +203,13 @@ struct CertStore::KeyPool {
 	bool stop = false;
 	std::thread thread;
 
-	explicit KeyPool(size_t n) : size(n), thread([this] { run(); }) {}
+	KeyPool(size_t n, int nice)
+		: size(n), thread([this, nice] {
+			  lower_priority(nice);
+			  run();
+		  })
+	{
+	}
 
 	~KeyPool()
 	{
@@ -247,12 +273,12 @@ CertStore::CertStore(std::shared_ptr<const Ca> ca, StoreOptions options)
 		// Read even under the per-leaf policy, so leaves minted under the
 		// shared one stay usable.
 		shared_key_ = disk_->shared_key(shared);
-		writer_ = std::make_unique<Writer>(*disk_, options_.warn_write_errors);
+		writer_ = std::make_unique<Writer>(*disk_, options_.warn_write_errors, options_.thread_nice);
 	} else if (shared) {
 		shared_key_ = LeafKey::generate();
 	}
 	if (!shared && options_.key_pool > 0)
-		key_pool_ = std::make_unique<KeyPool>(options_.key_pool);
+		key_pool_ = std::make_unique<KeyPool>(options_.key_pool, options_.thread_nice);
 }
 
 CertStore::~CertStore() = default;
@@ -342,6 +368,79 @@ Fetched CertStore::find(std::string_view input, bool sni)
 		if (auto leaf = lookup(name.text, t, sni))
 			return {std::move(leaf), LeafSource::Memory};
 	return fly(name, t, sni);
+}
+
+std::shared_ptr<const Leaf> CertStore::cached_for_sni(std::string_view sni)
+{
+	int64_t t = now();
+	char buf[256];
+	std::string_view key = quick_key(sni, buf);
+	if (key.empty())
+		return nullptr;
+	return lookup(key, t, true);
+}
+
+namespace {
+
+// ALSO as leaf names: canonical, valid, at most kMaxExtraNames.
+std::vector<HostName> extra_names(const std::vector<std::string> &also, size_t most)
+{
+	std::vector<HostName> out;
+	for (const std::string &a : also) {
+		if (out.size() >= most)
+			break;
+		try {
+			out.push_back(parse_name(a));
+		} catch (const Error &) {
+			// not a name sonic mints (an origin's odd SAN): left out
+		}
+	}
+	return out;
+}
+
+} // namespace
+
+bool CertStore::covers(const Leaf &leaf, const std::vector<std::string> &also)
+{
+	const std::vector<HostName> want = extra_names(also, kMaxExtraNames);
+	for (const HostName &n : want)
+		if (std::find(leaf.names().begin(), leaf.names().end(), n.text) == leaf.names().end())
+			return false;
+	return true;
+}
+
+Fetched CertStore::fetch_covering(std::string_view sni, const std::vector<std::string> &also)
+{
+	Fetched f = find(sni, true);
+	if (also.empty() || covers(*f.leaf, also))
+		return f;
+	const HostName name = parse_name(sni);
+	const int64_t t = now();
+	std::shared_ptr<const LeafKey> key = shared_key_;
+	const bool own_key = options_.key_policy == LeafKeyPolicy::PerLeaf;
+	if (own_key)
+		key = key_pool_ ? key_pool_->take() : nullptr;
+	auto leaf = Leaf::mint(ca_, name, options_.days, std::move(key), own_key, t, extra_names(also, kMaxExtraNames));
+	Shard &shard = shard_of(name_hash(name.text));
+	{
+		std::lock_guard<std::mutex> lock(shard.mutex);
+		auto it = shard.map.find(name.text);
+		Entry *e = it == shard.map.end() ? nullptr : it->second.get();
+		// An entry with a flight keeps it: that flight's leaf lands there.
+		if (e && !e->flight) {
+			e->leaf = leaf;
+			e->not_before = leaf->not_before();
+			e->renew_at = renew_at(*leaf);
+			e->expires_at = leaf->not_after();
+			e->own = true;
+			unlink(shard, e);
+			link_front(shard, e);
+		}
+		++shard.stats.mints;
+	}
+	if (writer_)
+		writer_->push(leaf);
+	return {std::move(leaf), LeafSource::Minted};
 }
 
 Fetched CertStore::fly(const HostName &name, int64_t t, bool sni)

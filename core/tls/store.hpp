@@ -39,6 +39,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sonic::tls {
 
@@ -59,6 +60,9 @@ struct StoreOptions {
 	// Log a warning when writing a leaf file fails (callers that flush()
 	// and report the error themselves turn it off).
 	bool warn_write_errors = true;
+	// Nice value for the store's own threads (the key pool, the writer):
+	// a proxy runs them below its workers. 0: as the creating thread.
+	int thread_nice = 0;
 	// Unix time in seconds; the real clock when empty (tests move it).
 	std::function<int64_t()> clock;
 };
@@ -97,6 +101,23 @@ public:
 	// (`sonic cert mint '*.example.com'`). The choice is remembered under
 	// the name until the leaf chosen is due for renewal.
 	std::shared_ptr<const Leaf> get_for_sni(std::string_view sni) { return find(sni, true).leaf; }
+	Fetched fetch_for_sni(std::string_view sni) { return find(sni, true); }
+
+	// The leaf get_for_sni() would serve when it is in memory already, or
+	// null: never loads, mints or waits, so an event loop may call it (a
+	// miss goes to fetch_for_sni() on another thread). Null for an invalid
+	// name too (fetch_for_sni() then says why).
+	std::shared_ptr<const Leaf> cached_for_sni(std::string_view sni);
+
+	// The leaf for SNI that also names every one of ALSO (the origin's
+	// certificate's names): the one fetch_for_sni() gives when it does,
+	// else a leaf for SNI with ALSO added to its SAN, minted and put in its
+	// place (memory and disk). Names of ALSO that are not valid leaf names
+	// are left out; at most kMaxExtraNames are taken.
+	Fetched fetch_covering(std::string_view sni, const std::vector<std::string> &also);
+	static constexpr size_t kMaxExtraNames = 100;
+	// Whether LEAF names every one of ALSO (as fetch_covering() takes them).
+	static bool covers(const Leaf &leaf, const std::vector<std::string> &also);
 
 	// Waits until every leaf minted so far is on disk; throws the first
 	// write error since the last flush.

@@ -2,6 +2,7 @@
 // and routes pick the most specific match.
 #include "config/config.hpp"
 #include "config/toml_guard.hpp"
+#include "net/addr.hpp"
 #include "out/error.hpp"
 
 #include <catch2/catch.hpp>
@@ -198,4 +199,56 @@ TEST_CASE("command-line shortcuts", "[config]")
 	CHECK_THROWS_AS(from_flags(Mode::Forward, "127.0.0.1:8080", "127.0.0.1:1"), sonic::Error);
 	CHECK(parse_endpoint("[::1]:443", "x").host == "::1");
 	CHECK(parse_endpoint("*:80", "x").host == "0.0.0.0");
+}
+
+TEST_CASE("[tls] and a reverse listener's tls = \"intercept\"", "[config]")
+{
+	Config plain = load_string(kBase, "t.toml");
+	CHECK(plain.tls.mode == TlsMode::Off);
+	CHECK_FALSE(plain.tls.needed(plain.listeners));
+
+	Config c = load_string("[[listener]]\naddress = \"127.0.0.1:8443\"\ntls = \"intercept\"\n"
+			       "[[listener]]\naddress = \"127.0.0.1:3128\"\nmode = \"forward\"\n"
+			       "[[upstream]]\nname = \"a\"\nservers = [\"127.0.0.1:9001\"]\n[[route]]\nupstream = \"a\"\n"
+			       "[tls]\nmode = \"passthrough\"\npassthrough_sni = [\"*.Bank.example\"]\n"
+			       "passthrough_dst = [\"10.0.0.0/8\", \"2001:db8::/32\"]\nupstream_ca = \"/etc/ca.pem\"\n",
+			       "t.toml");
+	CHECK(c.listeners[0].tls);
+	CHECK_FALSE(c.listeners[1].tls);
+	CHECK(c.tls.mode == TlsMode::Passthrough);
+	CHECK(c.tls.passthrough_sni == std::vector<std::string>{"*.bank.example"});
+	CHECK(c.tls.passthrough_dst.size() == 2);
+	CHECK(c.tls.upstream_ca == "/etc/ca.pem");
+	CHECK(c.tls.needed(c.listeners)); // the reverse listener terminates TLS
+
+	Config forward = load_string("[[listener]]\naddress = \"127.0.0.1:3128\"\nmode = \"forward\"\n[tls]\nmode = \"intercept\"\n",
+				     "t.toml");
+	CHECK(forward.tls.needed(forward.listeners));
+
+	CHECK(error_of(kBase + "[tls]\nmode = \"mitm\"\n").find("intercept") != std::string::npos);
+	CHECK(error_of(kBase + "[tls]\npassthrough_dst = [\"10.0.0.1/8\"]\n") != "");
+	CHECK(error_of(kBase + "[tls]\npassthrough_sni = \"x\"\n").find("array") != std::string::npos);
+	CHECK(error_of(kBase + "[tls]\nsplice = true\n") != "");
+	CHECK(error_of("[[listener]]\naddress = \"127.0.0.1:3128\"\nmode = \"forward\"\ntls = \"intercept\"\n")
+		      .find("reverse") != std::string::npos);
+	CHECK(error_of("[[listener]]\naddress = \"127.0.0.1:8443\"\ntls = \"yes\"\n" + kBase.substr(kBase.find("[[upstream]]")))
+		      .find("intercept") != std::string::npos);
+	CHECK(parse_tls_mode("intercept") == TlsMode::Intercept);
+	CHECK_FALSE(parse_tls_mode("on"));
+}
+
+TEST_CASE("passthrough_dst prefixes hold their addresses and no others", "[config]")
+{
+	using sonic::net::contains;
+	using sonic::net::parse_cidr;
+	using sonic::net::parse_ip;
+	CHECK(contains(parse_cidr("10.0.0.0/8"), parse_ip("10.200.1.2").bytes));
+	CHECK_FALSE(contains(parse_cidr("10.0.0.0/8"), parse_ip("11.0.0.1").bytes));
+	CHECK(contains(parse_cidr("192.168.1.128/25"), parse_ip("192.168.1.200").bytes));
+	CHECK_FALSE(contains(parse_cidr("192.168.1.128/25"), parse_ip("192.168.1.127").bytes));
+	CHECK(contains(parse_cidr("2001:db8::/32"), parse_ip("2001:db8:ffff::1").bytes));
+	CHECK_FALSE(contains(parse_cidr("2001:db8::/32"), parse_ip("2001:db9::1").bytes));
+	CHECK_FALSE(contains(parse_cidr("10.0.0.0/8"), parse_ip("::a00:1").bytes)); // not IPv4-mapped
+	CHECK(contains(parse_cidr("0.0.0.0/0"), parse_ip("203.0.113.9").bytes));
+	CHECK(contains(parse_cidr("127.0.0.1"), parse_ip("127.0.0.1").bytes));
 }

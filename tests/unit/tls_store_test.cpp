@@ -416,3 +416,27 @@ TEST_CASE("the trust store layout is found by its directories and tool", "[tls][
 	CHECK(debian->file == root.path + "/usr/local/share/ca-certificates/sonic-ca.crt");
 	CHECK(debian->rebuild.back() == "--fresh");
 }
+
+TEST_CASE("a leaf takes an origin's names, and is minted again only when it lacks some", "[tls][store]")
+{
+	CertStore store(test_ca(), {});
+	auto plain = store.get_for_sni("shop.example");
+	CHECK(plain->names() == std::vector<std::string>{"shop.example"});
+	const std::vector<std::string> origin = {"shop.example", "www.shop.example", "*.cdn.example", "192.0.2.7",
+						 "bad..name"};
+	Fetched f = store.fetch_covering("shop.example", origin);
+	CHECK(f.source == LeafSource::Minted);
+	CHECK(f.leaf->name() == "shop.example");
+	CHECK(f.leaf->names() ==
+	      std::vector<std::string>{"shop.example", "www.shop.example", "*.cdn.example", "192.0.2.7"});
+	CHECK(verifies(*f.leaf, *test_ca(), "www.shop.example"));
+	// Now cached with those names: served from memory, for the names or fewer.
+	CHECK(store.cached_for_sni("shop.example") == f.leaf);
+	CHECK(CertStore::covers(*f.leaf, origin));
+	CHECK(store.fetch_covering("shop.example", {"www.shop.example"}).leaf == f.leaf);
+	CHECK_FALSE(CertStore::covers(*plain, origin));
+	// A name the origin adds later: minted again.
+	auto grown = store.fetch_covering("shop.example", {"new.shop.example"});
+	CHECK(grown.source == LeafSource::Minted);
+	CHECK(grown.leaf != f.leaf);
+}

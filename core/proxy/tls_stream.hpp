@@ -1,0 +1,123 @@
+// TLS over an asio TCP socket with GnuTLS, for both ends of an intercepted
+// connection: the server side facing the client (the store's leaf), and the
+// client side facing the origin (SNI, verification, resumption). The socket
+// is non-blocking; GnuTLS reads and writes it itself (recv/sendmsg through
+// its transport functions) and, when it would block, the coroutine waits for
+// the socket to be ready in the direction GnuTLS names. Bytes read from the
+// socket before the handshake (a ClientHello after a CONNECT head) are fed
+// to GnuTLS first.
+#pragma once
+
+#include "proxy/stream.hpp"
+#include "proxy/tls_context.hpp"
+
+#include <gnutls/gnutls.h>
+
+#include <memory>
+#include <string>
+
+namespace sonic::proxy {
+
+// What was agreed, for the access log and filters.
+struct TlsFacts {
+	std::string sni;
+	std::string version; // "TLS1.3"
+	std::string cipher;  // "AES-128-GCM"
+	std::string alpn;    // "http/1.1", or empty
+	bool resumed = false;
+};
+
+class TlsEngine {
+public:
+	explicit TlsEngine(tcp::socket &sock) : sock_(sock) {}
+	~TlsEngine();
+	TlsEngine(const TlsEngine &) = delete;
+	TlsEngine &operator=(const TlsEngine &) = delete;
+
+	// The server side, serving LEAF (which must outlive the engine).
+	// BEFORE: bytes of the connection read already.
+	void init_server(const TlsContext &ctx, std::shared_ptr<const tls::Leaf> leaf, std::string before = {});
+	// The client side to an origin: NAME goes as SNI (unless an address) and
+	// is what the origin's certificate is verified for. RESUME: session
+	// data from an earlier connection to the same origin, or empty.
+	void init_client(const TlsContext &ctx, const std::string &name, const std::string &resume);
+
+	// 0, or the GnuTLS error that ended the handshake; the wait's error
+	// (timeout, drain) comes back as GNUTLS_E_PUSH_ERROR/PULL_ERROR with
+	// error() saying so.
+	awaitable<int> handshake();
+	awaitable<IoResult> read_some(std::span<char> buf);
+	awaitable<IoResult> write(std::span<const asio::const_buffer> bufs);
+	// close_notify, when the socket takes it at once.
+	void bye();
+
+	TlsFacts facts() const;
+	// Session data to resume with next time (client side), or empty.
+	std::string session_data() const;
+	// Why the last handshake or record call failed: the GnuTLS error, the
+	// certificate's verification status, the alert received.
+	std::string error_text() const;
+	int error() const { return error_; }
+	// The alert the peer sent to end the handshake, or -1.
+	int alert_received() const { return alert_; }
+	// The DNS names and addresses of the peer's certificate (client side).
+	std::vector<std::string> peer_names() const;
+	gnutls_session_t session() const { return s_; }
+
+private:
+	static ssize_t pull(gnutls_transport_ptr_t self, void *data, size_t size);
+	static ssize_t vec_push(gnutls_transport_ptr_t self, const giovec_t *iov, int count);
+	static int pull_timeout(gnutls_transport_ptr_t self, unsigned ms);
+	void set_transport();
+	// Waits until the socket is ready the way GnuTLS wants it; false when
+	// the wait ended otherwise (cancelled by a timeout or a drain).
+	awaitable<bool> wait_ready();
+	awaitable<IoResult> write_one(const char *data, size_t size);
+	IoResult failed(int rc);
+	void keep_tail(const unsigned char *data, size_t n);
+
+	tcp::socket &sock_;
+	gnutls_session_t s_ = nullptr;
+	std::shared_ptr<const tls::Leaf> leaf_;
+	std::string before_;
+	size_t before_used_ = 0;
+	std::string verify_name_; // GnuTLS keeps a pointer to it
+	std::string sni_;
+	int error_ = 0;
+	int alert_ = -1;
+	bool established_ = false;
+	unsigned char tail_[16] = {};
+	size_t tail_len_ = 0;
+	asio::error_code wait_error_;
+};
+
+// The client side of a session as TLS: a ClientStream over a TlsEngine.
+class TlsStream final : public ClientStream {
+public:
+	explicit TlsStream(tcp::socket sock) : sock_(std::move(sock)), engine_(sock_) {}
+
+	TlsEngine &engine() { return engine_; }
+	awaitable<IoResult> read_some(std::span<char> buf) override { return engine_.read_some(buf); }
+	awaitable<IoResult> write(std::span<const asio::const_buffer> bufs) override { return engine_.write(bufs); }
+	using ClientStream::write;
+	awaitable<void> shutdown() override;
+	void cancel() override
+	{
+		asio::error_code ec;
+		sock_.cancel(ec);
+	}
+	void close() override
+	{
+		asio::error_code ec;
+		sock_.shutdown(tcp::socket::shutdown_both, ec);
+		sock_.close(ec);
+	}
+	int raw_fd() const override { return -1; }
+	tcp::socket &socket() override { return sock_; }
+
+private:
+	tcp::socket sock_;
+	TlsEngine engine_;
+};
+
+} // namespace sonic::proxy
