@@ -732,8 +732,10 @@ awaitable<Session::Stop> Session::run_request_filters(const FilterChain &chain, 
 			log_request(499, false);
 			co_return Outcome::Close;
 		}
-		if (r.failure)
+		if (r.failure) {
+			worker_.counters().script_errors.add();
 			co_return co_await fail(*r.failure, r.detail);
+		}
 		co_return co_await respond(r.response);
 	}
 	// The request as the filters left it goes to the origin.
@@ -972,8 +974,6 @@ awaitable<Session::Outcome> Session::respond(const http::Response &r)
 	http::end_head(out_);
 	const bool with_body = !bodiless && !req_.head;
 	bool sent = co_await write_client(out_, with_body ? std::string_view(r.body) : std::string_view());
-	if (r.status >= 500)
-		worker_.counters().script_errors.add();
 	log_request(r.status);
 	co_return sent && keep_alive ? Outcome::KeepAlive : Outcome::Close;
 }
@@ -1187,8 +1187,10 @@ awaitable<Session::Stop> Session::run_response_filters(UpConn &up)
 			log_request(499, false);
 			co_return Outcome::Close;
 		}
-		if (r.failure)
+		if (r.failure) {
+			worker_.counters().script_errors.add();
 			co_return co_await fail(*r.failure, r.detail);
+		}
 		closing_ = true;
 		co_return co_await respond(r.response);
 	}
