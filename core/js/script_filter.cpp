@@ -363,8 +363,8 @@ FilterResult ScriptFilter::failed(Call &call, Stop stop, std::string detail)
 		program_->stats.throws++;
 		break;
 	}
-	f.failure = UpstreamError{500, limit ? Cause::ScriptLimit : Cause::ScriptError, Phase::Script, program_->name, 0};
-	f.detail = std::move(detail);
+	f.failure = UpstreamError{500, limit ? Cause::ScriptLimit : Cause::ScriptError, Phase::Script, program_->name, 0,
+				  std::move(detail)};
 	return f;
 }
 
@@ -386,8 +386,8 @@ awaitable<FilterResult> ScriptFilter::on_request(Exchange &ex)
 		program_->stats.throws++;
 		FilterResult f;
 		f.verdict = proxy::Verdict::Respond;
-		f.failure = UpstreamError{500, Cause::ScriptError, Phase::Script, program_->name, 0};
-		f.detail = "cannot load: " + instance_error_;
+		f.failure = UpstreamError{500, Cause::ScriptError, Phase::Script, program_->name, 0,
+					  "cannot load: " + instance_error_};
 		co_return f;
 	}
 	if (has_body(ex.request) && !ex.request.body_read) {

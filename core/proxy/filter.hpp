@@ -64,7 +64,6 @@ struct FilterResult {
 	http::Response response; // for Respond
 	// For a 5xx the filter made: why, logged once by the session.
 	std::optional<UpstreamError> failure;
-	std::string detail; // more for that log line: a script's error and stack
 
 	static FilterResult next() { return {}; }
 	static FilterResult respond(http::Response r)

@@ -432,7 +432,7 @@ std::string Session::answer_text(int status) const
 	       std::string(client_text_, client_text_len_);
 }
 
-awaitable<Session::Outcome> Session::fail(int status, const char *why, const UpstreamError *cause, std::string_view detail)
+awaitable<Session::Outcome> Session::fail(int status, const char *why, const UpstreamError *cause)
 {
 	if (status >= 500) {
 		// Every 5xx sonic makes itself says once why, with what it knows.
@@ -441,8 +441,6 @@ awaitable<Session::Outcome> Session::fail(int status, const char *why, const Ups
 			line += " (" + cause->describe() + ")";
 			worker_.counters().local_errors[static_cast<int>(cause->cause)].add();
 		}
-		if (!detail.empty())
-			line += ": " + std::string(detail);
 		log::warn(line);
 	}
 	out_.clear();
@@ -457,7 +455,7 @@ awaitable<Session::Outcome> Session::fail(int status, const char *why, const Ups
 	co_return Outcome::Close;
 }
 
-awaitable<Session::Outcome> Session::fail(const UpstreamError &e, std::string_view detail)
+awaitable<Session::Outcome> Session::fail(const UpstreamError &e)
 {
 	const char *why = "upstream unreachable";
 	switch (e.cause) {
@@ -473,7 +471,7 @@ awaitable<Session::Outcome> Session::fail(const UpstreamError &e, std::string_vi
 	case Cause::UpstreamTls: why = "TLS with the origin failed"; break;
 	case Cause::ConnectRefused: break;
 	}
-	return fail(e.status, why, &e, detail);
+	return fail(e.status, why, &e);
 }
 
 awaitable<void> Session::run_http()
@@ -734,7 +732,7 @@ awaitable<Session::Stop> Session::run_request_filters(const FilterChain &chain, 
 		}
 		if (r.failure) {
 			worker_.counters().script_errors.add();
-			co_return co_await fail(*r.failure, r.detail);
+			co_return co_await fail(*r.failure);
 		}
 		co_return co_await respond(r.response);
 	}
@@ -1189,7 +1187,7 @@ awaitable<Session::Stop> Session::run_response_filters(UpConn &up)
 		}
 		if (r.failure) {
 			worker_.counters().script_errors.add();
-			co_return co_await fail(*r.failure, r.detail);
+			co_return co_await fail(*r.failure);
 		}
 		closing_ = true;
 		co_return co_await respond(r.response);

@@ -121,9 +121,8 @@ private:
 	// Answers STATUS with a short text body and ends the connection. A 5xx
 	// is logged once with CAUSE (the server, the errno or timeout, the
 	// phase) and counted by it.
-	awaitable<Outcome> fail(int status, const char *why, const UpstreamError *cause = nullptr,
-				std::string_view detail = {});
-	awaitable<Outcome> fail(const UpstreamError &e, std::string_view detail = {});
+	awaitable<Outcome> fail(int status, const char *why, const UpstreamError *cause = nullptr);
+	awaitable<Outcome> fail(const UpstreamError &e);
 	// [limits] requests_per_second_per_ip: takes a token for this request.
 	// Without one, true, and fail_headers_ holds the 503's Retry-After.
 	bool rate_limited();

@@ -59,7 +59,7 @@ struct UpstreamError {
 	Phase phase = Phase::Connect;
 	std::string server; // ADDR:PORT or the name, empty when none was tried
 	int error = 0;      // errno, 0 for a timeout or a protocol error
-	std::string detail; // what TLS said (the certificate's verification status, ...)
+	std::string detail; // what TLS said (the certificate's verification status), a script's error and stack
 	// "connect to 127.0.0.1:9 refused (ECONNREFUSED)"-style text for logs.
 	std::string describe() const;
 };
