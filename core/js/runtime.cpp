@@ -290,8 +290,8 @@ void check_program(const Program &program)
 		Instance probe(std::shared_ptr<const Program>(&program, [](const Program *) {}), nullptr);
 	} catch (const HeapFatal &e) {
 		throw usage_error("script", program.path + ": " + e.what());
-	} catch (const Error &e) {
-		throw;
+	} catch (const Error &) {
+		throw; // already says what is wrong, with the script's path
 	} catch (const std::exception &e) {
 		throw usage_error("script", program.path + ": " + first_line(e.what()));
 	}
