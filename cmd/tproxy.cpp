@@ -1,8 +1,10 @@
 // sonic tproxy { add SPEC | del SPEC | list | flush }
 #include "cli.hpp"
 
+#include "bpf/probe.hpp"
 #include "bpf/steer.hpp"
 #include "net/listeners.hpp"
+#include "out/log.hpp"
 #include "sys/caps.hpp"
 
 #include <sstream>
@@ -55,6 +57,18 @@ out::Value rule_value(const bpf::SteerRule &r)
 	return v;
 }
 
+// Before Linux 6.5, bpf_sk_assign() refuses a listener that set
+// SO_REUSEPORT, and steer_tc drops the SYNs it cannot assign.
+void warn_if_unassignable(const bpf::SteerRule &rule)
+{
+	const bpf::ProbeResult &probe = bpf::sk_assign_reuseport();
+	if (probe.available != false)
+		return;
+	log::warn("tproxy add dev: the listener at " + net::to_string(rule.to) + " must not set SO_REUSEPORT: " +
+		  probe.detail + "; SYNs that cannot be assigned are dropped and counted as drop_assign_failed in "
+		  "`sonic stats steer`");
+}
+
 int add(Cli &cli, const std::vector<std::string> &args)
 {
 	bpf::SteerSpec spec = spec_of(args, "tproxy add");
@@ -62,6 +76,8 @@ int add(Cli &cli, const std::vector<std::string> &args)
 	bpf::SteerChange c = bpf::steer_add(cli.bpffs(), spec);
 	out::Value v = {{"changed", c.changed}, {"rule", bpf::steer_rule_text(c.rule)}};
 	v["listener"] = !net::listeners_of(c.rule.to).empty() ? "listening" : "no listener";
+	if (c.rule.kind == bpf::SteerKind::Dev)
+		warn_if_unassignable(c.rule);
 	v["programs_loaded"] = c.loaded;
 	cli.report(v);
 	return 0;

@@ -25,7 +25,12 @@
 #include <random>
 #include <sched.h>
 #include <sstream>
+#include <thread>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -173,6 +178,202 @@ ProbeResult probe_sockmap_links()
 	return r;
 }
 
+// ---- bpf_sk_assign on a SO_REUSEPORT listener -----------------------------------
+
+// A few instructions, spelled out, for the one program built by hand.
+bpf_insn insn(__u8 code, __u8 dst, __u8 src, __s16 off, __s32 imm)
+{
+	bpf_insn i{};
+	i.code = code;
+	i.dst_reg = dst & 0xf;
+	i.src_reg = src & 0xf;
+	i.off = off;
+	i.imm = imm;
+	return i;
+}
+bpf_insn mov_reg(__u8 dst, __u8 src) { return insn(BPF_ALU64 | BPF_MOV | BPF_X, dst, src, 0, 0); }
+bpf_insn mov_imm(__u8 dst, __s32 imm) { return insn(BPF_ALU64 | BPF_MOV | BPF_K, dst, 0, 0, imm); }
+bpf_insn add_imm(__u8 dst, __s32 imm) { return insn(BPF_ALU64 | BPF_ADD | BPF_K, dst, 0, 0, imm); }
+bpf_insn call(__s32 helper) { return insn(BPF_JMP | BPF_CALL, 0, 0, 0, helper); }
+bpf_insn exit_insn() { return insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0); }
+
+// The tc program of the probe. For a TCP packet to 127.0.0.1:DECOY, it
+// looks up the listener at 127.0.0.1:LISTENER, assigns it to the packet with
+// bpf_sk_assign and stores what the helper returned in RESULT[0]. The
+// packet's IPv4 addresses and ports, read at their offsets behind an
+// Ethernet header (loopback has one) with an IPv4 header of 20 bytes, are a
+// struct bpf_sock_tuple's ipv4 member as they stand.
+std::vector<bpf_insn> assign_program(int result_map, uint16_t listener, uint16_t decoy)
+{
+	enum { R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, FP };
+	constexpr __s16 tuple = -16, key = -20;
+	constexpr __s16 dport = tuple + 10;
+	std::vector<bpf_insn> p;
+	std::vector<size_t> to_out; // jumps to patch
+	auto jump_out = [&](__u8 op, __u8 reg, __s32 imm) {
+		to_out.push_back(p.size());
+		p.push_back(insn(BPF_JMP | op | BPF_K, reg, 0, 0, imm));
+	};
+	p.push_back(mov_reg(R6, R1));
+	p.push_back(mov_imm(R2, 14 + 12));
+	p.push_back(mov_reg(R3, FP));
+	p.push_back(add_imm(R3, tuple));
+	p.push_back(mov_imm(R4, 12));
+	p.push_back(call(BPF_FUNC_skb_load_bytes));
+	jump_out(BPF_JNE, R0, 0);
+	p.push_back(insn(BPF_LDX | BPF_MEM | BPF_H, R1, FP, dport, 0));
+	jump_out(BPF_JNE, R1, htons(decoy));
+	p.push_back(insn(BPF_ST | BPF_MEM | BPF_H, FP, 0, dport, htons(listener)));
+	p.push_back(mov_reg(R1, R6));
+	p.push_back(mov_reg(R2, FP));
+	p.push_back(add_imm(R2, tuple));
+	p.push_back(mov_imm(R3, 12));
+	p.push_back(mov_imm(R4, -1)); // BPF_F_CURRENT_NETNS
+	p.push_back(mov_imm(R5, 0));
+	p.push_back(call(BPF_FUNC_skc_lookup_tcp));
+	jump_out(BPF_JEQ, R0, 0);
+	p.push_back(mov_reg(R7, R0));
+	p.push_back(mov_reg(R1, R6));
+	p.push_back(mov_reg(R2, R7));
+	p.push_back(mov_imm(R3, 0));
+	p.push_back(call(BPF_FUNC_sk_assign));
+	p.push_back(mov_reg(R8, R0));
+	p.push_back(mov_reg(R1, R7));
+	p.push_back(call(BPF_FUNC_sk_release));
+	p.push_back(insn(BPF_ST | BPF_MEM | BPF_W, FP, 0, key, 0));
+	p.push_back(insn(BPF_LD | BPF_DW | BPF_IMM, R1, BPF_PSEUDO_MAP_FD, 0, result_map));
+	p.push_back(insn(0, 0, 0, 0, 0));
+	p.push_back(mov_reg(R2, FP));
+	p.push_back(add_imm(R2, key));
+	p.push_back(call(BPF_FUNC_map_lookup_elem));
+	jump_out(BPF_JEQ, R0, 0);
+	p.push_back(insn(BPF_STX | BPF_MEM | BPF_DW, R0, R8, 0, 0));
+	const size_t out = p.size();
+	p.push_back(mov_imm(R0, 0)); // TC_ACT_OK
+	p.push_back(exit_insn());
+	for (size_t j : to_out)
+		p[j].off = static_cast<__s16>(out - j - 1);
+	return p;
+}
+
+// A TCP socket on 127.0.0.1 with an ephemeral port, or -1.
+Fd loopback_socket(bool reuseport)
+{
+	Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+	if (!fd)
+		return fd;
+	int one = 1;
+	if (reuseport)
+		setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	sockaddr_in a{};
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (::bind(fd.get(), reinterpret_cast<sockaddr *>(&a), sizeof(a)) != 0)
+		return Fd();
+	return fd;
+}
+
+uint16_t local_port(int fd)
+{
+	sockaddr_in a{};
+	socklen_t len = sizeof(a);
+	getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
+	return ntohs(a.sin_port);
+}
+
+bool loopback_up()
+{
+	Fd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+	ifreq ifr{};
+	std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+	if (!s || ioctl(s.get(), SIOCGIFFLAGS, &ifr) != 0)
+		return false;
+	ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+	return ioctl(s.get(), SIOCSIFFLAGS, &ifr) == 0;
+}
+
+// In a network namespace of the caller's own (its loopback is changed):
+// a SO_REUSEPORT listener, and a SYN to another port that the program above
+// assigns to it. What bpf_sk_assign returned is the answer.
+ProbeResult try_sk_assign_reuseport()
+{
+	ProbeResult r{"sk_assign_reuseport", std::nullopt, ""};
+	const int lo = static_cast<int>(if_nametoindex("lo"));
+	if (!lo || !loopback_up()) {
+		r.detail = "cannot bring up the loopback of the probe's namespace";
+		return r;
+	}
+	Fd listener = loopback_socket(true);
+	Fd decoy = loopback_socket(false); // holds a port nothing listens on
+	if (!listener || !decoy || ::listen(listener.get(), 4) != 0) {
+		r.detail = "cannot listen on 127.0.0.1: " + std::string(std::strerror(errno));
+		return r;
+	}
+	Fd result(bpf_map_create(BPF_MAP_TYPE_ARRAY, "sonic_probe", 4, 8, 1, nullptr));
+	const __u32 key = 0;
+	const long long unset = 1;
+	if (!result || bpf_map_update_elem(result.get(), &key, &unset, BPF_ANY) != 0) {
+		r.detail = "cannot make an array map: " + std::string(std::strerror(errno));
+		return r;
+	}
+	std::vector<bpf_insn> insns = assign_program(result.get(), local_port(listener.get()), local_port(decoy.get()));
+	Fd prog(bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "sonic_probe", "GPL", insns.data(), insns.size(), nullptr));
+	if (!prog) {
+		r.detail = "cannot load a tc program calling bpf_sk_assign: " + std::string(std::strerror(errno));
+		return r;
+	}
+	try {
+		net::tc_attach_ingress(lo, prog.get(), "lo");
+	} catch (const Error &e) {
+		r.detail = e.reason();
+		return r;
+	}
+	Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+	sockaddr_in to{};
+	to.sin_family = AF_INET;
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	to.sin_port = htons(local_port(decoy.get()));
+	if (client)
+		::connect(client.get(), reinterpret_cast<sockaddr *>(&to), sizeof(to));
+	// Loopback hands the SYN over within connect(); the wait is for a
+	// kernel that defers it to softirq.
+	long long rc = unset;
+	for (int i = 0; i < 100 && rc == unset; ++i) {
+		bpf_map_lookup_elem(result.get(), &key, &rc);
+		if (rc == unset)
+			usleep(10000);
+	}
+	if (rc == unset) {
+		r.detail = "the probe's SYN never reached its tc program";
+	} else if (rc == 0) {
+		r.available = true;
+		r.detail = "tc steering may target SO_REUSEPORT listeners";
+	} else {
+		r.available = false;
+		r.detail = "bpf_sk_assign refuses SO_REUSEPORT listeners (" + std::string(std::strerror(static_cast<int>(-rc))) +
+			   "; Linux before 6.5): sonic run's transparent listeners share one socket among its workers";
+	}
+	return r;
+}
+
+std::optional<ProbeResult> injected_sk_assign_refusal()
+{
+	const std::vector<std::string> refused = injected_refusals();
+	if (std::find(refused.begin(), refused.end(), "sk_assign_reuseport") == refused.end())
+		return std::nullopt;
+	return ProbeResult{"sk_assign_reuseport", false,
+			   "refused by SONIC_BPF_REFUSE (fault injection): sonic run's transparent listeners share one "
+			   "socket among its workers"};
+}
+
+// The probe above where the caller is in a namespace of its own already.
+ProbeResult sk_assign_reuseport_here()
+{
+	if (std::optional<ProbeResult> injected = injected_sk_assign_refusal())
+		return *injected;
+	return try_sk_assign_reuseport();
+}
+
 // ---- probes inside a network and mount namespace of their own -------------------
 
 // Lines "name<TAB>yes|no|?<TAB>detail" from the child.
@@ -260,6 +461,7 @@ std::string namespace_probes()
 	}
 	const int lo = static_cast<int>(if_nametoindex("lo"));
 	out += result_line(probe_tc(lo));
+	out += result_line(sk_assign_reuseport_here());
 	out += result_line(probe_xdp("xdp_generic", lo, XDP_FLAGS_SKB_MODE));
 	std::string detail;
 	if (int veth = make_veth(detail))
@@ -430,6 +632,27 @@ FamilyProbe probe_family(const Family &family)
 }
 
 } // namespace
+
+const ProbeResult &sk_assign_reuseport()
+{
+	static const ProbeResult answer = [] {
+		if (std::optional<ProbeResult> injected = injected_sk_assign_refusal())
+			return *injected;
+		ProbeResult r;
+		// unshare(CLONE_NEWNET) moves only the calling thread, so a thread
+		// of its own takes the probe there and the namespace goes with it.
+		std::thread t([&r] {
+			if (unshare(CLONE_NEWNET) != 0)
+				r = {"sk_assign_reuseport", std::nullopt,
+				     "no network namespace to try in: " + std::string(std::strerror(errno))};
+			else
+				r = try_sk_assign_reuseport();
+		});
+		t.join();
+		return r;
+	}();
+	return answer;
+}
 
 std::string helper_name(int id)
 {

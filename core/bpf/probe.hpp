@@ -71,6 +71,16 @@ struct Probe {
 // Needs CAP_BPF (and CAP_NET_ADMIN, CAP_PERFMON) for the loads.
 Probe probe_kernel(std::span<const Family> families, const Bpffs &bpffs);
 
+// Whether bpf_sk_assign() takes a listener that set SO_REUSEPORT. Linux 6.5
+// and later do; before, the kernel refuses such a socket (ESOCKTNOSUPPORT),
+// and tc steering into it drops every SYN. Found with a real SYN assigned at
+// tc ingress of the loopback of a network namespace of the probe's own,
+// once per process (a thread enters the namespace; no fork). available is
+// nullopt where it cannot be told (no CAP_SYS_ADMIN for the namespace, or
+// tc or the program refused). SONIC_BPF_REFUSE=sk_assign_reuseport reports
+// it refused, for tests of the fallback on any kernel.
+const ProbeResult &sk_assign_reuseport();
+
 // "bpf_map_lookup_elem" for helper id 1; "helper N" for ids this build's
 // headers do not name.
 std::string helper_name(int id);

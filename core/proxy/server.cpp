@@ -3,6 +3,7 @@
 #include "bpf/accel.hpp"
 #include "bpf/fw.hpp"
 #include "bpf/fw_block.hpp"
+#include "bpf/probe.hpp"
 #include "bpf/splice.hpp"
 #include "net/listeners.hpp"
 #include "out/error.hpp"
@@ -184,6 +185,39 @@ void check_unclaimed(const config::Endpoint &endpoint, bool transparent)
 		throw address_in_use(endpoint, holders, false);
 }
 
+// Whether the workers take L's connections from one socket, each through a
+// descriptor of its own, instead of a socket each (SO_REUSEPORT, the kernel
+// spreading new connections). Before Linux 6.5 bpf_sk_assign() refuses
+// SO_REUSEPORT sockets, so tc steering (`sonic tproxy add dev`) could not
+// reach a transparent listener that set it: every SYN would be dropped.
+// Where the kernel cannot be probed, one socket is the choice that works
+// on every kernel. A listener that joins another process's (reuse_port)
+// keeps SO_REUSEPORT, as asked, and is warned about.
+bool shares_one_socket(const config::Listener &l)
+{
+	if (l.mode != config::Mode::Transparent)
+		return false;
+	const bpf::ProbeResult &probe = bpf::sk_assign_reuseport();
+	if (probe.available == true)
+		return false;
+	const std::string why = probe.available ? probe.detail : "this kernel could not be probed (" + probe.detail + ")";
+	if (l.reuse_port) {
+		log::warn("listener " + l.address.text() + " (reuse_port): tc steering (`sonic tproxy add dev`) cannot "
+			  "reach it: " + why);
+		return false;
+	}
+	log::info("listener " + l.address.text() + ": one socket shared by the workers, not one each: " + why);
+	return true;
+}
+
+int duplicate(int fd, const config::Endpoint &endpoint)
+{
+	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (copy < 0)
+		throw errno_error("listen", errno, endpoint.text());
+	return copy;
+}
+
 // One socket per worker for each listener of CONFIG not in SKIP. Addresses
 // are checked first, so that nothing is bound when one is taken.
 std::map<std::string, std::vector<int>> open_listeners(const config::Config &config, unsigned workers,
@@ -199,8 +233,14 @@ std::map<std::string, std::vector<int>> open_listeners(const config::Config &con
 			if (skip.count(key))
 				continue;
 			auto &list = fds[key];
-			for (unsigned i = 0; i < workers; ++i)
-				list.push_back(open_listener(l.address, is_transparent(l)));
+			if (shares_one_socket(l)) {
+				list.push_back(open_listener(l.address, is_transparent(l), false));
+				for (unsigned i = 1; i < workers; ++i)
+					list.push_back(duplicate(list.front(), l.address));
+			} else {
+				for (unsigned i = 0; i < workers; ++i)
+					list.push_back(open_listener(l.address, is_transparent(l), true));
+			}
 		}
 	} catch (...) {
 		close_all(fds);
@@ -233,11 +273,11 @@ uint64_t descriptor_share(unsigned workers)
 
 } // namespace
 
-int open_listener(const config::Endpoint &endpoint, bool transparent)
+int open_listener(const config::Endpoint &endpoint, bool transparent, bool share)
 {
-	Bound b = bind_socket(endpoint, transparent, true);
+	Bound b = bind_socket(endpoint, transparent, share);
 	if (b.fd < 0)
-		throw bind_error(endpoint, b.err, true);
+		throw bind_error(endpoint, b.err, share);
 	const int fd = b.fd;
 	if (::listen(fd, 4096) != 0) {
 		int err = errno;
@@ -337,7 +377,7 @@ void Server::start()
 		if (config_->admin.enabled) {
 			if (!config_->admin.reuse_port)
 				check_unclaimed(config_->admin.listen, false);
-			admin_fd = open_listener(config_->admin.listen, false);
+			admin_fd = open_listener(config_->admin.listen, false, true);
 		}
 		log_fd_ = open_log(config_->access_log);
 	} catch (...) {

@@ -91,9 +91,9 @@ private:
 	std::atomic<bool> draining_{false};
 };
 
-// A listening socket for ENDPOINT with SO_REUSEPORT, so that each worker has
-// its own. Throws a sonic error naming the address (and, when it is in use,
-// the processes that hold it).
-int open_listener(const config::Endpoint &endpoint, bool transparent);
+// A listening socket for ENDPOINT; with SHARE it sets SO_REUSEPORT, so that
+// each worker can have its own. Throws a sonic error naming the address
+// (and, when it is in use, the processes that hold it).
+int open_listener(const config::Endpoint &endpoint, bool transparent, bool share);
 
 } // namespace sonic::proxy

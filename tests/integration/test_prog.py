@@ -348,8 +348,14 @@ def test_probe_names_every_family_and_what_the_kernel_allows(sonic, bpffs):
     assert programs["accel_release"]["type"] == "tracing"
     assert programs["accel_release_one"]["type"] == "sched_cls"
     points = {a["name"]: a for a in probe["attach_points"]}
-    assert set(points) == {"cgroup_links", "sockmap_links", "tc_ingress", "xdp_generic", "xdp_native"}
+    assert set(points) == {"cgroup_links", "sockmap_links", "tc_ingress", "sk_assign_reuseport", "xdp_generic",
+                           "xdp_native"}
     assert points["cgroup_links"]["available"] is True and points["tc_ingress"]["available"] is True
+    # Told by a real SYN in the probe's namespace: yes on 6.5 and later, no before.
+    assert points["sk_assign_reuseport"]["available"] in (True, False), points["sk_assign_reuseport"]
+    injected = Sonic(bpffs, env={"SONIC_BPF_REFUSE": "sk_assign_reuseport"}).ok("prog", "probe")
+    row = {a["name"]: a for a in injected["attach_points"]}["sk_assign_reuseport"]
+    assert row["available"] is False and "SONIC_BPF_REFUSE" in row["detail"], row
     assert any(h["helper"] == "bpf_msg_redirect_hash" and h["programs"] == ["accel_msg"] for h in probe["helpers"])
 
     # What probe predicts is what load does.

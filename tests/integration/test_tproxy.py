@@ -230,8 +230,9 @@ def sonic_listener(lab, bpffs):
     [::1]:15001 (the same addresses as the Python listener)."""
     made = []
 
-    def start(cgroup=None):
-        p = SonicListener(lab, lab.gateway, ("127.0.0.1:15001", "[::1]:15001"), cgroup=cgroup, bpffs=bpffs)
+    def start(cgroup=None, workers=1, env=()):
+        p = SonicListener(lab, lab.gateway, ("127.0.0.1:15001", "[::1]:15001"), cgroup=cgroup, bpffs=bpffs,
+                          workers=workers, env=env)
         made.append(p)
         return p
     yield start
@@ -239,11 +240,31 @@ def sonic_listener(lab, bpffs):
         p.stop()
 
 
-def test_sonic_run_serves_dev_and_cgroup_steering(lab, gw_sonic, sonic_listener, cgroup_factory):
+def sk_assign_takes_reuseport(gw_sonic):
+    probe = gw_sonic.gw_ok("prog", "probe")
+    return {a["name"]: a for a in probe["attach_points"]}["sk_assign_reuseport"]["available"]
+
+
+# Two workers: a socket each (SO_REUSEPORT) where bpf_sk_assign takes such
+# sockets, else one socket they share (before Linux 6.5, and here with the
+# fault-injection switch), which tc steering must reach all the same.
+@pytest.mark.parametrize("sockets", ["as_the_kernel_allows", "shared"])
+def test_sonic_run_serves_dev_and_cgroup_steering(lab, gw_sonic, sonic_listener, cgroup_factory, sockets):
     steered = cgroup_factory("steered")
+    env = ["SONIC_BPF_REFUSE=sk_assign_reuseport"] if sockets == "shared" else []
     # sonic run sits in the steered cgroup itself: its own upstream
     # connections must not come back to it.
-    proxy = sonic_listener(cgroup=steered)
+    proxy = sonic_listener(cgroup=steered, workers=2, env=env)
+    one_each = sockets != "shared" and sk_assign_takes_reuseport(gw_sonic) is True
+    for addr in ("127.0.0.1:15001", "[::1]:15001"):
+        assert proxy.listening_sockets(addr) == (2 if one_each else 1), addr
+    if sockets == "shared":
+        # tproxy add dev says what such a kernel needs of the listener.
+        gw_sonic.env["SONIC_BPF_REFUSE"] = "sk_assign_reuseport"
+        r = gw_sonic.gw("tproxy", "add", "dev", lab.gw_client_dev, "proto", "tcp", "dport", "80", "to",
+                        "127.0.0.1:15001")
+        del gw_sonic.env["SONIC_BPF_REFUSE"]
+        assert r.code == 0 and "must not set SO_REUSEPORT" in r.err and "drop_assign_failed" in r.err, r
     for target in ("127.0.0.1:15001", "[::1]:15001"):
         gw_sonic.gw_ok("tproxy", "add", "dev", lab.gw_client_dev, "proto", "tcp", "dport", "80", "to", target)
         gw_sonic.gw_ok("tproxy", "add", "cgroup", steered, "proto", "tcp", "dport", "80", "to", target)

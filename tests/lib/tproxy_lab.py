@@ -158,17 +158,18 @@ class SonicListener:
     """`sonic run` with transparent listeners on ADDRS in namespace NS,
     logging every request as a JSON line."""
 
-    def __init__(self, lab, ns, addrs, cgroup=None, bpffs=None):
+    def __init__(self, lab, ns, addrs, cgroup=None, bpffs=None, workers=1, env=()):
+        self.ns, self.addrs = ns, addrs
         self.dir = tempfile.mkdtemp(prefix="sonic-steer-run-")
         self.log_path = os.path.join(self.dir, "access.jsonl")
-        conf = ["workers = 1"]
+        conf = ["workers = %d" % workers]
         for a in addrs:
             conf += ["[[listener]]", 'address = "%s"' % a, 'mode = "transparent"']  # tproxy: on by default
         conf += ["[access_log]", 'path = "%s"' % self.log_path]
         path = os.path.join(self.dir, "sonic.toml")
         with open(path, "w") as f:
             f.write("\n".join(conf) + "\n")
-        argv = [sonictest.SONIC]
+        argv = ["env"] + list(env) + [sonictest.SONIC]
         if bpffs:
             argv += ["--bpffs", bpffs]
         self.proc = lab.spawn(ns, argv + ["run", "--config", path], cgroup=cgroup)
@@ -177,6 +178,11 @@ class SonicListener:
                            capture_output=True, text=True).stdout.strip() for a in addrs))
         assert ok and self.proc.poll() is None, "sonic run did not start: %s" % (
             self.proc.stderr.read() if self.proc.poll() is not None else "timeout")
+
+    def listening_sockets(self, addr):
+        """How many listening sockets (not descriptors) ADDR has."""
+        out = subprocess.run(nsexec(self.ns, ["ss", "-Hltn", "src", addr]), capture_output=True, text=True).stdout
+        return len([line for line in out.splitlines() if line.strip()])
 
     def requests(self):
         try:
