@@ -1,6 +1,7 @@
 #include "apply/apply.hpp"
 
 #include "config/toml_guard.hpp"
+#include "sys/fs.hpp"
 #include "net/addr.hpp"
 #include "net/local.hpp"
 #include "net/ports.hpp"
@@ -11,10 +12,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <net/if.h>
-#include <sstream>
 #include <toml++/toml.h>
 
 namespace sonic::apply {
@@ -592,31 +591,12 @@ void plan_tproxy(const Desired &d, const Current &c, bool prune, Plan &p)
 
 Desired parse(std::string_view text, const std::string &source)
 {
-	if (auto bad = config::first_toml_defect(text)) {
-		char code[16];
-		std::snprintf(code, sizeof(code), "U+%04X", static_cast<unsigned>(bad->code_point));
-		throw usage_error("apply", source + ":" + std::to_string(bad->line) + ":" + std::to_string(bad->column) +
-						   ": " + code + " is only allowed in a comment here");
-	}
-	toml::table root;
-	try {
-		root = toml::parse(text, source);
-	} catch (const toml::parse_error &e) {
-		const toml::source_region &r = e.source();
-		throw usage_error("apply", source + ":" + std::to_string(r.begin.line) + ":" +
-						   std::to_string(r.begin.column) + ": " + std::string(e.description()));
-	}
-	return build(root, source);
+	return build(config::parse_toml(text, source, "apply"), source);
 }
 
 Desired load(const std::string &path)
 {
-	std::ifstream in(path);
-	if (!in)
-		throw errno_error("apply", errno ? errno : ENOENT, path);
-	std::ostringstream s;
-	s << in.rdbuf();
-	return parse(s.str(), path);
+	return parse(sys::read_file(path, "apply"), path);
 }
 
 void resolve(Desired &d)

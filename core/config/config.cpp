@@ -2,6 +2,7 @@
 
 #include "config/duration.hpp"
 #include "config/toml_guard.hpp"
+#include "sys/fs.hpp"
 #include "out/error.hpp"
 
 #include <algorithm>
@@ -10,12 +11,10 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <netdb.h>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 #include <thread>
 #include <toml++/toml.h>
 
@@ -657,33 +656,12 @@ unsigned Config::worker_count() const
 
 Config load_string(std::string_view text, const std::string &source)
 {
-	if (auto bad = first_toml_defect(text)) {
-		char code[16];
-		std::snprintf(code, sizeof(code), "U+%04X", static_cast<unsigned>(bad->code_point));
-		throw usage_error("config", source + ":" + std::to_string(bad->line) + ":" + std::to_string(bad->column) +
-						    ": " + code + " is only allowed in a comment here (the TOML library of this "
-						    "system misreads it elsewhere); in a \"string\" write it as \\u" +
-						    std::string(code + 2));
-	}
-	toml::table root;
-	try {
-		root = toml::parse(text, source);
-	} catch (const toml::parse_error &e) {
-		const toml::source_region &r = e.source();
-		throw usage_error("config", source + ":" + std::to_string(r.begin.line) + ":" +
-						    std::to_string(r.begin.column) + ": " + std::string(e.description()));
-	}
-	return build(root, source);
+	return build(parse_toml(text, source, "config"), source);
 }
 
 Config load_file(const std::string &path)
 {
-	std::ifstream in(path);
-	if (!in)
-		throw errno_error("config", errno ? errno : ENOENT, path);
-	std::ostringstream s;
-	s << in.rdbuf();
-	return load_string(s.str(), path);
+	return load_string(sys::read_file(path, "config"), path);
 }
 
 Config from_flags(Mode mode, const std::string &listen, const std::string &upstream)

@@ -1,5 +1,9 @@
 #include "config/toml_guard.hpp"
 
+#include "out/error.hpp"
+
+#include <cstdio>
+
 namespace sonic::config {
 
 namespace {
@@ -100,6 +104,24 @@ std::optional<TextPosition> first_toml_defect(std::string_view text)
 		i += len;
 	}
 	return std::nullopt;
+}
+
+toml::table parse_toml(std::string_view text, const std::string &source, const char *op)
+{
+	if (auto bad = first_toml_defect(text)) {
+		char code[16];
+		std::snprintf(code, sizeof(code), "U+%04X", static_cast<unsigned>(bad->code_point));
+		throw usage_error(op, source + ":" + std::to_string(bad->line) + ":" + std::to_string(bad->column) + ": " +
+					      code + " is only allowed in a comment here (the TOML library of this system "
+					      "misreads it elsewhere); in a \"string\" write it as \\u" + std::string(code + 2));
+	}
+	try {
+		return toml::parse(text, source);
+	} catch (const toml::parse_error &e) {
+		const toml::source_region &r = e.source();
+		throw usage_error(op, source + ":" + std::to_string(r.begin.line) + ":" + std::to_string(r.begin.column) +
+					      ": " + std::string(e.description()));
+	}
 }
 
 } // namespace sonic::config

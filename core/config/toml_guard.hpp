@@ -10,7 +10,9 @@
 
 #include <cstddef>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <toml++/toml.h>
 
 namespace sonic::config {
 
@@ -25,5 +27,9 @@ bool trips_toml_whitespace_test(char32_t c);
 
 // The first code point of TEXT outside a comment that trips the test.
 std::optional<TextPosition> first_toml_defect(std::string_view text);
+
+// TEXT parsed as TOML, after the guard. Every defect and syntax error is a
+// usage error of OP naming SOURCE:LINE:COLUMN.
+toml::table parse_toml(std::string_view text, const std::string &source, const char *op);
 
 } // namespace sonic::config

@@ -21,11 +21,11 @@ std::optional<std::string> try_read_file(const std::string &path)
 	return ss.str();
 }
 
-std::string read_file(const std::string &path)
+std::string read_file(const std::string &path, const char *op)
 {
 	std::ifstream in(path, std::ios::binary);
 	if (!in)
-		throw errno_error("read", errno ? errno : ENOENT, path);
+		throw errno_error(op, errno ? errno : ENOENT, path);
 	std::ostringstream ss;
 	ss << in.rdbuf();
 	return ss.str();

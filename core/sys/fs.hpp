@@ -8,8 +8,9 @@
 
 namespace sonic::sys {
 
-// Whole file as a string; throws (ENOENT -> environment error).
-std::string read_file(const std::string &path);
+// Whole file as a string; throws an error of OP naming PATH (ENOENT ->
+// environment error).
+std::string read_file(const std::string &path, const char *op = "read");
 std::optional<std::string> try_read_file(const std::string &path);
 
 // A single integer from a file such as /proc/sys/kernel/bpf_stats_enabled.
