@@ -40,6 +40,14 @@ def raise_nofile():
     resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
 
 
+def enter(cgroup):
+    """preexec_fn: raise the FD limit, and join CGROUP when given."""
+    raise_nofile()
+    if cgroup:
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+
+
 def cpu_seconds(pid):
     """utime + stime of PID, all threads, in seconds."""
     with open("/proc/%d/stat" % pid) as f:

@@ -51,7 +51,7 @@ sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
 import sonicconf  # noqa: E402
 import sonictest  # noqa: E402
 from benchlib import (NOFILE, children, cpu_busy, cpu_seconds, failed_mark, free_port, nginx_conf,  # noqa: E402
-                      origin_block, proxy_block, raise_nofile, tree_cpu_seconds, wait_accepting, wrk)
+                      origin_block, proxy_block, enter, raise_nofile, tree_cpu_seconds, wait_accepting, wrk)
 
 PROXY_CPU = "0"
 LOAD_CPU = "1"
@@ -65,14 +65,6 @@ def variant_of(name):
     """"+accel" of "nginx+accel", "" of "nginx"."""
     plus, suffix = name.partition("+")[1:]
     return plus + suffix
-
-
-def enter(cgroup):
-    """preexec_fn: raise the FD limit, and join CGROUP when given."""
-    raise_nofile()
-    if cgroup:
-        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
-            f.write(str(os.getpid()))
 
 
 def rss_kb(pid):

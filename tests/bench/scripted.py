@@ -56,7 +56,7 @@ sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
 
 import sonictest  # noqa: E402
 from benchlib import (cpu_busy, failed_mark, free_port, nginx_conf, origin_block, proxy_block,  # noqa: E402
-                      raise_nofile, tree_cpu_seconds, wait_accepting, wrk)
+                      enter, tree_cpu_seconds, wait_accepting, wrk)
 
 PROXY_CPU = "0"
 LOAD_CPU = "1"
@@ -121,14 +121,6 @@ def scripted(row):
 
 def peer_of(row):
     return PEER[base_of(row)] + variant_of(row)
-
-
-def enter(cgroup):
-    """preexec_fn: raise the FD limit, and join CGROUP when given."""
-    raise_nofile()
-    if cgroup:
-        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
-            f.write(str(os.getpid()))
 
 
 def get(port, path):
