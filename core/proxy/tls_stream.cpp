@@ -146,9 +146,10 @@ awaitable<bool> TlsEngine::wait_ready()
 	co_return !wait_error_;
 }
 
-awaitable<int> TlsEngine::handshake()
+awaitable<int> TlsEngine::handshake(HandshakeLane &lane)
 {
 	for (;;) {
+		co_await lane.turn();
 		int rc = gnutls_handshake(s_);
 		if (rc == GNUTLS_E_SUCCESS) {
 			error_ = 0;
@@ -367,11 +368,11 @@ std::vector<std::string> TlsEngine::peer_names() const
 	}
 }
 
-awaitable<void> TlsStream::shutdown()
+awaitable<void> TlsEngineStream::shutdown()
 {
 	engine_.bye();
 	asio::error_code ec;
-	sock_.shutdown(tcp::socket::shutdown_send, ec);
+	engine_.socket().shutdown(tcp::socket::shutdown_send, ec);
 	co_return;
 }
 
