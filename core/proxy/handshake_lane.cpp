@@ -16,7 +16,7 @@ awaitable<void> HandshakeLane::turn()
 		schedule(ex);
 		co_return;
 	}
-	++deferred_;
+	waits_.add();
 	Waiter w{asio::steady_timer(ex, asio::steady_timer::time_point::max()), {}, false};
 	w.at = waiting_.insert(waiting_.end(), &w);
 	Unlink unlink{*this, w};

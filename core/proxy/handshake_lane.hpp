@@ -11,15 +11,16 @@
 #pragma once
 
 #include "proxy/asio.hpp"
+#include "proxy/metrics.hpp"
 
-#include <cstdint>
 #include <list>
 
 namespace sonic::proxy {
 
 class HandshakeLane {
 public:
-	explicit HandshakeLane(unsigned per_turn = 1) : per_turn_(per_turn ? per_turn : 1) {}
+	// WAITS: counts the steps that waited for a turn.
+	explicit HandshakeLane(Counter &waits, unsigned per_turn = 1) : waits_(waits), per_turn_(per_turn ? per_turn : 1) {}
 	HandshakeLane(const HandshakeLane &) = delete;
 	HandshakeLane &operator=(const HandshakeLane &) = delete;
 
@@ -29,8 +30,6 @@ public:
 	awaitable<void> turn();
 	// Handshakes waiting for their turn now.
 	size_t waiting() const { return waiting_.size(); }
-	// Handshake steps that waited for a turn, since the start.
-	uint64_t deferred() const { return deferred_; }
 
 private:
 	struct Waiter {
@@ -51,12 +50,12 @@ private:
 	void next_turn();
 	void schedule(const asio::any_io_executor &ex);
 
+	Counter &waits_;
 	unsigned per_turn_;
 	unsigned granted_ = 0; // steps taken in this turn
 	bool scheduled_ = false;
 	asio::any_io_executor ex_;
 	std::list<Waiter *> waiting_;
-	uint64_t deferred_ = 0;
 };
 
 } // namespace sonic::proxy

@@ -590,35 +590,73 @@ class Probe:
         self.proc.wait(10)
 
 
+STORM = r"""
+import selectors, socket, ssl, sys, time
+port, names = int(sys.argv[1]), sys.argv[2:]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+# Every connection open and its ClientHello made (the client's key share
+# included) before the signal: then the hellos go out back to back.
+conns = []
+for name in names:
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.setblocking(False)
+    into, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(into, out, server_hostname=name)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    conns.append((s, tls, into, out.read(), out))
+print("ready", flush=True)
+sys.stdin.readline()
+sel = selectors.DefaultSelector()
+for c in conns:
+    c[0].send(c[3])
+    sel.register(c[0], selectors.EVENT_READ, c)
+done, end = 0, time.monotonic() + 60
+while sel.get_map() and time.monotonic() < end:
+    for key, _ in sel.select(1):
+        s, tls, into, _, out = key.data
+        data = s.recv(65536)
+        finished = not data
+        if data:
+            into.write(data)
+            try:
+                tls.do_handshake()
+                done += 1
+                finished = True
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLError:
+                finished = True
+            s.setblocking(True)
+            s.sendall(out.read())
+            s.setblocking(False)
+        if finished:
+            sel.unregister(s)
+            s.close()
+print(done, flush=True)
+"""
+
+
 def handshake_storm(port, names):
-    """One handshake per name, all at once: every TCP connection is open
-    first, then every thread starts its handshake on one signal. Returns how
-    many completed."""
-    import ssl
-    import threading
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    done = []
-    go = threading.Event()
-
-    def one(name):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-                go.wait(30)
-                with ctx.wrap_socket(s, server_hostname=name):
-                    done.append(name)
-        except OSError:
-            pass
-
-    threads = [threading.Thread(target=one, args=(n,)) for n in names]
-    for t in threads:
-        t.start()
-    time.sleep(0.2)  # the connections are made
-    go.set()
-    for t in threads:
-        t.join(60)
-    return len(done)
+    """One handshake per name, all at once, from a process of its own at
+    nice 19: every connection is open and its ClientHello made first, then
+    the 200 hellos are sent back to back. (The client's own handshake CPU on
+    a 2-CPU host would otherwise take the CPU from the server it measures,
+    and spread the burst.) Returns how many completed."""
+    storm = subprocess.Popen(["nice", "-n", "19", "python3", "-c", STORM, str(port)] + list(names),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert storm.stdout.readline().strip() == "ready"
+        storm.stdin.write("go\n")
+        storm.stdin.flush()
+        return int(storm.stdout.readline())
+    finally:
+        storm.stdin.close()
+        storm.wait(60)
 
 
 def test_a_burst_of_handshakes_for_new_names_does_not_stall_open_connections(sonic_run, pki, tmp_path):
@@ -657,6 +695,9 @@ def test_a_burst_of_handshakes_for_new_names_does_not_stall_open_connections(son
         m = metrics(p)
         assert m['sonic_tls_certificates_total{lookup="miss"}'] >= 600
         assert m['sonic_tls_certificates_total{lookup="hit"}'] >= 600
+        # The bursts queued: handshake steps waited their turn behind the probe's I/O.
+        assert m["sonic_tls_handshake_waits_total"] > 0, m
+        print("handshake steps that waited a turn: %d" % m["sonic_tls_handshake_waits_total"])
         worst_minting = sorted(w[-1] for w in minting)
         worst_cached = sorted(w[-1] for w in cached)
         assert worst_minting[1] <= 0.050, "minting storms held a request on an open connection %s ms" % (
