@@ -662,12 +662,15 @@ def handshake_storm(port, names):
 def test_a_burst_of_handshakes_for_new_names_does_not_stall_open_connections(sonic_run, pki, tmp_path):
     """200 handshakes at once, each for a name never seen, while a kept-alive
     HTTPS connection (another process) asks every 3 ms: the leaves are minted
-    off the event loop and the handshakes take turns with the open
-    connection's I/O, so none of its requests waits more than 50 ms. Three
-    rounds, each a minting storm (200 new names) and the same storm again
-    with every name in memory (the handshakes alone); the bound holds for
-    the median round of each kind (one round may meet another agent's
-    compile on a shared host)."""
+    off the event loop and the handshake steps take turns with the open
+    connection's I/O (one per turn of the event loop), so none of its
+    requests waits more than 50 ms. Three rounds, each a minting storm (200
+    new names) and the same storm again with every name in memory (the
+    handshakes alone, now a burst as sharp: nothing to wait for); the bound
+    holds for the median round of each kind (one round may meet another
+    tenant's burst on a shared host). Skipped loudly when the host is
+    overloaded (load average over 2x the CPUs) or stalls the connection
+    past the bound with no storm at all."""
     load = os.getloadavg()[0]
     cpus = os.cpu_count() or 1
     if load > 2 * cpus and not os.environ.get("SONIC_FORCE_LATENCY"):
@@ -678,7 +681,13 @@ def test_a_burst_of_handshakes_for_new_names_does_not_stall_open_connections(son
     try:
         p = start(sonic_run, pki, tmp_path, REVERSE % o.address)
         probe = Probe(p.port, pki.sonic_ca)
-        idle = probe.measure(lambda: time.sleep(0.3))
+        # The host alone: the same connection with nothing else going on.
+        # A host that holds it past the bound by itself (other tenants'
+        # load, a VM's stolen time) cannot judge sonic.
+        idle = probe.measure(lambda: time.sleep(1.5))
+        if idle[-1] > 0.050 and not os.environ.get("SONIC_FORCE_LATENCY"):
+            pytest.skip("SKIPPED LOUDLY: with no storm at all a request waited %.1f ms on this host (load %.1f): "
+                        "a 50 ms bound means nothing here" % (idle[-1] * 1000, os.getloadavg()[0]))
         minting, cached = [], []
         for r in range(3):
             names = ["n%d.r%d.stall.test" % (i, r) for i in range(200)]
