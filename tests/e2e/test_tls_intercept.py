@@ -482,6 +482,33 @@ def test_transparent_redirected_tls_is_intercepted_or_passed(netns, pki, tmp_pat
         origin.stop()
 
 
+def echo_upgraded(t, got):
+    """On an upgraded TLS socket T (GOT: bytes read past the 101): 1 MiB in
+    64 KiB pieces, each echoed before the next (one thread per TLS socket:
+    OpenSSL's are not for two threads at once), then close_notify both ways."""
+    data = os.urandom(1 << 20)
+    back = bytearray(got)
+    for off in range(0, len(data), 65536):
+        t.sendall(data[off:off + 65536])
+        while len(back) < off + 65536:
+            d = t.recv(1 << 20)
+            assert d, "the tunnel ended after %d bytes" % len(back)
+            back += d
+    assert bytes(back) == data
+    # The client's close_notify reaches the origin as an end; the origin's
+    # close comes back as sonic's close_notify.
+    t.unwrap().close()
+
+
+def upgrade_request(t):
+    t.sendall(b"GET /upgrade HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+    import origin as origin_mod
+    status, headers, _, got = origin_mod.read_response(t)
+    assert status == 101, (status, headers)
+    assert headers.get("upgrade") == "echo"
+    return got
+
+
 def test_upgrade_inside_intercepted_tls_to_a_tls_origin(sonic_run, pki, tmp_path):
     """A protocol upgrade (websocket's handshake) inside an intercepted
     CONNECT tunnel to an origin over TLS: the 101 comes back, the bytes after
@@ -497,30 +524,30 @@ def test_upgrade_inside_intercepted_tls_to_a_tls_origin(sonic_run, pki, tmp_path
         status, _, _, rest = origin_mod.read_response(s, method="CONNECT")
         assert status == 200 and rest == b""
         t = ssl.create_default_context(cafile=pki.sonic_ca).wrap_socket(s, server_hostname="localhost")
-        t.sendall(b"GET /upgrade HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-        status, headers, _, got = origin_mod.read_response(t)
-        assert status == 101, (status, headers)
-        assert headers.get("upgrade") == "echo"
-        # 1 MiB in 64 KiB pieces, each echoed before the next (one thread
-        # per TLS socket: OpenSSL's are not for two threads at once).
-        data = os.urandom(1 << 20)
-        back = bytearray(got)
-        for off in range(0, len(data), 65536):
-            t.sendall(data[off:off + 65536])
-            while len(back) < off + 65536:
-                d = t.recv(1 << 20)
-                assert d, "the tunnel ended after %d bytes" % len(back)
-                back += d
-        assert bytes(back) == data
-        # The client's close_notify reaches the origin as an end, the
-        # origin's close comes back as sonic's close_notify.
-        plain = t.unwrap()
-        plain.close()
+        echo_upgraded(t, upgrade_request(t))
         assert o.events_of("upgraded")
+        assert not o.events_of("tls_failed")
         m = metrics(p)
         assert m['sonic_tunnels_total{kind="upgrade"}'] == 1, m
         assert m['sonic_tls_upstream_handshakes_total{outcome="full"}'] == 1
-        assert m.get('sonic_local_errors_total{cause="bad_response"}', 0) == 0
+        assert m['sonic_tunnel_bytes_total{direction="upstream",path="copied"}'] >= 1 << 20, m
+    finally:
+        o.stop()
+
+
+def test_upgrade_at_a_tls_listener_to_a_plain_origin(sonic_run, pki, tmp_path):
+    """The same at a reverse listener with tls = "intercept" in front of a
+    plain origin: TLS on the client's side only."""
+    import ssl
+    import origin as origin_mod
+    o = origin_mod.Origin().start()
+    try:
+        p = start(sonic_run, pki, tmp_path, REVERSE % o.address)
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=30)
+        t = ssl.create_default_context(cafile=pki.sonic_ca).wrap_socket(s, server_hostname="localhost")
+        echo_upgraded(t, upgrade_request(t))
+        assert o.events_of("upgraded")
+        assert metrics(p)['sonic_tunnels_total{kind="upgrade"}'] == 1
     finally:
         o.stop()
 
