@@ -53,6 +53,9 @@ public:
 	awaitable<IoResult> write(std::span<const asio::const_buffer> bufs);
 	// close_notify, when the socket takes it at once.
 	void bye();
+	// Cancels the socket's waits; a handshake also ends when the cancel
+	// came while a step waited its turn in the lane (a timeout is not lost).
+	void cancel();
 
 	TlsFacts facts() const;
 	// Session data to resume with next time (client side), or empty.
@@ -90,6 +93,7 @@ private:
 	int error_ = 0;
 	int alert_ = -1;
 	bool established_ = false;
+	bool cancelled_ = false;
 	unsigned char tail_[16] = {};
 	size_t tail_len_ = 0;
 	asio::error_code wait_error_;
@@ -106,11 +110,7 @@ public:
 	using ClientStream::write;
 	// close_notify (when it fits), then a TCP FIN.
 	awaitable<void> shutdown() override;
-	void cancel() override
-	{
-		asio::error_code ec;
-		engine_.socket().cancel(ec);
-	}
+	void cancel() override { engine_.cancel(); }
 	void close() override
 	{
 		asio::error_code ec;
