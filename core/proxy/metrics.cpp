@@ -242,6 +242,11 @@ std::string prometheus_text(const std::vector<const Metrics *> &w, const ServerF
 	       sum(w, [](const Metrics &m) -> const Counter & { return m.tls_upstream_resumed; }));
 	sample(out, "sonic_tls_upstream_handshakes_total", "outcome=\"failed\"",
 	       sum(w, [](const Metrics &m) -> const Counter & { return m.tls_upstream_failures; }));
+	family(out, "sonic_tls_handshake_waits_total", "counter",
+	       "TLS handshake steps that waited a turn of the event loop, so that a burst of handshakes does not hold up "
+	       "open connections.");
+	sample(out, "sonic_tls_handshake_waits_total", "",
+	       sum(w, [](const Metrics &m) -> const Counter & { return m.tls_handshake_waits; }));
 	family(out, "sonic_config_reloads_total", "counter", "Configurations loaded by SIGHUP.");
 	sample(out, "sonic_config_reloads_total", "", facts.reloads);
 	family(out, "sonic_config_reload_errors_total", "counter", "SIGHUP reloads refused (the old configuration stayed).");

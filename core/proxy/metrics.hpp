@@ -93,6 +93,9 @@ struct alignas(64) Metrics {
 	Counter tls_upstream_handshakes;
 	Counter tls_upstream_resumed;
 	Counter tls_upstream_failures;
+	// Handshake steps (both sides) that waited a turn of the event loop
+	// behind open connections' I/O (HandshakeLane).
+	Counter tls_handshake_waits;
 
 	void count_status(int status)
 	{

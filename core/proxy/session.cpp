@@ -245,7 +245,7 @@ awaitable<bool> Session::accept_tls(const tls::ClientHello &hello, const std::st
 	engine.init_server(ctx, leaf.leaf, std::move(before));
 	stream_ = std::move(stream);
 	set_deadline(cfg_.timeouts.client_header);
-	int rc = co_await engine.handshake();
+	int rc = co_await engine.handshake(worker_.handshakes());
 	if (rc != 0) {
 		const int alert = engine.alert_received();
 		if (hello.best_modern() == 0) {
@@ -1345,20 +1345,26 @@ awaitable<Session::Outcome> Session::stream_response_body(std::unique_ptr<UpConn
 
 // ---- tunnels ---------------------------------------------------------------
 
-awaitable<void> Session::pump_tunnel(tcp::socket &upstream, std::span<const char> from_client,
-				     std::span<const char> from_upstream, TunnelKind kind, const std::string &where)
+awaitable<void> Session::pump_tunnel(UpConn &up, std::span<const char> from_client, std::span<const char> from_upstream,
+				     TunnelKind kind, const std::string &where)
 {
+	SocketStream plain(up.sock);
+	std::optional<TlsEngineStream> secured;
+	if (up.tls)
+		secured.emplace(*up.tls);
+	ClientStream &upstream = secured ? static_cast<ClientStream &>(*secured) : plain;
 	Metrics &m = worker_.counters();
 	m.tunnels[static_cast<int>(kind)].add();
 	m.tunnels_active.add();
 	BufferPool &pool = worker_.buffers();
 	std::unique_ptr<char[]> a = pool.take(), b = pool.take();
 	const size_t cap = pool.size();
-	upstream_ = &upstream;
+	upstream_ = &up.sock;
 	const int client_fd = stream_->raw_fd();
 	TunnelContext ctx{&deadline, worker_.now_ptr(), cfg_.timeouts.tunnel_idle, std::span<char>(a.get(), cap),
 			  std::span<char>(b.get(), cap),
-			  cfg_.tunnels.splice && client_fd >= 0 ? worker_.splice_for(client_fd, upstream.native_handle()) : nullptr};
+			  cfg_.tunnels.splice && client_fd >= 0 && upstream.raw_fd() >= 0 ? worker_.splice_for(client_fd, upstream.raw_fd())
+									 : nullptr};
 	TunnelBytes bytes = co_await tunnel(*stream_, upstream, from_client, from_upstream, ctx);
 	upstream_ = nullptr;
 	pool.give(std::move(a), cap);
@@ -1375,11 +1381,6 @@ awaitable<void> Session::pump_tunnel(tcp::socket &upstream, std::span<const char
 
 awaitable<Session::Outcome> Session::tunnel_upgrade(std::unique_ptr<UpConn> up)
 {
-	if (up->tls) {
-		const UpstreamError cause{502, Cause::BadResponse, Phase::ResponseHead, up->server->text, 0,
-					  "an Upgrade to an origin over TLS is not tunnelled yet"};
-		co_return co_await fail(502, "protocol upgrade through intercepted TLS is not supported", &cause);
-	}
 	const http::Head &h = up->parser.message();
 	out_.clear();
 	http::append_status_line(out_, 101, h.reason);
@@ -1395,7 +1396,7 @@ awaitable<Session::Outcome> Session::tunnel_upgrade(std::unique_ptr<UpConn> up)
 	std::string where = up->server->text;
 	std::span<const char> from_client(in_.head(), in_.size());
 	std::span<const char> from_upstream(up->in.head(), up->in.size());
-	co_await pump_tunnel(up->sock, from_client, from_upstream, TunnelKind::Upgrade, where);
+	co_await pump_tunnel(*up, from_client, from_upstream, TunnelKind::Upgrade, where);
 	log_request(101);
 	asio::error_code ec;
 	up->sock.close(ec);
@@ -1441,7 +1442,7 @@ awaitable<Session::Outcome> Session::connect_tunnel()
 			co_return Outcome::Close;
 		}
 	}
-	co_await pump_tunnel(a.conn->sock, std::span<const char>(in_.head(), in_.size()), {}, TunnelKind::Connect, where);
+	co_await pump_tunnel(*a.conn, std::span<const char>(in_.head(), in_.size()), {}, TunnelKind::Connect, where);
 	log_request(200);
 	asio::error_code ec;
 	a.conn->sock.close(ec);
@@ -1467,7 +1468,7 @@ awaitable<void> Session::run_tcp(const tcp::endpoint *direct)
 	std::span<const char> from_client;
 	if (in_.data)
 		from_client = std::span<const char>(in_.head(), in_.size());
-	co_await pump_tunnel(a.conn->sock, from_client, {}, direct ? TunnelKind::Transparent : TunnelKind::Tcp, where);
+	co_await pump_tunnel(*a.conn, from_client, {}, direct ? TunnelKind::Transparent : TunnelKind::Tcp, where);
 	log_request(0, false);
 	asio::error_code ec;
 	a.conn->sock.close(ec);

@@ -85,8 +85,9 @@ private:
 	// ---- tunnels
 	awaitable<Outcome> connect_tunnel();
 	awaitable<Outcome> tunnel_upgrade(std::unique_ptr<UpConn> up);
-	awaitable<void> pump_tunnel(tcp::socket &upstream, std::span<const char> from_client,
-				    std::span<const char> from_upstream, TunnelKind kind, const std::string &where);
+	// Between the client's stream and UP's (its TLS when it has one).
+	awaitable<void> pump_tunnel(UpConn &up, std::span<const char> from_client, std::span<const char> from_upstream,
+				    TunnelKind kind, const std::string &where);
 
 	// ---- TLS: which stream the client gets
 	// The client's first bytes as a ClientHello, peeked after what in_

@@ -50,10 +50,11 @@ public:
 	virtual tcp::socket &socket() = 0;
 };
 
-// Plain TCP: every call is the socket's own.
-class PlainStream final : public ClientStream {
+// Plain TCP over a socket held elsewhere (an upstream connection's, as one
+// side of a tunnel): every call is the socket's own.
+class SocketStream : public ClientStream {
 public:
-	explicit PlainStream(tcp::socket sock) : sock_(std::move(sock)) {}
+	explicit SocketStream(tcp::socket &sock) : sock_(sock) {}
 
 	awaitable<IoResult> read_some(std::span<char> buf) override
 	{
@@ -85,11 +86,22 @@ public:
 		sock_.shutdown(tcp::socket::shutdown_both, ec);
 		sock_.close(ec);
 	}
-	int raw_fd() const override { return const_cast<tcp::socket &>(sock_).native_handle(); }
+	int raw_fd() const override { return sock_.native_handle(); }
 	tcp::socket &socket() override { return sock_; }
 
 private:
-	tcp::socket sock_;
+	tcp::socket &sock_;
+};
+
+// The socket a PlainStream owns, made before the stream that uses it.
+struct OwnedSocket {
+	tcp::socket owned_socket;
+};
+
+// Plain TCP, owning its socket (a client's connection).
+class PlainStream final : private OwnedSocket, public SocketStream {
+public:
+	explicit PlainStream(tcp::socket sock) : OwnedSocket{std::move(sock)}, SocketStream(owned_socket) {}
 };
 
 } // namespace sonic::proxy

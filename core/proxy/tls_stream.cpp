@@ -139,6 +139,13 @@ int TlsEngine::pull_timeout(gnutls_transport_ptr_t self, unsigned)
 	return ::poll(&p, 1, 0);
 }
 
+void TlsEngine::cancel()
+{
+	cancelled_ = true;
+	asio::error_code ec;
+	sock_.cancel(ec);
+}
+
 awaitable<bool> TlsEngine::wait_ready()
 {
 	const bool writing = gnutls_record_get_direction(s_) == 1;
@@ -146,9 +153,15 @@ awaitable<bool> TlsEngine::wait_ready()
 	co_return !wait_error_;
 }
 
-awaitable<int> TlsEngine::handshake()
+awaitable<int> TlsEngine::handshake(HandshakeLane &lane)
 {
 	for (;;) {
+		co_await lane.turn();
+		if (cancelled_) {
+			wait_error_ = asio::error::operation_aborted;
+			error_ = GNUTLS_E_PULL_ERROR;
+			co_return error_;
+		}
 		int rc = gnutls_handshake(s_);
 		if (rc == GNUTLS_E_SUCCESS) {
 			error_ = 0;
@@ -367,11 +380,11 @@ std::vector<std::string> TlsEngine::peer_names() const
 	}
 }
 
-awaitable<void> TlsStream::shutdown()
+awaitable<void> TlsEngineStream::shutdown()
 {
 	engine_.bye();
 	asio::error_code ec;
-	sock_.shutdown(tcp::socket::shutdown_send, ec);
+	engine_.socket().shutdown(tcp::socket::shutdown_send, ec);
 	co_return;
 }
 

@@ -8,6 +8,7 @@
 // to GnuTLS first.
 #pragma once
 
+#include "proxy/handshake_lane.hpp"
 #include "proxy/stream.hpp"
 #include "proxy/tls_context.hpp"
 
@@ -44,12 +45,17 @@ public:
 
 	// 0, or the GnuTLS error that ended the handshake; the wait's error
 	// (timeout, drain) comes back as GNUTLS_E_PUSH_ERROR/PULL_ERROR with
-	// error() saying so.
-	awaitable<int> handshake();
+	// error() saying so. Each step of the handshake waits for its turn in
+	// LANE (the worker's), so a burst of handshakes does not hold up the
+	// worker's open connections.
+	awaitable<int> handshake(HandshakeLane &lane);
 	awaitable<IoResult> read_some(std::span<char> buf);
 	awaitable<IoResult> write(std::span<const asio::const_buffer> bufs);
 	// close_notify, when the socket takes it at once.
 	void bye();
+	// Cancels the socket's waits; a handshake also ends when the cancel
+	// came while a step waited its turn in the lane (a timeout is not lost).
+	void cancel();
 
 	TlsFacts facts() const;
 	// Session data to resume with next time (client side), or empty.
@@ -63,6 +69,7 @@ public:
 	// The DNS names and addresses of the peer's certificate (client side).
 	std::vector<std::string> peer_names() const;
 	gnutls_session_t session() const { return s_; }
+	tcp::socket &socket() { return sock_; }
 
 private:
 	static ssize_t pull(gnutls_transport_ptr_t self, void *data, size_t size);
@@ -86,38 +93,49 @@ private:
 	int error_ = 0;
 	int alert_ = -1;
 	bool established_ = false;
+	bool cancelled_ = false;
 	unsigned char tail_[16] = {};
 	size_t tail_len_ = 0;
 	asio::error_code wait_error_;
 };
 
-// The client side of a session as TLS: a ClientStream over a TlsEngine.
-class TlsStream final : public ClientStream {
+// TLS as a stream, over an engine held elsewhere (an origin connection's,
+// as one side of a tunnel).
+class TlsEngineStream : public ClientStream {
 public:
-	explicit TlsStream(tcp::socket sock) : sock_(std::move(sock)), engine_(sock_) {}
+	explicit TlsEngineStream(TlsEngine &engine) : engine_(engine) {}
 
-	TlsEngine &engine() { return engine_; }
 	awaitable<IoResult> read_some(std::span<char> buf) override { return engine_.read_some(buf); }
 	awaitable<IoResult> write(std::span<const asio::const_buffer> bufs) override { return engine_.write(bufs); }
 	using ClientStream::write;
+	// close_notify (when it fits), then a TCP FIN.
 	awaitable<void> shutdown() override;
-	void cancel() override
-	{
-		asio::error_code ec;
-		sock_.cancel(ec);
-	}
+	void cancel() override { engine_.cancel(); }
 	void close() override
 	{
 		asio::error_code ec;
-		sock_.shutdown(tcp::socket::shutdown_both, ec);
-		sock_.close(ec);
+		engine_.socket().shutdown(tcp::socket::shutdown_both, ec);
+		engine_.socket().close(ec);
 	}
 	int raw_fd() const override { return -1; }
-	tcp::socket &socket() override { return sock_; }
+	tcp::socket &socket() override { return engine_.socket(); }
 
 private:
-	tcp::socket sock_;
-	TlsEngine engine_;
+	TlsEngine &engine_;
+};
+
+// The socket and engine a TlsStream owns, made before the stream.
+struct OwnedTls {
+	explicit OwnedTls(tcp::socket sock) : owned_socket(std::move(sock)), owned_engine(owned_socket) {}
+	tcp::socket owned_socket;
+	TlsEngine owned_engine;
+};
+
+// The client side of a session as TLS: owns its socket and engine.
+class TlsStream final : private OwnedTls, public TlsEngineStream {
+public:
+	explicit TlsStream(tcp::socket sock) : OwnedTls(std::move(sock)), TlsEngineStream(owned_engine) {}
+	TlsEngine &engine() { return owned_engine; }
 };
 
 } // namespace sonic::proxy

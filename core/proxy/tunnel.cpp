@@ -69,53 +69,41 @@ awaitable<TunnelBytes> copy_both(tcp::socket &client, tcp::socket &upstream, std
 	co_return TunnelBytes{up.bytes, down.bytes};
 }
 
-// A client stream that is not the socket's own bytes (TLS): the client's
-// side goes through the stream, the upstream's through its socket.
-awaitable<void> pump_from_stream(ClientStream &client, tcp::socket &upstream, std::span<char> buffer,
-				 TunnelContext &ctx, uint64_t &bytes, bool &failed)
+// ---- through streams ---------------------------------------------------------
+
+// One direction between two streams when either is TLS (its bytes are not
+// the socket's own): PENDING first, then what FROM reads is written to TO;
+// FROM's end is passed on as TO's shutdown (for TLS a close_notify, then a
+// FIN). An error ends both directions.
+awaitable<void> pump_stream(ClientStream &from, ClientStream &to, std::span<const char> pending, std::span<char> buffer,
+			    TunnelContext &ctx, uint64_t &bytes, bool &failed)
 {
-	asio::error_code ec;
-	for (;;) {
-		IoResult r = co_await client.read_some(buffer);
+	if (!pending.empty()) {
+		const std::string_view early(pending.data(), pending.size());
+		IoResult w = co_await to.write(early);
+		if (w)
+			bytes += pending.size();
+		else
+			failed = true;
+	}
+	while (!failed) {
+		IoResult r = co_await from.read_some(buffer);
 		if (r.error == asio::error::eof) {
-			upstream.shutdown(tcp::socket::shutdown_send, ec);
+			co_await to.shutdown();
 			co_return;
 		}
 		if (!r || failed)
 			break;
 		*ctx.deadline = *ctx.now + ctx.idle;
-		co_await asio::async_write(upstream, asio::buffer(buffer.data(), r.bytes), with(ec));
-		if (ec)
+		const std::string_view piece(buffer.data(), r.bytes);
+		IoResult w = co_await to.write(piece);
+		if (!w)
 			break;
 		bytes += r.bytes;
 	}
 	failed = true;
-	client.cancel();
-	upstream.cancel(ec);
-}
-
-awaitable<void> pump_to_stream(tcp::socket &upstream, ClientStream &client, std::span<char> buffer,
-			       TunnelContext &ctx, uint64_t &bytes, bool &failed)
-{
-	asio::error_code ec;
-	for (;;) {
-		size_t n = co_await upstream.async_read_some(asio::buffer(buffer.data(), buffer.size()), with(ec));
-		if (ec == asio::error::eof) {
-			co_await client.shutdown();
-			co_return;
-		}
-		if (ec || failed)
-			break;
-		*ctx.deadline = *ctx.now + ctx.idle;
-		const std::string_view piece(buffer.data(), n);
-		IoResult w = co_await client.write(piece);
-		if (!w)
-			break;
-		bytes += n;
-	}
-	failed = true;
-	client.cancel();
-	upstream.cancel(ec);
+	from.cancel();
+	to.cancel();
 }
 
 // ---- kernel splicing ---------------------------------------------------------
@@ -334,29 +322,16 @@ awaitable<TunnelBytes> tunnel(tcp::socket &client, tcp::socket &upstream, std::s
 	co_return bytes;
 }
 
-awaitable<TunnelBytes> tunnel(ClientStream &client, tcp::socket &upstream, std::span<const char> from_client,
+awaitable<TunnelBytes> tunnel(ClientStream &client, ClientStream &upstream, std::span<const char> from_client,
 			      std::span<const char> from_upstream, TunnelContext ctx)
 {
-	if (client.raw_fd() >= 0)
-		co_return co_await tunnel(client.socket(), upstream, from_client, from_upstream, ctx);
-	asio::error_code ec;
+	if (client.raw_fd() >= 0 && upstream.raw_fd() >= 0)
+		co_return co_await tunnel(client.socket(), upstream.socket(), from_client, from_upstream, ctx);
+	*ctx.deadline = *ctx.now + ctx.idle;
 	TunnelBytes bytes;
-	if (!from_client.empty()) {
-		co_await asio::async_write(upstream, asio::buffer(from_client.data(), from_client.size()), with(ec));
-		if (ec)
-			co_return bytes;
-		bytes.client_to_upstream = from_client.size();
-	}
-	if (!from_upstream.empty()) {
-		const std::string_view early(from_upstream.data(), from_upstream.size());
-		IoResult w = co_await client.write(early);
-		if (!w)
-			co_return bytes;
-		bytes.upstream_to_client = from_upstream.size();
-	}
 	bool failed = false;
-	co_await (pump_from_stream(client, upstream, ctx.client_buffer, ctx, bytes.client_to_upstream, failed) &&
-		  pump_to_stream(upstream, client, ctx.upstream_buffer, ctx, bytes.upstream_to_client, failed));
+	co_await (pump_stream(client, upstream, from_client, ctx.client_buffer, ctx, bytes.client_to_upstream, failed) &&
+		  pump_stream(upstream, client, from_upstream, ctx.upstream_buffer, ctx, bytes.upstream_to_client, failed));
 	co_return bytes;
 }
 

@@ -48,10 +48,11 @@ struct TunnelContext {
 asio::awaitable<TunnelBytes> tunnel(tcp::socket &client, tcp::socket &upstream, std::span<const char> from_client,
 				    std::span<const char> from_upstream, TunnelContext ctx);
 
-// The same from a client stream: a stream with raw_fd() is its socket's
-// own bytes and tunnels as above (spliced when ctx.splice); any other (TLS)
-// is copied through the stream.
-asio::awaitable<TunnelBytes> tunnel(ClientStream &client, tcp::socket &upstream, std::span<const char> from_client,
+// The same between streams: where both are a socket's own bytes (raw_fd())
+// the sockets tunnel as above (spliced when ctx.splice); where either is
+// TLS (an intercepted client, an origin over TLS) the bytes are copied
+// through the streams, and an end is passed on as the other's shutdown.
+asio::awaitable<TunnelBytes> tunnel(ClientStream &client, ClientStream &upstream, std::span<const char> from_client,
 				    std::span<const char> from_upstream, TunnelContext ctx);
 
 } // namespace sonic::proxy

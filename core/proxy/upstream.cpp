@@ -175,7 +175,7 @@ awaitable<Acquired> UpstreamClient::start_tls(std::unique_ptr<UpConn> conn, Serv
 	conn->tls = std::make_unique<TlsEngine>(conn->sock);
 	conn->tls->init_client(*worker_.tls(), server.tls_name, server.tls_session);
 	// Bounded by the session's deadline (upstream_connect and a second).
-	int rc = co_await conn->tls->handshake();
+	int rc = co_await conn->tls->handshake(worker_.handshakes());
 	if (rc == 0) {
 		m.tls_upstream_handshakes.add();
 		if (gnutls_session_is_resumed(conn->tls->session()))

@@ -65,7 +65,8 @@ void ReadBuffer::compact()
 Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config, int access_log_fd,
 	       std::shared_ptr<const bpf::Splice> splice, std::shared_ptr<ClientLimits> limits)
 	: index_(index), now_(Clock::now()), log_(access_log_fd), buffers_(buffer_size(*config)),
-	  limits_(std::move(limits)), splice_(std::move(splice)), ctx_(ASIO_CONCURRENCY_HINT_UNSAFE_IO),
+	  limits_(std::move(limits)), splice_(std::move(splice)), handshakes_(metrics_.tls_handshake_waits),
+	  ctx_(ASIO_CONCURRENCY_HINT_UNSAFE_IO),
 	  upstreams_(std::make_unique<UpstreamClient>(*this))
 {
 	gen_.reset(build(std::move(config)));

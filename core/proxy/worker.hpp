@@ -8,6 +8,7 @@
 #include "http/parser.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/handshake_lane.hpp"
 #include "proxy/limits.hpp"
 #include "proxy/metrics.hpp"
 
@@ -198,6 +199,9 @@ public:
 	// What every worker's TLS shares, or null when no listener terminates TLS.
 	TlsContext *tls() const { return tls_.get(); }
 	void set_tls(std::shared_ptr<TlsContext> tls) { tls_ = std::move(tls); }
+	// Where this worker's TLS handshakes (both sides) take turns with the
+	// I/O of its open connections.
+	HandshakeLane &handshakes() { return handshakes_; }
 	// Forward mode: a cached name resolution, or null when it is stale.
 	ServerState *resolved(const std::string &host_port);
 	ServerState &remember_resolved(const std::string &host_port, const tcp::endpoint &endpoint);
@@ -246,6 +250,7 @@ private:
 	std::shared_ptr<const bpf::AccelProxy> accel_;
 	std::shared_ptr<bpf::Blocker> blocker_;
 	std::shared_ptr<TlsContext> tls_;
+	HandshakeLane handshakes_;
 	asio::io_context ctx_;
 	std::vector<std::shared_ptr<Acceptor>> acceptors_;
 	std::map<std::string, std::unique_ptr<ServerState>, std::less<>> servers_;

@@ -482,94 +482,265 @@ def test_transparent_redirected_tls_is_intercepted_or_passed(netns, pki, tmp_pat
         origin.stop()
 
 
+def echo_upgraded(t, got):
+    """On an upgraded TLS socket T (GOT: bytes read past the 101): 1 MiB in
+    64 KiB pieces, each echoed before the next (one thread per TLS socket:
+    OpenSSL's are not for two threads at once), then close_notify both ways."""
+    data = os.urandom(1 << 20)
+    back = bytearray(got)
+    for off in range(0, len(data), 65536):
+        t.sendall(data[off:off + 65536])
+        while len(back) < off + 65536:
+            d = t.recv(1 << 20)
+            assert d, "the tunnel ended after %d bytes" % len(back)
+            back += d
+    assert bytes(back) == data
+    # The client's close_notify reaches the origin as an end; the origin's
+    # close comes back as sonic's close_notify.
+    t.unwrap().close()
+
+
+def upgrade_request(t):
+    t.sendall(b"GET /upgrade HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+    import origin as origin_mod
+    status, headers, _, got = origin_mod.read_response(t)
+    assert status == 101, (status, headers)
+    assert headers.get("upgrade") == "echo"
+    return got
+
+
+def test_upgrade_inside_intercepted_tls_to_a_tls_origin(sonic_run, pki, tmp_path):
+    """A protocol upgrade (websocket's handshake) inside an intercepted
+    CONNECT tunnel to an origin over TLS: the 101 comes back, the bytes after
+    it go both ways through both TLS sessions, and each end passes on as a
+    close_notify."""
+    import ssl
+    import origin as origin_mod
+    o = origin_mod.Origin(tls=(pki.cert, pki.key)).start()
+    try:
+        p = start(sonic_run, pki, tmp_path, FORWARD, ["--tls", "intercept", "--upstream-ca", pki.ca])
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=30)
+        s.sendall(b"CONNECT localhost:%d HTTP/1.1\r\nHost: localhost:%d\r\n\r\n" % (o.port, o.port))
+        status, _, _, rest = origin_mod.read_response(s, method="CONNECT")
+        assert status == 200 and rest == b""
+        t = ssl.create_default_context(cafile=pki.sonic_ca).wrap_socket(s, server_hostname="localhost")
+        echo_upgraded(t, upgrade_request(t))
+        assert o.events_of("upgraded")
+        assert not o.events_of("tls_failed")
+        m = metrics(p)
+        assert m['sonic_tunnels_total{kind="upgrade"}'] == 1, m
+        assert m['sonic_tls_upstream_handshakes_total{outcome="full"}'] == 1
+        assert m['sonic_tunnel_bytes_total{direction="upstream",path="copied"}'] >= 1 << 20, m
+    finally:
+        o.stop()
+
+
+def test_upgrade_at_a_tls_listener_to_a_plain_origin(sonic_run, pki, tmp_path):
+    """The same at a reverse listener with tls = "intercept" in front of a
+    plain origin: TLS on the client's side only."""
+    import ssl
+    import origin as origin_mod
+    o = origin_mod.Origin().start()
+    try:
+        p = start(sonic_run, pki, tmp_path, REVERSE % o.address)
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=30)
+        t = ssl.create_default_context(cafile=pki.sonic_ca).wrap_socket(s, server_hostname="localhost")
+        echo_upgraded(t, upgrade_request(t))
+        assert o.events_of("upgraded")
+        assert metrics(p)['sonic_tunnels_total{kind="upgrade"}'] == 1
+    finally:
+        o.stop()
+
+
 PROBE = r"""
-import socket, ssl, sys, time
-port, ca, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+import json, select, socket, ssl, sys, time
+port, ca = int(sys.argv[1]), sys.argv[2]
 ctx = ssl.create_default_context(cafile=ca)
-s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="probe.stall.test")
 req = b"GET / HTTP/1.1\r\nHost: probe.stall.test\r\n\r\n"
+def connect():
+    return ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="probe.stall.test")
+s = connect()
 def ask():
+    # The wait of one request on the open connection, or None when sonic
+    # closed it (keepalive_requests): then a new one is opened for the next.
+    global s
     t0 = time.monotonic()
     s.sendall(req)
     got = b""
     while not got.endswith(b"hello from nginx\n"):
         chunk = s.recv(4096)
-        assert chunk
+        if not chunk:
+            s.close()
+            s = connect()
+            return None
         got += chunk
     return time.monotonic() - t0
 ask()
 print("ready", flush=True)
-sys.stdin.readline()
-worst, end = 0.0, time.monotonic() + seconds
-while time.monotonic() < end:
-    worst = max(worst, ask())
-print("%.6f" % worst, flush=True)
+# Each line read starts a measurement: a request every 3 ms on the open
+# connection until the next line; then their waits, as JSON.
+while sys.stdin.readline():
+    waits = []
+    while not select.select([sys.stdin], [], [], 0.003)[0]:
+        w = ask()
+        if w is not None:
+            waits.append(w)
+    sys.stdin.readline()
+    print(json.dumps(waits), flush=True)
 """
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "the mints run off the loop, but when they land the 200 handshakes resume in one burst: "
-    "~50-100 ms of handshake CPU queued ahead of the probe on one worker (notes/issue-14.md)"))
-def test_minting_for_new_names_does_not_stall_open_connections(sonic_run, pki, tmp_path):
+class Probe:
+    """A kept-alive HTTPS connection through sonic, in a process of its own
+    (the storm's threads do not delay it): measure(during) returns the wait
+    of every request it made while DURING ran."""
+
+    def __init__(self, port, ca):
+        self.proc = subprocess.Popen(["python3", "-c", PROBE, str(port), ca],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def measure(self, during):
+        self.proc.stdin.write("start\n")
+        self.proc.stdin.flush()
+        time.sleep(0.05)
+        during()
+        time.sleep(0.05)
+        self.proc.stdin.write("stop\n")
+        self.proc.stdin.flush()
+        waits = __import__("json").loads(self.proc.stdout.readline())
+        assert len(waits) >= 10, waits
+        return sorted(waits)
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+STORM = r"""
+import selectors, socket, ssl, sys, time
+port, names = int(sys.argv[1]), sys.argv[2:]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+# Every connection open and its ClientHello made (the client's key share
+# included) before the signal: then the hellos go out back to back.
+conns = []
+for name in names:
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.setblocking(False)
+    into, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(into, out, server_hostname=name)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    conns.append((s, tls, into, out.read(), out))
+print("ready", flush=True)
+sys.stdin.readline()
+sel = selectors.DefaultSelector()
+for c in conns:
+    c[0].send(c[3])
+    sel.register(c[0], selectors.EVENT_READ, c)
+done, end = 0, time.monotonic() + 60
+while sel.get_map() and time.monotonic() < end:
+    for key, _ in sel.select(1):
+        s, tls, into, _, out = key.data
+        data = s.recv(65536)
+        finished = not data
+        if data:
+            into.write(data)
+            try:
+                tls.do_handshake()
+                done += 1
+                finished = True
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLError:
+                finished = True
+            s.setblocking(True)
+            s.sendall(out.read())
+            s.setblocking(False)
+        if finished:
+            sel.unregister(s)
+            s.close()
+print(done, flush=True)
+"""
+
+
+def handshake_storm(port, names):
+    """One handshake per name, all at once, from a process of its own at
+    nice 19: every connection is open and its ClientHello made first, then
+    the 200 hellos are sent back to back. (The client's own handshake CPU on
+    a 2-CPU host would otherwise take the CPU from the server it measures,
+    and spread the burst.) Returns how many completed."""
+    storm = subprocess.Popen(["nice", "-n", "19", "python3", "-c", STORM, str(port)] + list(names),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert storm.stdout.readline().strip() == "ready"
+        storm.stdin.write("go\n")
+        storm.stdin.flush()
+        return int(storm.stdout.readline())
+    finally:
+        storm.stdin.close()
+        storm.wait(60)
+
+
+def test_a_burst_of_handshakes_for_new_names_does_not_stall_open_connections(sonic_run, pki, tmp_path):
     """200 handshakes at once, each for a name never seen, while a kept-alive
-    HTTPS connection (another process) keeps asking: minting runs off the
-    event loop, so its requests wait no more than 50 ms longer than during
-    the same storm for names already in memory."""
-    import ssl
-    import threading
+    HTTPS connection (another process) asks every 3 ms: the leaves are minted
+    off the event loop and the handshake steps take turns with the open
+    connection's I/O (one per turn of the event loop), so none of its
+    requests waits more than 50 ms. Three rounds, each a minting storm (200
+    new names) and the same storm again with every name in memory (the
+    handshakes alone, now a burst as sharp: nothing to wait for); the bound
+    holds for the median round of each kind (one round may meet another
+    tenant's burst on a shared host). Skipped loudly when the host is
+    overloaded (load average over 2x the CPUs) or stalls the connection
+    past the bound with no storm at all."""
     load = os.getloadavg()[0]
-    if load > os.cpu_count() and not os.environ.get("SONIC_FORCE_LATENCY"):
-        pytest.skip("SKIPPED LOUDLY: load average %.1f on %d CPUs: a 50 ms latency bound means nothing here"
-                    % (load, os.cpu_count()))
+    cpus = os.cpu_count() or 1
+    if load > 2 * cpus and not os.environ.get("SONIC_FORCE_LATENCY"):
+        pytest.skip("SKIPPED LOUDLY: load average %.1f on %d CPUs (over 2x): a 50 ms latency bound means "
+                    "nothing on an overloaded host; SONIC_FORCE_LATENCY=1 runs it anyway" % (load, cpus))
     o = proxyrun.Nginx(str(tmp_path))
+    probe = None
     try:
         p = start(sonic_run, pki, tmp_path, REVERSE % o.address)
-        storm_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        storm_ctx.check_hostname = False
-        storm_ctx.verify_mode = ssl.CERT_NONE
-
-        def storm(names):
-            """200 handshakes at once for NAMES; the probe's worst wait meanwhile."""
-            probe = subprocess.Popen(["python3", "-c", PROBE, str(p.port), pki.sonic_ca, "2"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            assert probe.stdout.readline().strip() == "ready"
-            done = []
-            go = threading.Event()
-
-            def handshake(name):
-                go.wait()
-                try:
-                    with socket.create_connection(("127.0.0.1", p.port), timeout=30) as s:
-                        with storm_ctx.wrap_socket(s, server_hostname=name):
-                            done.append(name)
-                except OSError:
-                    pass
-
-            threads = [threading.Thread(target=handshake, args=(n,)) for n in names]
-            for t in threads:
-                t.start()
-            probe.stdin.write("go\n")
-            probe.stdin.flush()
-            time.sleep(0.05)
-            go.set()
-            for t in threads:
-                t.join(30)
-            worst = float(probe.stdout.readline())
-            probe.wait(10)
-            assert len(done) == len(names)
-            return worst
-
-        names = ["n%d.stall.test" % i for i in range(200)]
-        # The same storm twice: first every name is minted, then every one is
-        # in memory. What minting adds is the difference; the handshakes
-        # themselves cost both times.
-        minting = storm(names)
-        cached = storm(names)
-        print("probe worst: minting %.1f ms, cached %.1f ms" % (minting * 1000, cached * 1000))
+        probe = Probe(p.port, pki.sonic_ca)
+        # The host alone: the same connection with nothing else going on.
+        # A host that holds it past the bound by itself (other tenants'
+        # load, a VM's stolen time) cannot judge sonic.
+        idle = probe.measure(lambda: time.sleep(1.5))
+        if idle[-1] > 0.050 and not os.environ.get("SONIC_FORCE_LATENCY"):
+            pytest.skip("SKIPPED LOUDLY: with no storm at all a request waited %.1f ms on this host (load %.1f): "
+                        "a 50 ms bound means nothing here" % (idle[-1] * 1000, os.getloadavg()[0]))
+        minting, cached = [], []
+        for r in range(3):
+            names = ["n%d.r%d.stall.test" % (i, r) for i in range(200)]
+            counts = []
+            minting.append(probe.measure(lambda: counts.append(handshake_storm(p.port, names))))
+            cached.append(probe.measure(lambda: counts.append(handshake_storm(p.port, names))))
+            assert counts == [200, 200], counts
+        ms = lambda x: "%.1f" % (x * 1000)  # noqa: E731
+        print("\nidle: median %s ms, worst %s ms over %d requests" % (ms(idle[len(idle) // 2]), ms(idle[-1]), len(idle)))
+        for i in range(3):
+            print("round %d: worst wait minting %s ms, cached %s ms (medians %s / %s ms, %d / %d requests)" % (
+                i, ms(minting[i][-1]), ms(cached[i][-1]), ms(minting[i][len(minting[i]) // 2]),
+                ms(cached[i][len(cached[i]) // 2]), len(minting[i]), len(cached[i])))
         m = metrics(p)
-        assert m['sonic_tls_certificates_total{lookup="miss"}'] >= 200
-        assert m['sonic_tls_certificates_total{lookup="hit"}'] >= 200
-        assert minting < cached + 0.050, "minting held a request on an open connection %.1f ms (cached: %.1f ms)" % (
-            minting * 1000, cached * 1000)
+        assert m['sonic_tls_certificates_total{lookup="miss"}'] >= 600
+        assert m['sonic_tls_certificates_total{lookup="hit"}'] >= 600
+        # The bursts queued: handshake steps waited their turn behind the probe's I/O.
+        assert m["sonic_tls_handshake_waits_total"] > 0, m
+        print("handshake steps that waited a turn: %d" % m["sonic_tls_handshake_waits_total"])
+        worst_minting = sorted(w[-1] for w in minting)
+        worst_cached = sorted(w[-1] for w in cached)
+        assert worst_minting[1] <= 0.050, "minting storms held a request on an open connection %s ms" % (
+            ", ".join(map(ms, worst_minting)))
+        assert worst_cached[1] <= 0.050, "handshake storms held a request on an open connection %s ms" % (
+            ", ".join(map(ms, worst_cached)))
     finally:
+        if probe:
+            probe.close()
         o.stop()

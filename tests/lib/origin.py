@@ -114,9 +114,11 @@ class Request:
 
 
 class Origin:
-    """The server. start() binds 127.0.0.1 on a free port (or PORT)."""
+    """The server. start() binds 127.0.0.1 on a free port (or PORT). With
+    TLS = (certfile, keyfile) every connection is TLS (its handshake in the
+    connection's own thread)."""
 
-    def __init__(self, port=0):
+    def __init__(self, port=0, tls=None):
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", port))
@@ -128,6 +130,11 @@ class Origin:
         self.connections = 0    # accepted so far
         self.open = {}          # conn number -> socket, while open
         self.stopping = False
+        self.tls = None
+        if tls:
+            import ssl
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(*tls)
         self.thread = threading.Thread(target=self.accept_loop, daemon=True)
 
     # -- lifecycle --------------------------------------------------------
@@ -201,6 +208,17 @@ class Origin:
             threading.Thread(target=self.serve, args=(sock, number), daemon=True).start()
 
     def serve(self, sock, number):
+        if self.tls:
+            try:
+                sock = self.tls.wrap_socket(sock, server_side=True)
+            except OSError as e:
+                self.event("tls_failed", number, str(e))
+                with self.lock:
+                    self.open.pop(number, None)
+                sock.close()
+                return
+            with self.lock:
+                self.open[number] = sock
         conn = Conn(sock, number)
         try:
             while True:
