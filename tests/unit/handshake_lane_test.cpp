@@ -85,6 +85,6 @@ TEST_CASE("handshake lane: PER_TURN steps a turn; an idle lane lets a step go at
 	REQUIRE(longest_run(order, 'H') <= 8);
 	REQUIRE(longest_run(order, 'H') >= 4);
 	Counter none;
-	REQUIRE(burst(1, 1, 3, none) .find('H') == 0);
+	REQUIRE(burst(1, 1, 3, none).find('H') == 0);
 	REQUIRE(none.get() == 0);
 }
