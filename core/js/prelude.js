@@ -1347,7 +1347,7 @@ define(global, 'fetch', function fetch(input, init) {
 	try {
 		var req = input instanceof Request && init === undefined ? input : new Request(input, init);
 		if (!st) fail(Error, 'fetch() can only be called while a request is handled');
-		if (++st.subrequests > st.limits.subrequests) fail(RangeError, 'too many subrequests (limit ' + st.limits.subrequests + ')');
+		if (++st.subrequests > st.maxSubrequests) fail(RangeError, 'too many subrequests (limit ' + st.maxSubrequests + ')');
 		// The request being served, to its own origin: the host forwards it
 		// down its normal, pooled, streaming path and answers with the
 		// origin's head; the body streams to the client afterwards.
@@ -1401,10 +1401,14 @@ define(global, 'sonic', {
 var sonic = {};
 define(global, '__sonic', sonic);
 // The host starts request ID: METHOD URL HEADERS (flat) BODY (bytes or
-// null) FACTS (client address, TLS) ENV (vars) LIMITS ({subrequests}).
-sonic.start = function (id, method, url, flat, body, facts, env, limits) {
-	var st = { id: id, url: url, facts: facts, limits: limits, subrequests: 0, done: false, response: null, error: null,
-		   passThrough: false, responded: false, originFetch: null, waitUntil: [], pass: false };
+// null) FACTS (client address, TLS) ENV (vars) MAX_SUBREQUESTS, and hands
+// over FINISHED, the ids of requests it is done with (or null). Returns
+// what run(ID) returns, so that a request decided at once costs one call.
+sonic.start = function (id, method, url, flat, body, facts, env, maxSubrequests, finished) {
+	if (finished !== null) for (var f = 0; f < finished.length; f++) delete requests[finished[f]];
+	var st = { id: id, url: url, facts: facts, maxSubrequests: maxSubrequests, subrequests: 0, done: false, response: null,
+		   error: null, passThrough: false, responded: false, originFetch: null, waitUntil: [], pass: false,
+		   ctx: null, request: null };
 	st.ctx = new Context(st);
 	requests[id] = st;
 	var req = makeIncoming(st, method, url, flat, body);
@@ -1428,6 +1432,7 @@ sonic.start = function (id, method, url, flat, body, facts, env, limits) {
 		st.done = true;
 	}
 	current = null;
+	return sonic.run(id);
 };
 // Runs microtasks with REQUEST's state current (for fetch() limits).
 sonic.drain = function (id) {
@@ -1471,14 +1476,16 @@ sonic.result = function (id) {
 		 headers: same ? null : flatFromHeaders(lazyHeaders(res)), origin: b === ORIGIN_BODY,
 		 body: b === ORIGIN_BODY || b === null ? null : b };
 };
-// The origin's response head for the request's fetch(request).
+// The origin's response head for the request's fetch(request); returns
+// what run(ID) returns.
 sonic.originResponse = function (id, status, statusText, flat) {
 	var st = requests[id];
-	if (!st || !st.originFetch) return;
+	if (!st || !st.originFetch) return sonic.run(id);
 	var r = Object.create(Response.prototype);
 	r._status = status; r._statusText = statusText; r._flat = flat; r._guard = 'none'; r._headers = null;
 	r._body = ORIGIN_BODY; r._type = 'basic'; r._url = st.url; r._redirected = false; r._fromOrigin = true;
 	st.originFetch.resolve(r);
+	return sonic.run(id);
 };
 sonic.originFailed = function (id, message) {
 	var st = requests[id];
@@ -1517,6 +1524,5 @@ sonic.handlers = function () {
 		 exported: mod !== undefined };
 };
 sonic.pendingWaits = function (id) { var st = requests[id]; return st ? st.waitUntil.length : 0; };
-sonic.finish = function (id) { delete requests[id]; };
 sonic.compileDefault = function () { return typeof global.__sonic_default; };
 })(this, __native);

@@ -284,6 +284,21 @@ void Instance::push_host_call(const char *name)
 
 void Instance::push_env() { duk_push_heapptr(heap_.ctx(), env_); }
 
+void Instance::push_finished()
+{
+	duk_context *ctx = heap_.ctx();
+	if (finished_.empty()) {
+		duk_push_null(ctx);
+		return;
+	}
+	duk_push_array(ctx);
+	for (size_t i = 0; i < finished_.size(); i++) {
+		duk_push_number(ctx, static_cast<double>(finished_[i]));
+		duk_put_prop_index(ctx, -2, static_cast<duk_uarridx_t>(i));
+	}
+	finished_.clear();
+}
+
 void check_program(const Program &program)
 {
 	try {

@@ -62,6 +62,11 @@ public:
 	void push_host_call(const char *name);
 	// Pushes the script's env (its [vars]), made once per heap.
 	void push_env();
+	// Request ID is done with; its state in the heap goes with the next
+	// start (push_finished), not with a call of its own.
+	void finished(uint64_t id) { finished_.push_back(id); }
+	// Pushes the ids finished() since the last call as an array, or null.
+	void push_finished();
 
 private:
 	std::shared_ptr<const Program> program_;
@@ -69,6 +74,7 @@ private:
 	bool response_handlers_ = false;
 	void *sonic_ = nullptr; // the __sonic object's heap pointer
 	void *env_ = nullptr;   // the env object (kept reachable in the stash)
+	std::vector<uint64_t> finished_;
 };
 
 } // namespace sonic::js

@@ -29,18 +29,8 @@ struct ScriptFilter::Call {
 	Exchange *ex = nullptr;
 	~Call()
 	{
-		auto i = instance.lock();
-		if (!i)
-			return;
-		try {
-			duk_context *ctx = i->ctx();
-			i->push_host_call("finish");
-			duk_push_number(ctx, static_cast<double>(id));
-			i->heap().call(1, std::chrono::milliseconds(10));
-			duk_pop(ctx);
-		} catch (const HeapFatal &) {
-			// The heap is beyond use; the filter drops it on its next call.
-		}
+		if (auto i = instance.lock())
+			i->finished(id);
 	}
 };
 
@@ -252,15 +242,7 @@ Heap::Ran ScriptFilter::run(Call &call, int nargs)
 	return r;
 }
 
-bool ScriptFilter::invoke(Call &call, int nargs)
-{
-	if (run(call, nargs).stop != Stop::None)
-		return false;
-	duk_pop(instance_->ctx());
-	return true;
-}
-
-bool ScriptFilter::start(Call &call, const Exchange &ex)
+ScriptFilter::Outcome ScriptFilter::start(Call &call, const Exchange &ex)
 {
 	duk_context *ctx = instance_->ctx();
 	const http::Request &r = ex.request;
@@ -290,21 +272,26 @@ bool ScriptFilter::start(Call &call, const Exchange &ex)
 		duk_put_prop_string(ctx, -2, "intercepted");
 	}
 	instance_->push_env();
-	duk_push_object(ctx);
 	duk_push_uint(ctx, program_->limits.subrequests);
-	duk_put_prop_string(ctx, -2, "subrequests");
-	return invoke(call, 8);
+	instance_->push_finished();
+	return outcome(call, 9);
 }
 
 ScriptFilter::Outcome ScriptFilter::result(Call &call)
 {
-	Outcome o;
-	duk_context *ctx = instance_->ctx();
 	// One host call: drain the microtasks, then say what became of it.
 	instance_->push_host_call("run");
-	duk_push_number(ctx, static_cast<double>(call.id));
-	duk_context *c = ctx;
-	if (run(call, 1).stop != Stop::None) {
+	duk_push_number(instance_->ctx(), static_cast<double>(call.id));
+	return outcome(call, 1);
+}
+
+// Runs the host call on the stack, which answers as __sonic.run() does,
+// and reads that answer.
+ScriptFilter::Outcome ScriptFilter::outcome(Call &call, int nargs)
+{
+	Outcome o;
+	duk_context *c = instance_->ctx();
+	if (run(call, nargs).stop != Stop::None) {
 		o.kind = Outcome::Kind::Error;
 		return o;
 	}
@@ -404,9 +391,8 @@ awaitable<FilterResult> ScriptFilter::on_request(Exchange &ex)
 	call->ex = &ex;
 	ex.filter_state = call;
 	ex.script = program_->name;
-	if (!start(*call, ex))
-		co_return failed(*call, last_stop_, last_error_);
-	FilterResult r = co_await conclude(ex, *call, false);
+	Outcome first = start(*call, ex);
+	FilterResult r = co_await conclude(ex, *call, false, &first);
 	co_return r;
 }
 
@@ -416,21 +402,20 @@ bool ScriptFilter::wants_response(const Exchange &ex) const
 	return call && (call->awaiting_origin || (instance_ && instance_->has_response_handlers()));
 }
 
-// Drains the request's microtasks until it is decided, waiting for its
-// subrequests in between, and turns the outcome into the chain's verdict.
-awaitable<FilterResult> ScriptFilter::conclude(Exchange &ex, Call &call, bool in_response)
+// From the request's FIRST outcome, waits for its subrequests and drains
+// its microtasks until it is decided, and turns the outcome into the
+// chain's verdict.
+awaitable<FilterResult> ScriptFilter::conclude(Exchange &ex, Call &call, bool in_response, Outcome *first)
 {
-	Outcome o;
-	for (;;) {
-		if (!instance_ || call.instance.lock() != instance_)
-			co_return failed(call, Stop::Heap, "the heap was rebuilt while the request waited");
-		o = result(call);
-		if (o.kind != Outcome::Kind::Pending)
-			break;
+	Outcome o = std::move(*first);
+	while (o.kind == Outcome::Kind::Pending) {
 		if (in_flight_ == 0)
 			co_return failed(call, Stop::Throw,
 					 "the handler's promise never settled (nothing it waits for is in flight)");
 		co_await wait_for_progress();
+		if (!instance_ || call.instance.lock() != instance_)
+			co_return failed(call, Stop::Heap, "the heap was rebuilt while the request waited");
+		o = result(call);
 	}
 	if (exhausted_) {
 		exhausted_ = false;
@@ -518,9 +503,8 @@ awaitable<FilterResult> ScriptFilter::on_response(Exchange &ex)
 		std::string_view phrase = resp.phrase();
 		duk_push_lstring(ctx, phrase.data(), phrase.size());
 		push_pairs(ctx, resp.headers);
-		if (!invoke(*call, 4))
-			co_return failed(*call, last_stop_, last_error_);
-		FilterResult r = co_await conclude(ex, *call, true);
+		Outcome first = outcome(*call, 4);
+		FilterResult r = co_await conclude(ex, *call, true, &first);
 		co_return r;
 	}
 	// addEventListener('response'): edits the origin's head in place.

@@ -36,11 +36,11 @@ public:
 
 private:
 	bool ensure_instance();
-	bool start(Call &call, const proxy::Exchange &ex);
+	Outcome start(Call &call, const proxy::Exchange &ex);
 	Heap::Ran run(Call &call, int nargs);
-	bool invoke(Call &call, int nargs);
 	Outcome result(Call &call);
-	proxy::awaitable<proxy::FilterResult> conclude(proxy::Exchange &ex, Call &call, bool in_response);
+	Outcome outcome(Call &call, int nargs);
+	proxy::awaitable<proxy::FilterResult> conclude(proxy::Exchange &ex, Call &call, bool in_response, Outcome *first);
 	proxy::awaitable<void> wait_for_progress();
 	static proxy::awaitable<void> run_subrequest(std::shared_ptr<ScriptFilter> self, Subrequest request);
 	void settle(const Subrequest &request, bool ok, const std::string &error, int status, std::string reason,

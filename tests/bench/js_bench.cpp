@@ -1,7 +1,7 @@
 // The script's own cost per request, without the proxy: replays the host
-// calls ScriptFilter makes for one request (start, run, the origin's head
-// through originResponse or the 'response' event, run, finish) N times on
-// one heap, as a worker does, and prints the thread's CPU microseconds per
+// calls ScriptFilter makes for one request (start, then the origin's head
+// through originResponse or the 'response' event) N times on one heap, as
+// a worker does, and prints the thread's CPU microseconds per
 // request. The request is the one tests/bench/scripted.py sends.
 //   sonic_js_bench SCRIPT [REQUESTS] [STATE_DIR]
 #include "js/program.hpp"
@@ -78,14 +78,9 @@ std::string request(js::Instance &in, double id)
 	duk_push_null(ctx);
 	push_facts(ctx);
 	in.push_env();
-	duk_push_object(ctx);
 	duk_push_uint(ctx, 50);
-	duk_put_prop_string(ctx, -2, "subrequests");
-	call(in, 8);
-	duk_pop(ctx);
-	in.push_host_call("run");
-	duk_push_number(ctx, id);
-	call(in, 1);
+	in.push_finished();
+	call(in, 9);
 	std::string kind = kind_of(ctx);
 	duk_pop(ctx);
 	const bool origin = kind == "origin";
@@ -97,19 +92,11 @@ std::string request(js::Instance &in, double id)
 		push_flat(ctx, {"Server", "nginx", "Date", "Mon, 07 Dec 2026 16:00:00 GMT", "Content-Type", "text/html",
 				"Content-Length", "612", "Connection", "keep-alive"});
 		call(in, 4);
-		duk_pop(ctx);
-		if (origin) {
-			in.push_host_call("run");
-			duk_push_number(ctx, id);
-			call(in, 1);
+		if (origin)
 			kind = kind_of(ctx);
-			duk_pop(ctx);
-		}
+		duk_pop(ctx);
 	}
-	in.push_host_call("finish");
-	duk_push_number(ctx, id);
-	call(in, 1);
-	duk_pop(ctx);
+	in.finished(static_cast<uint64_t>(id));
 	return kind;
 }
 
