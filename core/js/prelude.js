@@ -478,24 +478,40 @@ define(global, 'console', {
 });
 
 // ---- Headers (Fetch standard 5.2) -----------------------------------------
+// The list is flat, [lower name, value, lower name, value, ...], which is
+// also how the host hands headers over and takes them back: a request's or
+// response's headers cost no copy unless a script edits them.
 var tokenRe = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Names already checked and lowered, so that the common ones cost one
+// property look-up (bounded: emptied when full).
+var knownNames = Object.create(null), knownCount = 0;
 function headerName(n) {
 	n = String(n);
+	var lower = knownNames[n];
+	if (lower !== undefined) return lower;
 	if (!tokenRe.test(n)) fail(TypeError, "'" + n + "' is not a valid header name");
-	return n.toLowerCase();
+	lower = n.toLowerCase();
+	if (++knownCount > 512) { knownNames = Object.create(null); knownCount = 1; }
+	knownNames[n] = lower;
+	return lower;
 }
+var crlfNul = /[\0\r\n]/;
+function isSpace(c) { return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d; }
 function headerValue(v) {
-	v = String(v).replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
-	if (/[\0\r\n]/.test(v)) fail(TypeError, 'header value has a NUL, CR or LF');
+	v = String(v);
+	if (v.length && (isSpace(v.charCodeAt(0)) || isSpace(v.charCodeAt(v.length - 1))))
+		v = v.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
+	if (crlfNul.test(v)) fail(TypeError, 'header value has a NUL, CR or LF');
 	return v;
 }
 function Headers(init) {
 	if (!(this instanceof Headers)) fail(TypeError, "Headers must be called with new");
-	this._list = []; // [lower name, value], in order
+	this._list = [];
 	this._guard = 'none';
+	this._dirty = false;
 	if (init == null) return;
 	var self = this;
-	if (init instanceof Headers) this._list = init._list.map(function (e) { return [e[0], e[1]]; });
+	if (init instanceof Headers) this._list = init._list.slice();
 	else if (Array.isArray(init) || typeof init[iteratorSym] === 'function') {
 		Array.from(init).forEach(function (pair) {
 			pair = Array.from(pair);
@@ -510,49 +526,60 @@ function Headers(init) {
 function writable(h) { if (h._guard === 'immutable') fail(TypeError, 'these headers are immutable'); }
 define(Headers.prototype, 'append', function (n, v) {
 	writable(this);
-	this._list.push([headerName(n), headerValue(v)]);
+	this._list.push(headerName(n), headerValue(v));
 	this._dirty = true;
 });
 define(Headers.prototype, 'delete', function (n) {
 	writable(this);
 	n = headerName(n);
-	this._list = this._list.filter(function (e) { return e[0] !== n; });
+	var l = this._list, out = [];
+	for (var i = 0; i < l.length; i += 2) if (l[i] !== n) out.push(l[i], l[i + 1]);
+	this._list = out;
 	this._dirty = true;
 });
 define(Headers.prototype, 'get', function (n) {
 	n = headerName(n);
-	var vals = [];
-	for (var i = 0; i < this._list.length; i++) if (this._list[i][0] === n) vals.push(this._list[i][1]);
-	if (!vals.length) return null;
-	return vals.join(n === 'set-cookie' ? ', ' : ', ');
+	var l = this._list, got = null;
+	for (var i = 0; i < l.length; i += 2) if (l[i] === n) got = got === null ? l[i + 1] : got + ', ' + l[i + 1];
+	return got;
 });
 define(Headers.prototype, 'getSetCookie', function () {
-	var out = [];
-	for (var i = 0; i < this._list.length; i++) if (this._list[i][0] === 'set-cookie') out.push(this._list[i][1]);
+	var l = this._list, out = [];
+	for (var i = 0; i < l.length; i += 2) if (l[i] === 'set-cookie') out.push(l[i + 1]);
 	return out;
 });
 define(Headers.prototype, 'has', function (n) {
 	n = headerName(n);
-	for (var i = 0; i < this._list.length; i++) if (this._list[i][0] === n) return true;
+	var l = this._list;
+	for (var i = 0; i < l.length; i += 2) if (l[i] === n) return true;
 	return false;
 });
 define(Headers.prototype, 'set', function (n, v) {
 	writable(this);
 	n = headerName(n);
 	v = headerValue(v);
-	var out = [], placed = false;
-	for (var i = 0; i < this._list.length; i++) {
-		if (this._list[i][0] !== n) out.push(this._list[i]);
-		else if (!placed) { out.push([n, v]); placed = true; }
+	var l = this._list, at = -1, more = false;
+	for (var i = 0; i < l.length; i += 2) {
+		if (l[i] !== n) continue;
+		if (at < 0) at = i; else { more = true; break; }
 	}
-	if (!placed) out.push([n, v]);
-	this._list = out;
+	if (at < 0) l.push(n, v);
+	else if (!more) l[at + 1] = v;
+	else {
+		// The first occurrence takes the value; the others go.
+		var out = [];
+		for (var j = 0; j < l.length; j += 2) {
+			if (l[j] !== n) out.push(l[j], l[j + 1]);
+			else if (j === at) out.push(n, v);
+		}
+		this._list = out;
+	}
 	this._dirty = true;
 });
 // Sorted and combined, Set-Cookie kept apart (Fetch: "sort and combine").
 function sortedPairs(h) {
-	var names = [], seen = {};
-	h._list.forEach(function (e) { if (!seen[e[0]]) { seen[e[0]] = true; names.push(e[0]); } });
+	var names = [], seen = {}, l = h._list;
+	for (var i = 0; i < l.length; i += 2) if (!seen[l[i]]) { seen[l[i]] = true; names.push(l[i]); }
 	names.sort();
 	var out = [];
 	names.forEach(function (n) {
@@ -571,19 +598,16 @@ define(Headers.prototype, 'values', function () { return arrayIterator(sortedPai
 define(Headers.prototype, iteratorSym, Headers.prototype.entries);
 define(Headers.prototype, Symbol.toStringTag, 'Headers');
 define(global, 'Headers', Headers);
-// Headers over a flat [name, value, name, value, ...] list from the host.
+// Headers over a flat [lower name, value, ...] list from the host (names
+// lowered by the host), taken as it is.
 function headersFromFlat(flat, guard) {
-	var h = new Headers();
-	for (var i = 0; i + 1 < flat.length; i += 2) h._list.push([flat[i].toLowerCase(), flat[i + 1]]);
+	var h = Object.create(Headers.prototype);
+	h._list = flat;
 	h._guard = guard || 'none';
 	h._dirty = false;
 	return h;
 }
-function flatFromHeaders(h) {
-	var out = [];
-	h._list.forEach(function (e) { out.push(e[0], e[1]); });
-	return out;
-}
+function flatFromHeaders(h) { return h._list; }
 
 // ---- URLSearchParams and URL (WHATWG URL standard) --------------------------
 function percentDecode(s) {

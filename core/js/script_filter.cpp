@@ -9,6 +9,8 @@
 
 #include <duktape.h>
 
+#include <cctype>
+
 namespace sonic::js {
 
 using proxy::awaitable;
@@ -94,14 +96,32 @@ std::optional<std::string> get_body(duk_context *ctx, duk_idx_t obj, const char 
 	return out;
 }
 
-void push_pairs(duk_context *ctx, const http::Fields &fields)
+// A field name lowered, as the prelude's Headers keep names.
+void push_lower(duk_context *ctx, std::string_view name)
+{
+	char buf[128];
+	if (name.size() > sizeof buf) {
+		std::string lower(name);
+		for (char &c : lower)
+			c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+		duk_push_lstring(ctx, lower.data(), lower.size());
+		return;
+	}
+	for (size_t i = 0; i < name.size(); i++)
+		buf[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(name[i])));
+	duk_push_lstring(ctx, buf, name.size());
+}
+
+// Pushes [lower name, value, ...] for the prelude (headersFromFlat).
+template <class List>
+void push_flat(duk_context *ctx, const List &pairs)
 {
 	duk_push_array(ctx);
 	duk_uarridx_t i = 0;
-	for (const http::Fields::Entry &e : fields.entries()) {
-		duk_push_lstring(ctx, e.name.data(), e.name.size());
+	for (const auto &[name, value] : pairs) {
+		push_lower(ctx, name);
 		duk_put_prop_index(ctx, -2, i++);
-		duk_push_lstring(ctx, e.value.data(), e.value.size());
+		duk_push_lstring(ctx, value.data(), value.size());
 		duk_put_prop_index(ctx, -2, i++);
 	}
 }
@@ -251,7 +271,7 @@ ScriptFilter::Outcome ScriptFilter::start(Call &call, const Exchange &ex)
 	duk_push_lstring(ctx, r.method.data(), r.method.size());
 	const std::string url = request_url(ex);
 	duk_push_lstring(ctx, url.data(), url.size());
-	push_pairs(ctx, r.headers);
+	push_flat(ctx, r.headers.entries());
 	if (r.body_read && !r.body.empty()) {
 		void *p = duk_push_fixed_buffer(ctx, r.body.size());
 		std::memcpy(p, r.body.data(), r.body.size());
@@ -502,7 +522,7 @@ awaitable<FilterResult> ScriptFilter::on_response(Exchange &ex)
 		duk_push_int(ctx, resp.status);
 		std::string_view phrase = resp.phrase();
 		duk_push_lstring(ctx, phrase.data(), phrase.size());
-		push_pairs(ctx, resp.headers);
+		push_flat(ctx, resp.headers.entries());
 		Outcome first = outcome(*call, 4);
 		FilterResult r = co_await conclude(ex, *call, true, &first);
 		co_return r;
@@ -513,7 +533,7 @@ awaitable<FilterResult> ScriptFilter::on_response(Exchange &ex)
 	duk_push_int(ctx, resp.status);
 	std::string_view phrase = resp.phrase();
 	duk_push_lstring(ctx, phrase.data(), phrase.size());
-	push_pairs(ctx, resp.headers);
+	push_flat(ctx, resp.headers.entries());
 	if (run(*call, 4).stop != Stop::None)
 		co_return failed(*call, last_stop_, last_error_);
 	if (duk_is_object(ctx, -1)) {
@@ -725,14 +745,7 @@ void ScriptFilter::settle(const Subrequest &request, bool ok, const std::string 
 			duk_push_int(ctx, status);
 			duk_put_prop_string(ctx, -2, "status");
 			put_string(ctx, "statusText", reason);
-			duk_push_array(ctx);
-			duk_uarridx_t i = 0;
-			for (const auto &[n, v] : headers) {
-				duk_push_lstring(ctx, n.data(), n.size());
-				duk_put_prop_index(ctx, -2, i++);
-				duk_push_lstring(ctx, v.data(), v.size());
-				duk_put_prop_index(ctx, -2, i++);
-			}
+			push_flat(ctx, headers);
 			duk_put_prop_string(ctx, -2, "headers");
 			void *p = duk_push_fixed_buffer(ctx, body.size());
 			if (!body.empty())

@@ -74,7 +74,7 @@ std::string request(js::Instance &in, double id)
 	duk_push_number(ctx, id);
 	duk_push_string(ctx, "GET");
 	duk_push_string(ctx, "http://bench/?id=42&q=hello%20world");
-	push_flat(ctx, {"Host", "bench", "User-Agent", "wrk"});
+	push_flat(ctx, {"host", "bench", "user-agent", "wrk"});
 	duk_push_null(ctx);
 	push_facts(ctx);
 	in.push_env();
@@ -89,8 +89,8 @@ std::string request(js::Instance &in, double id)
 		duk_push_number(ctx, id);
 		duk_push_int(ctx, 200);
 		duk_push_string(ctx, "OK");
-		push_flat(ctx, {"Server", "nginx", "Date", "Mon, 07 Dec 2026 16:00:00 GMT", "Content-Type", "text/html",
-				"Content-Length", "612", "Connection", "keep-alive"});
+		push_flat(ctx, {"server", "nginx", "date", "Mon, 07 Dec 2026 16:00:00 GMT", "content-type", "text/html",
+				"content-length", "612", "connection", "keep-alive"});
 		call(in, 4);
 		if (origin)
 			kind = kind_of(ctx);
