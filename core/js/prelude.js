@@ -100,9 +100,12 @@ function addReaction(p, r) {
 }
 // A reaction R to settled P: its handler's outcome settles R.child (or
 // R.cap, a subclass's resolving functions).
+// A reaction with an ARG (the host's own, see outcome()) calls its handler
+// with ARG first and has no child.
 function react(p, r) {
 	var handler = p._state === FULFILLED ? r.onFulfilled : r.onRejected;
 	var out, ok = p._state === FULFILLED;
+	if (r.arg !== undefined) { handler(r.arg, p._value); return; }
 	if (typeof handler !== 'function') {
 		out = p._value;
 	} else {
@@ -1376,7 +1379,8 @@ define(global, 'fetch', function fetch(input, init) {
 		// down its normal, pooled, streaming path and answers with the
 		// origin's head; the body streams to the client afterwards.
 		if (!st.originFetch && req._incoming === st.id && sameOrigin(req._url, st.url)) {
-			return new Promise(function (res, rej) { st.originFetch = { request: req, resolve: res, reject: rej }; });
+			st.originFetch = { request: req, promise: new Promise(INTERNAL), sent: false };
+			return st.originFetch.promise;
 		}
 		var id = nextFetch++;
 		var body = req._body === ORIGIN_BODY || req._body === null ? null : bodyBytes(req._body);
@@ -1394,23 +1398,33 @@ function makeIncoming(st, method, url, flat, body) {
 	return r;
 }
 function Context(st) { this._st = st; }
-define(Context.prototype, 'waitUntil', function (p) { this._st.waitUntil.push(Promise.resolve(p).catch(function (e) { report(e); })); });
-define(Context.prototype, 'passThroughOnException', function () { this._st.passThrough = true; });
+// ST is null once the request is forgotten (its work may still call these).
+function waitUntil(st, p) {
+	var q = Promise.resolve(p).catch(report);
+	if (st) st.waitUntil.push(q);
+}
+define(Context.prototype, 'waitUntil', function (p) { waitUntil(this._st, p); });
+define(Context.prototype, 'passThroughOnException', function () { if (this._st) this._st.passThrough = true; });
 function FetchEvent(st, request) { this.type = 'fetch'; this.request = request; this.client = st.facts; this._st = st; }
 define(FetchEvent.prototype, 'respondWith', function (r) {
 	if (this._st.responded) fail(Error, 'respondWith was already called');
 	this._st.responded = true;
 	outcome(this._st, r);
 });
-define(FetchEvent.prototype, 'waitUntil', function (p) { Context.prototype.waitUntil.call(this._st.ctx, p); });
+define(FetchEvent.prototype, 'waitUntil', function (p) { waitUntil(this._st.ctx ? this._st : null, p); });
 define(FetchEvent.prototype, 'passThroughOnException', function () { this._st.passThrough = true; });
+// The handler's VALUE (a Response or a promise of one) decides request ST;
+// a reaction of the host's own, so no closures are made per request.
 function outcome(st, value) {
-	Promise.resolve(value).then(function (r) {
-		if (!(r instanceof Response)) throw new TypeError('the handler gave ' + (r === undefined ? 'no Response' : 'something that is not a Response'));
-		st.response = r;
-		st.done = true;
-	}, function (e) { st.error = e; st.done = true; });
+	var p = value instanceof Promise && value.then === promiseThen ? value : Promise.resolve(value);
+	addReaction(p, { onFulfilled: outcomeFulfilled, onRejected: outcomeRejected, child: null, cap: null, arg: st });
 }
+function outcomeFulfilled(st, r) {
+	if (r instanceof Response) st.response = r;
+	else st.error = new TypeError('the handler gave ' + (r === undefined ? 'no Response' : 'something that is not a Response'));
+	st.done = true;
+}
+function outcomeRejected(st, e) { st.error = e; st.done = true; }
 
 // sonic.block(addr, {ttl, reason}): the fw family's blocklist, through the
 // worker (rate-limited per script, never-block list honoured, logged).
@@ -1424,12 +1438,25 @@ define(global, 'sonic', {
 
 var sonic = {};
 define(global, '__sonic', sonic);
+// Drops finished request ID, unlinking what would keep it alive in a
+// cycle (its Context, its origin fetch's promise), so that reference
+// counting frees it at once rather than the next mark-and-sweep.
+function forget(id) {
+	var st = requests[id];
+	if (!st) return;
+	delete requests[id];
+	if (st.ctx) st.ctx._st = null;
+	st.ctx = null;
+	st.originFetch = null;
+	st.request = null;
+	st.response = null;
+}
 // The host starts request ID: METHOD URL HEADERS (flat) BODY (bytes or
 // null) FACTS (client address, TLS) ENV (vars) MAX_SUBREQUESTS, and hands
 // over FINISHED, the ids of requests it is done with (or null). Returns
 // what run(ID) returns, so that a request decided at once costs one call.
 sonic.start = function (id, method, url, flat, body, facts, env, maxSubrequests, finished) {
-	if (finished !== null) for (var f = 0; f < finished.length; f++) delete requests[finished[f]];
+	if (finished !== null) for (var f = 0; f < finished.length; f++) forget(finished[f]);
 	var st = { id: id, url: url, facts: facts, maxSubrequests: maxSubrequests, subrequests: 0, done: false, response: null,
 		   error: null, passThrough: false, responded: false, originFetch: null, waitUntil: [], pass: false,
 		   ctx: null, request: null };
@@ -1508,12 +1535,12 @@ sonic.originResponse = function (id, status, statusText, flat) {
 	var r = Object.create(Response.prototype);
 	r._status = status; r._statusText = statusText; r._flat = flat; r._guard = 'none'; r._headers = null;
 	r._body = ORIGIN_BODY; r._type = 'basic'; r._url = st.url; r._redirected = false; r._fromOrigin = true;
-	st.originFetch.resolve(r);
+	resolvePromise(st.originFetch.promise, r);
 	return sonic.run(id);
 };
 sonic.originFailed = function (id, message) {
 	var st = requests[id];
-	if (st && st.originFetch) st.originFetch.reject(new TypeError('fetch to the origin failed: ' + message));
+	if (st && st.originFetch) settle(st.originFetch.promise, REJECTED, new TypeError('fetch to the origin failed: ' + message));
 };
 // A subrequest's outcome: OK with {status, statusText, headers, body} or an error text.
 sonic.settle = function (fid, ok, value) {
