@@ -1138,20 +1138,33 @@ define(global, 'Request', Request);
 var nullBodyStatus = { 101: 1, 103: 1, 204: 1, 205: 1, 304: 1 };
 function Response(body, init) {
 	if (!(this instanceof Response)) fail(TypeError, 'Response must be called with new');
-	init = init || {};
-	var status = init.status === undefined ? 200 : Number(init.status);
-	if (!(status >= 200 && status <= 599) || Math.floor(status) !== status) fail(RangeError, 'status ' + init.status + ' is outside 200-599');
-	if (init.statusText !== undefined && /[\r\n]/.test(String(init.statusText))) fail(TypeError, 'statusText has CR or LF');
-	this._status = status;
-	this._statusText = init.statusText === undefined ? '' : String(init.statusText);
-	this._headers = init.headers instanceof Headers ? new Headers(init.headers) : new Headers(init.headers);
+	var status;
+	if (init instanceof Response && init._status >= 200) {
+		// new Response(body, response), the common way to edit a response:
+		// its status and text were checked when it was made, and its
+		// headers are copied as the host's flat list, made Headers when read.
+		status = init._status;
+		this._status = status;
+		this._statusText = init._statusText;
+		this._flat = (init._headers ? init._headers._list : init._flat).slice();
+		this._guard = 'none';
+		this._headers = null;
+	} else {
+		init = init || {};
+		status = init.status === undefined ? 200 : Number(init.status);
+		if (!(status >= 200 && status <= 599) || Math.floor(status) !== status) fail(RangeError, 'status ' + init.status + ' is outside 200-599');
+		if (init.statusText !== undefined && /[\r\n]/.test(String(init.statusText))) fail(TypeError, 'statusText has CR or LF');
+		if (init.webSocket) fail(TypeError, 'WebSocket responses are not supported by sonic');
+		this._status = status;
+		this._statusText = init.statusText === undefined ? '' : String(init.statusText);
+		this._headers = new Headers(init.headers);
+	}
 	var handed = takeBody(body);
-	this._body = handed !== undefined ? handed : bodyInit(body, this._headers);
+	this._body = handed !== undefined ? handed : bodyInit(body, lazyHeaders(this));
 	if (this._body !== null && nullBodyStatus[status]) fail(TypeError, 'a ' + status + ' response cannot have a body');
 	this._type = 'default';
 	this._url = '';
 	this._redirected = false;
-	if (init.webSocket) fail(TypeError, 'WebSocket responses are not supported by sonic');
 	// new Response(r.body, r): an origin response keeps its head's origin.
 	if (body && body._isStream && body._owner._fromOrigin) this._fromOrigin = body._owner._fromOrigin;
 }
