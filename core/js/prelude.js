@@ -863,12 +863,15 @@ function fastURL(u, s) {
 	var authEnd = s.indexOf('/', start);
 	if (authEnd < 0 || authEnd > end || (query >= 0 && authEnd > query)) authEnd = query >= 0 ? query : end;
 	var m = fastHost.exec(s.substring(start, authEnd));
-	if (!m || (numericLabel.test(m[1]) && !canonicalIPv4.test(m[1]))) return false;
+	if (!m) return false;
+	// Only a host whose last label starts with a digit can be an IPv4 form.
+	var last = m[1].charCodeAt(m[1].lastIndexOf('.') + 1);
+	if (last >= 0x30 && last <= 0x39 && numericLabel.test(m[1]) && !canonicalIPv4.test(m[1])) return false;
 	var port = m[2] === undefined ? null : +m[2];
 	if (port !== null && port > 65535) return false;
 	var path = s.substring(authEnd, query >= 0 ? query : end);
 	if (path === '') path = '/';
-	else if (!fastPath.test(path) || path.indexOf('/.') >= 0 || /%2e/i.test(path)) return false;
+	else if (!fastPath.test(path) || path.indexOf('/.') >= 0 || (path.indexOf('%') >= 0 && /%2e/i.test(path))) return false;
 	var q = query >= 0 ? s.substring(query + 1, end) : null;
 	if (q !== null && !fastQuery.test(q)) return false;
 	var f = hash >= 0 ? s.substring(hash + 1) : null;

@@ -9,8 +9,6 @@
 
 #include <duktape.h>
 
-#include <cctype>
-
 namespace sonic::js {
 
 using proxy::awaitable;
@@ -96,6 +94,8 @@ std::optional<std::string> get_body(duk_context *ctx, duk_idx_t obj, const char 
 	return out;
 }
 
+char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
+
 // A field name lowered, as the prelude's Headers keep names.
 void push_lower(duk_context *ctx, std::string_view name)
 {
@@ -103,12 +103,12 @@ void push_lower(duk_context *ctx, std::string_view name)
 	if (name.size() > sizeof buf) {
 		std::string lower(name);
 		for (char &c : lower)
-			c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+			c = ascii_lower(c);
 		duk_push_lstring(ctx, lower.data(), lower.size());
 		return;
 	}
 	for (size_t i = 0; i < name.size(); i++)
-		buf[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(name[i])));
+		buf[i] = ascii_lower(name[i]);
 	duk_push_lstring(ctx, buf, name.size());
 }
 
