@@ -842,12 +842,9 @@ function URL(input, base) {
 }
 // The common case, an absolute http(s) URL already in normal form (lower
 // case host, no dot segments, nothing to percent-encode), parsed with
-// indexOf and short character-class tests; anything else takes the full
-// parser below.
-var fastHost = /^([a-z0-9\-]+(?:\.[a-z0-9\-]+)*)(?::([1-9][0-9]{0,4}))?$/;
-var fastPath = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%\/]*$/;
-var fastQuery = /^[A-Za-z0-9\-._~!$&()*+,;=:@%\/?]*$/;
-var fastFragment = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%\/?]*$/;
+// indexOf and the host's byte-set test (native.plain: 0 path, 1 query,
+// 2 fragment, 3 host, 4 digits); anything else takes the full parser below.
+var PLAIN_PATH = 0, PLAIN_QUERY = 1, PLAIN_FRAGMENT = 2, PLAIN_HOST = 3, PLAIN_DIGITS = 4;
 var numericLabel = /(?:^|\.)(?:\d+|0x[0-9a-f]*)$/;
 var canonicalIPv4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 function fastURL(u, s) {
@@ -862,22 +859,32 @@ function fastURL(u, s) {
 	if (query >= end) query = -1;
 	var authEnd = s.indexOf('/', start);
 	if (authEnd < 0 || authEnd > end || (query >= 0 && authEnd > query)) authEnd = query >= 0 ? query : end;
-	var m = fastHost.exec(s.substring(start, authEnd));
-	if (!m) return false;
+	var auth = s.substring(start, authEnd);
+	var colon = auth.indexOf(':');
+	var host = colon < 0 ? auth : auth.substring(0, colon);
+	// Labels of [a-z0-9-], none empty.
+	if (host === '' || !native.plain(host, PLAIN_HOST) || host.charAt(0) === '.' || host.charAt(host.length - 1) === '.' ||
+	    host.indexOf('..') >= 0) return false;
 	// Only a host whose last label starts with a digit can be an IPv4 form.
-	var last = m[1].charCodeAt(m[1].lastIndexOf('.') + 1);
-	if (last >= 0x30 && last <= 0x39 && numericLabel.test(m[1]) && !canonicalIPv4.test(m[1])) return false;
-	var port = m[2] === undefined ? null : +m[2];
-	if (port !== null && port > 65535) return false;
+	var last = host.charCodeAt(host.lastIndexOf('.') + 1);
+	if (last >= 0x30 && last <= 0x39 && numericLabel.test(host) && !canonicalIPv4.test(host)) return false;
+	var port = null;
+	if (colon >= 0) {
+		var digits = auth.substring(colon + 1);
+		if (digits === '' || digits.length > 5 || digits.charAt(0) === '0' || !native.plain(digits, PLAIN_DIGITS)) return false;
+		port = +digits;
+		if (port > 65535) return false;
+	}
 	var path = s.substring(authEnd, query >= 0 ? query : end);
 	if (path === '') path = '/';
-	else if (!fastPath.test(path) || path.indexOf('/.') >= 0 || (path.indexOf('%') >= 0 && /%2e/i.test(path))) return false;
+	else if (path.charAt(0) !== '/' || !native.plain(path, PLAIN_PATH) || path.indexOf('/.') >= 0 ||
+		 (path.indexOf('%') >= 0 && /%2e/i.test(path))) return false;
 	var q = query >= 0 ? s.substring(query + 1, end) : null;
-	if (q !== null && !fastQuery.test(q)) return false;
+	if (q !== null && !native.plain(q, PLAIN_QUERY)) return false;
 	var f = hash >= 0 ? s.substring(hash + 1) : null;
-	if (f !== null && !fastFragment.test(f)) return false;
+	if (f !== null && !native.plain(f, PLAIN_FRAGMENT)) return false;
 	u._scheme = start === 7 ? 'http:' : 'https:';
-	u._user = ''; u._pass = ''; u._host = m[1];
+	u._user = ''; u._pass = ''; u._host = host;
 	u._port = port === special[u._scheme] ? null : port;
 	u._path = path; u._query = q; u._fragment = f; u._opaque = false;
 	return true;
