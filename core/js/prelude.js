@@ -1428,7 +1428,24 @@ function waitUntil(st, p) {
 }
 define(Context.prototype, 'waitUntil', function (p) { waitUntil(this._st, p); });
 define(Context.prototype, 'passThroughOnException', function () { if (this._st) this._st.passThrough = true; });
-function FetchEvent(st, request) { this.type = 'fetch'; this.request = request; this.client = st.facts; this._st = st; }
+// The client's facts (address, listener, TLS) of request ID, asked of the
+// host when a script first reads them (event.client, request.sonic): most
+// scripts never do. Undefined once the host is done with the request.
+function factsFor(id) {
+	var st = requests[id];
+	if (st && st.facts !== undefined) return st.facts;
+	var f = native.facts(id);
+	if (st && f !== undefined) st.facts = f;
+	return f;
+}
+Object.defineProperty(Request.prototype, 'sonic', {
+	get: function () { return this._incoming === null || this._incoming === undefined ? undefined : factsFor(this._incoming); },
+	configurable: true
+});
+function FetchEvent(st, request) { this.type = 'fetch'; this.request = request; this._st = st; }
+Object.defineProperty(FetchEvent.prototype, 'client', { get: function () { return factsFor(this._st.id); }, configurable: true });
+function ResponseEvent(st, response) { this.type = 'response'; this.request = st.request; this.response = response; this._id = st.id; }
+Object.defineProperty(ResponseEvent.prototype, 'client', { get: function () { return factsFor(this._id); }, configurable: true });
 define(FetchEvent.prototype, 'respondWith', function (r) {
 	if (this._st.responded) fail(Error, 'respondWith was already called');
 	this._st.responded = true;
@@ -1475,18 +1492,17 @@ function forget(id) {
 	st.response = null;
 }
 // The host starts request ID: METHOD URL HEADERS (flat) BODY (bytes or
-// null) FACTS (client address, TLS) ENV (vars) MAX_SUBREQUESTS, and hands
+// null) ENV (vars) MAX_SUBREQUESTS, and hands
 // over FINISHED, the ids of requests it is done with (or null). Returns
 // what run(ID) returns, so that a request decided at once costs one call.
-sonic.start = function (id, method, url, flat, body, facts, env, maxSubrequests, finished) {
+sonic.start = function (id, method, url, flat, body, env, maxSubrequests, finished) {
 	if (finished !== null) for (var f = 0; f < finished.length; f++) forget(finished[f]);
-	var st = { id: id, url: url, facts: facts, maxSubrequests: maxSubrequests, subrequests: 0, done: false, response: null,
+	var st = { id: id, url: url, facts: undefined, maxSubrequests: maxSubrequests, subrequests: 0, done: false, response: null,
 		   error: null, passThrough: false, responded: false, originFetch: null, waitUntil: [], pass: false,
 		   ctx: null, request: null };
 	st.ctx = new Context(st);
 	requests[id] = st;
 	var req = makeIncoming(st, method, url, flat, body);
-	req.sonic = facts;
 	st.request = req;
 	current = st;
 	try {
@@ -1585,7 +1601,7 @@ sonic.response = function (id, status, statusText, flat) {
 	var r = Object.create(Response.prototype);
 	r._status = status; r._statusText = statusText; r._flat = flat; r._guard = 'none'; r._headers = null;
 	r._body = ORIGIN_BODY; r._type = 'basic'; r._url = st.url; r._redirected = false;
-	var ev = { type: 'response', request: st.request, response: r, client: st.facts };
+	var ev = new ResponseEvent(st, r);
 	current = st;
 	try {
 		for (var i = 0; i < responseHandlers.length; i++) responseHandlers[i].call(global, ev);

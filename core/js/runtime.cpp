@@ -189,6 +189,17 @@ duk_ret_t native_block(duk_context *ctx)
 	return 0;
 }
 
+// facts(requestId): the client's facts, or undefined.
+duk_ret_t native_facts(duk_context *ctx)
+{
+	const auto id = static_cast<uint64_t>(duk_require_number(ctx, 0));
+	if (Host *h = host_of(ctx))
+		h->push_facts(ctx, id);
+	else
+		duk_push_undefined(ctx);
+	return 1;
+}
+
 // The byte sets of plain(): what the URL parser's fast path accepts as it
 // is in a path, a query, a fragment, a host (lower case) and a port.
 enum PlainSet : unsigned { kPath, kQuery, kFragment, kHost, kDigits, kSets };
@@ -237,7 +248,7 @@ void push_natives(duk_context *ctx)
 		{"log", native_log, 2},       {"random", native_random, 1}, {"digest", native_digest, 2},
 		{"hmac", native_hmac, 3},     {"equal", native_equal, 2},   {"aesgcm", native_aesgcm, 6},
 		{"fetch", native_fetch, 6},   {"block", native_block, 3},   {"plain", native_plain, 2},
-		{nullptr, nullptr, 0},
+		{"facts", native_facts, 1},   {nullptr, nullptr, 0},
 	};
 	duk_push_object(ctx);
 	duk_put_function_list(ctx, -1, natives);

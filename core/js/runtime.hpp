@@ -35,6 +35,9 @@ public:
 	// sonic.block(addr, {ttl, reason}) (TTL 0: the policy's default): ""
 	// when done, else why not.
 	virtual std::string block(const std::string &address, unsigned ttl_seconds, const std::string &reason) = 0;
+	// Pushes the client's facts of request ID as an object, or undefined
+	// when the host is done with that request.
+	virtual void push_facts(duk_context *ctx, uint64_t request) = 0;
 };
 
 struct CompileError {

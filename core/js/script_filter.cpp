@@ -24,6 +24,7 @@ using Pairs = std::vector<std::pair<std::string, std::string>>;
 struct ScriptFilter::Call {
 	uint64_t id = 0;
 	std::weak_ptr<Instance> instance;
+	std::weak_ptr<ScriptFilter> filter;
 	std::chrono::nanoseconds cpu{0};
 	bool awaiting_origin = false;  // fetch(request) went down the proxy's path
 	Exchange *ex = nullptr;
@@ -31,6 +32,8 @@ struct ScriptFilter::Call {
 	{
 		if (auto i = instance.lock())
 			i->finished(id);
+		if (auto f = filter.lock())
+			f->calls_.erase(id);
 	}
 };
 
@@ -280,21 +283,31 @@ ScriptFilter::Outcome ScriptFilter::start(Call &call, const Exchange &ex)
 	} else {
 		duk_push_null(ctx);
 	}
-	duk_push_object(ctx);
-	if (ex.client) {
-		put_string(ctx, "address", ex.client->address);
-		put_string(ctx, "ip", ex.client->ip);
-		put_string(ctx, "listener", ex.client->listener);
-		put_string(ctx, "originalDestination", ex.client->original_dst);
-		put_string(ctx, "sni", ex.client->sni);
-		put_string(ctx, "tlsVersion", ex.client->tls_version);
-		duk_push_boolean(ctx, ex.client->intercepted);
-		duk_put_prop_string(ctx, -2, "intercepted");
-	}
 	instance_->push_env();
 	duk_push_uint(ctx, program_->limits.subrequests);
 	instance_->push_finished();
-	return outcome(call, 9);
+	return outcome(call, 8);
+}
+
+void ScriptFilter::push_facts(duk_context *ctx, uint64_t request)
+{
+	auto it = calls_.find(request);
+	if (it == calls_.end() || !it->second->ex) {
+		duk_push_undefined(ctx);
+		return;
+	}
+	const Exchange &ex = *it->second->ex;
+	duk_push_object(ctx);
+	if (!ex.client)
+		return;
+	put_string(ctx, "address", ex.client->address);
+	put_string(ctx, "ip", ex.client->ip);
+	put_string(ctx, "listener", ex.client->listener);
+	put_string(ctx, "originalDestination", ex.client->original_dst);
+	put_string(ctx, "sni", ex.client->sni);
+	put_string(ctx, "tlsVersion", ex.client->tls_version);
+	duk_push_boolean(ctx, ex.client->intercepted);
+	duk_put_prop_string(ctx, -2, "intercepted");
 }
 
 ScriptFilter::Outcome ScriptFilter::result(Call &call)
@@ -408,7 +421,9 @@ awaitable<FilterResult> ScriptFilter::on_request(Exchange &ex)
 	auto call = std::make_shared<Call>();
 	call->id = next_id_++;
 	call->instance = instance_;
+	call->filter = weak_from_this();
 	call->ex = &ex;
+	calls_[call->id] = call.get();
 	ex.filter_state = call;
 	ex.script = program_->name;
 	Outcome first = start(*call, ex);

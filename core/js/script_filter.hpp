@@ -10,6 +10,7 @@
 #include "proxy/filter.hpp"
 
 #include <memory>
+#include <unordered_map>
 
 namespace sonic::proxy {
 class Worker;
@@ -30,6 +31,7 @@ public:
 	void log(int level, std::string_view text) override;
 	void fetch(Subrequest request) override;
 	std::string block(const std::string &address, unsigned ttl_seconds, const std::string &reason) override;
+	void push_facts(duk_context *ctx, uint64_t request) override;
 
 	struct Call;
 	struct Outcome;
@@ -53,6 +55,7 @@ private:
 	std::shared_ptr<Instance> instance_;
 	std::string instance_error_;
 	uint64_t next_id_ = 1;
+	std::unordered_map<uint64_t, Call *> calls_; // requests in flight, for push_facts()
 	std::vector<asio::steady_timer *> waiters_; // requests waiting on subrequests
 	Call *running_ = nullptr; // the request whose code runs now
 	unsigned in_flight_ = 0;  // subrequests

@@ -35,17 +35,6 @@ void push_flat(duk_context *ctx, std::initializer_list<const char *> items)
 	}
 }
 
-void push_facts(duk_context *ctx)
-{
-	duk_push_object(ctx);
-	for (const char *k : {"address", "ip", "listener", "originalDestination", "sni", "tlsVersion"}) {
-		duk_push_string(ctx, "127.0.0.1");
-		duk_put_prop_string(ctx, -2, k);
-	}
-	duk_push_false(ctx);
-	duk_put_prop_string(ctx, -2, "intercepted");
-}
-
 // Calls the host call on the stack; exits on failure; leaves its value.
 void call(js::Instance &in, int nargs)
 {
@@ -76,11 +65,10 @@ std::string request(js::Instance &in, double id)
 	duk_push_string(ctx, "http://bench/?id=42&q=hello%20world");
 	push_flat(ctx, {"host", "bench", "user-agent", "wrk"});
 	duk_push_null(ctx);
-	push_facts(ctx);
 	in.push_env();
 	duk_push_uint(ctx, 50);
 	in.push_finished();
-	call(in, 9);
+	call(in, 8);
 	std::string kind = kind_of(ctx);
 	duk_pop(ctx);
 	const bool origin = kind == "origin";
