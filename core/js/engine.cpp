@@ -2,9 +2,9 @@
 
 #include <duktape.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <ctime>
 
 // Duktape's execution-timeout hook (cmake/Duktape.cmake): UDATA is the Heap.
@@ -30,9 +30,10 @@ std::chrono::nanoseconds thread_cpu()
 // VMs, more than a short script costs), so a call does not read it up
 // front: its start is charged its wall time, at most this much, about what
 // Duktape runs between two interrupts (256k bytecodes); from the first
-// interrupt past that on, the thread's CPU clock counts. A call preempted by a loaded machine is thus
-// never charged more than this for time it did not run, and a runaway one
-// is cut at most one interrupt later than an exact clock would cut it.
+// interrupt past that on, the thread's CPU clock counts. A call preempted
+// by a loaded machine is thus never charged more than this for time it did
+// not run, and a runaway one is cut at most one interrupt later than an
+// exact clock would cut it.
 constexpr std::chrono::milliseconds kWallCharged{2};
 
 // Every block carries its size in front, so the heap's bytes can be counted.
