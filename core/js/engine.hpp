@@ -68,6 +68,10 @@ private:
 	static void free(void *udata, void *ptr);
 	static void fatal(void *udata, const char *msg);
 	Stop classify(int rc);
+	// A call's CPU accounting (engine.cpp says how it is charged).
+	void arm(std::chrono::nanoseconds budget);
+	std::chrono::nanoseconds disarm();
+	std::chrono::nanoseconds used_now();
 
 	duk_context *ctx_ = nullptr;
 	size_t limit_;
@@ -76,7 +80,11 @@ private:
 	bool refused_ = false;
 	bool armed_ = false;
 	bool fired_ = false;
-	std::chrono::nanoseconds deadline_{}; // on the thread's CPU clock
+	bool anchored_ = false; // the thread's CPU clock was read in this call
+	std::chrono::nanoseconds budget_{};
+	Clock::time_point wall_start_{};
+	std::chrono::nanoseconds anchor_cpu_{};    // the thread's CPU clock at the anchor
+	std::chrono::nanoseconds before_anchor_{}; // charged for the call before it
 };
 
 } // namespace sonic::js

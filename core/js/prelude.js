@@ -100,9 +100,12 @@ function addReaction(p, r) {
 }
 // A reaction R to settled P: its handler's outcome settles R.child (or
 // R.cap, a subclass's resolving functions).
+// A reaction with an ARG (the host's own, see outcome()) calls its handler
+// with ARG first and has no child.
 function react(p, r) {
 	var handler = p._state === FULFILLED ? r.onFulfilled : r.onRejected;
 	var out, ok = p._state === FULFILLED;
+	if (r.arg !== undefined) { handler(r.arg, p._value); return; }
 	if (typeof handler !== 'function') {
 		out = p._value;
 	} else {
@@ -478,24 +481,40 @@ define(global, 'console', {
 });
 
 // ---- Headers (Fetch standard 5.2) -----------------------------------------
+// The list is flat, [lower name, value, lower name, value, ...], which is
+// also how the host hands headers over and takes them back: a request's or
+// response's headers cost no copy unless a script edits them.
 var tokenRe = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Names already checked and lowered, so that the common ones cost one
+// property look-up (bounded: emptied when full).
+var knownNames = Object.create(null), knownCount = 0;
 function headerName(n) {
 	n = String(n);
+	var lower = knownNames[n];
+	if (lower !== undefined) return lower;
 	if (!tokenRe.test(n)) fail(TypeError, "'" + n + "' is not a valid header name");
-	return n.toLowerCase();
+	lower = n.toLowerCase();
+	if (++knownCount > 512) { knownNames = Object.create(null); knownCount = 1; }
+	knownNames[n] = lower;
+	return lower;
 }
+var crlfNul = /[\0\r\n]/;
+function isSpace(c) { return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d; }
 function headerValue(v) {
-	v = String(v).replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
-	if (/[\0\r\n]/.test(v)) fail(TypeError, 'header value has a NUL, CR or LF');
+	v = String(v);
+	if (v.length && (isSpace(v.charCodeAt(0)) || isSpace(v.charCodeAt(v.length - 1))))
+		v = v.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
+	if (crlfNul.test(v)) fail(TypeError, 'header value has a NUL, CR or LF');
 	return v;
 }
 function Headers(init) {
 	if (!(this instanceof Headers)) fail(TypeError, "Headers must be called with new");
-	this._list = []; // [lower name, value], in order
+	this._list = [];
 	this._guard = 'none';
+	this._dirty = false;
 	if (init == null) return;
 	var self = this;
-	if (init instanceof Headers) this._list = init._list.map(function (e) { return [e[0], e[1]]; });
+	if (init instanceof Headers) this._list = init._list.slice();
 	else if (Array.isArray(init) || typeof init[iteratorSym] === 'function') {
 		Array.from(init).forEach(function (pair) {
 			pair = Array.from(pair);
@@ -510,49 +529,60 @@ function Headers(init) {
 function writable(h) { if (h._guard === 'immutable') fail(TypeError, 'these headers are immutable'); }
 define(Headers.prototype, 'append', function (n, v) {
 	writable(this);
-	this._list.push([headerName(n), headerValue(v)]);
+	this._list.push(headerName(n), headerValue(v));
 	this._dirty = true;
 });
 define(Headers.prototype, 'delete', function (n) {
 	writable(this);
 	n = headerName(n);
-	this._list = this._list.filter(function (e) { return e[0] !== n; });
+	var l = this._list, out = [];
+	for (var i = 0; i < l.length; i += 2) if (l[i] !== n) out.push(l[i], l[i + 1]);
+	this._list = out;
 	this._dirty = true;
 });
 define(Headers.prototype, 'get', function (n) {
 	n = headerName(n);
-	var vals = [];
-	for (var i = 0; i < this._list.length; i++) if (this._list[i][0] === n) vals.push(this._list[i][1]);
-	if (!vals.length) return null;
-	return vals.join(n === 'set-cookie' ? ', ' : ', ');
+	var l = this._list, got = null;
+	for (var i = 0; i < l.length; i += 2) if (l[i] === n) got = got === null ? l[i + 1] : got + ', ' + l[i + 1];
+	return got;
 });
 define(Headers.prototype, 'getSetCookie', function () {
-	var out = [];
-	for (var i = 0; i < this._list.length; i++) if (this._list[i][0] === 'set-cookie') out.push(this._list[i][1]);
+	var l = this._list, out = [];
+	for (var i = 0; i < l.length; i += 2) if (l[i] === 'set-cookie') out.push(l[i + 1]);
 	return out;
 });
 define(Headers.prototype, 'has', function (n) {
 	n = headerName(n);
-	for (var i = 0; i < this._list.length; i++) if (this._list[i][0] === n) return true;
+	var l = this._list;
+	for (var i = 0; i < l.length; i += 2) if (l[i] === n) return true;
 	return false;
 });
 define(Headers.prototype, 'set', function (n, v) {
 	writable(this);
 	n = headerName(n);
 	v = headerValue(v);
-	var out = [], placed = false;
-	for (var i = 0; i < this._list.length; i++) {
-		if (this._list[i][0] !== n) out.push(this._list[i]);
-		else if (!placed) { out.push([n, v]); placed = true; }
+	var l = this._list, at = -1, more = false;
+	for (var i = 0; i < l.length; i += 2) {
+		if (l[i] !== n) continue;
+		if (at < 0) at = i; else { more = true; break; }
 	}
-	if (!placed) out.push([n, v]);
-	this._list = out;
+	if (at < 0) l.push(n, v);
+	else if (!more) l[at + 1] = v;
+	else {
+		// The first occurrence takes the value; the others go.
+		var out = [];
+		for (var j = 0; j < l.length; j += 2) {
+			if (l[j] !== n) out.push(l[j], l[j + 1]);
+			else if (j === at) out.push(n, v);
+		}
+		this._list = out;
+	}
 	this._dirty = true;
 });
 // Sorted and combined, Set-Cookie kept apart (Fetch: "sort and combine").
 function sortedPairs(h) {
-	var names = [], seen = {};
-	h._list.forEach(function (e) { if (!seen[e[0]]) { seen[e[0]] = true; names.push(e[0]); } });
+	var names = [], seen = {}, l = h._list;
+	for (var i = 0; i < l.length; i += 2) if (!seen[l[i]]) { seen[l[i]] = true; names.push(l[i]); }
 	names.sort();
 	var out = [];
 	names.forEach(function (n) {
@@ -571,19 +601,16 @@ define(Headers.prototype, 'values', function () { return arrayIterator(sortedPai
 define(Headers.prototype, iteratorSym, Headers.prototype.entries);
 define(Headers.prototype, Symbol.toStringTag, 'Headers');
 define(global, 'Headers', Headers);
-// Headers over a flat [name, value, name, value, ...] list from the host.
+// Headers over a flat [lower name, value, ...] list from the host (names
+// lowered by the host), taken as it is.
 function headersFromFlat(flat, guard) {
-	var h = new Headers();
-	for (var i = 0; i + 1 < flat.length; i += 2) h._list.push([flat[i].toLowerCase(), flat[i + 1]]);
+	var h = Object.create(Headers.prototype);
+	h._list = flat;
 	h._guard = guard || 'none';
 	h._dirty = false;
 	return h;
 }
-function flatFromHeaders(h) {
-	var out = [];
-	h._list.forEach(function (e) { out.push(e[0], e[1]); });
-	return out;
-}
+function flatFromHeaders(h) { return h._list; }
 
 // ---- URLSearchParams and URL (WHATWG URL standard) --------------------------
 function percentDecode(s) {
@@ -815,12 +842,9 @@ function URL(input, base) {
 }
 // The common case, an absolute http(s) URL already in normal form (lower
 // case host, no dot segments, nothing to percent-encode), parsed with
-// indexOf and short character-class tests; anything else takes the full
-// parser below.
-var fastHost = /^([a-z0-9\-]+(?:\.[a-z0-9\-]+)*)(?::([1-9][0-9]{0,4}))?$/;
-var fastPath = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%\/]*$/;
-var fastQuery = /^[A-Za-z0-9\-._~!$&()*+,;=:@%\/?]*$/;
-var fastFragment = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%\/?]*$/;
+// indexOf and the host's byte-set test (native.plain: 0 path, 1 query,
+// 2 fragment, 3 host, 4 digits); anything else takes the full parser below.
+var PLAIN_PATH = 0, PLAIN_QUERY = 1, PLAIN_FRAGMENT = 2, PLAIN_HOST = 3, PLAIN_DIGITS = 4;
 var numericLabel = /(?:^|\.)(?:\d+|0x[0-9a-f]*)$/;
 var canonicalIPv4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 function fastURL(u, s) {
@@ -835,19 +859,32 @@ function fastURL(u, s) {
 	if (query >= end) query = -1;
 	var authEnd = s.indexOf('/', start);
 	if (authEnd < 0 || authEnd > end || (query >= 0 && authEnd > query)) authEnd = query >= 0 ? query : end;
-	var m = fastHost.exec(s.substring(start, authEnd));
-	if (!m || (numericLabel.test(m[1]) && !canonicalIPv4.test(m[1]))) return false;
-	var port = m[2] === undefined ? null : +m[2];
-	if (port !== null && port > 65535) return false;
+	var auth = s.substring(start, authEnd);
+	var colon = auth.indexOf(':');
+	var host = colon < 0 ? auth : auth.substring(0, colon);
+	// Labels of [a-z0-9-], none empty.
+	if (host === '' || !native.plain(host, PLAIN_HOST) || host.charAt(0) === '.' || host.charAt(host.length - 1) === '.' ||
+	    host.indexOf('..') >= 0) return false;
+	// Only a host whose last label starts with a digit can be an IPv4 form.
+	var last = host.charCodeAt(host.lastIndexOf('.') + 1);
+	if (last >= 0x30 && last <= 0x39 && numericLabel.test(host) && !canonicalIPv4.test(host)) return false;
+	var port = null;
+	if (colon >= 0) {
+		var digits = auth.substring(colon + 1);
+		if (digits === '' || digits.length > 5 || digits.charAt(0) === '0' || !native.plain(digits, PLAIN_DIGITS)) return false;
+		port = +digits;
+		if (port > 65535) return false;
+	}
 	var path = s.substring(authEnd, query >= 0 ? query : end);
 	if (path === '') path = '/';
-	else if (!fastPath.test(path) || path.indexOf('/.') >= 0 || /%2e/i.test(path)) return false;
+	else if (path.charAt(0) !== '/' || !native.plain(path, PLAIN_PATH) || path.indexOf('/.') >= 0 ||
+		 (path.indexOf('%') >= 0 && /%2e/i.test(path))) return false;
 	var q = query >= 0 ? s.substring(query + 1, end) : null;
-	if (q !== null && !fastQuery.test(q)) return false;
+	if (q !== null && !native.plain(q, PLAIN_QUERY)) return false;
 	var f = hash >= 0 ? s.substring(hash + 1) : null;
-	if (f !== null && !fastFragment.test(f)) return false;
+	if (f !== null && !native.plain(f, PLAIN_FRAGMENT)) return false;
 	u._scheme = start === 7 ? 'http:' : 'https:';
-	u._user = ''; u._pass = ''; u._host = m[1];
+	u._user = ''; u._pass = ''; u._host = host;
 	u._port = port === special[u._scheme] ? null : port;
 	u._path = path; u._query = q; u._fragment = f; u._opaque = false;
 	return true;
@@ -1111,20 +1148,33 @@ define(global, 'Request', Request);
 var nullBodyStatus = { 101: 1, 103: 1, 204: 1, 205: 1, 304: 1 };
 function Response(body, init) {
 	if (!(this instanceof Response)) fail(TypeError, 'Response must be called with new');
-	init = init || {};
-	var status = init.status === undefined ? 200 : Number(init.status);
-	if (!(status >= 200 && status <= 599) || Math.floor(status) !== status) fail(RangeError, 'status ' + init.status + ' is outside 200-599');
-	if (init.statusText !== undefined && /[\r\n]/.test(String(init.statusText))) fail(TypeError, 'statusText has CR or LF');
-	this._status = status;
-	this._statusText = init.statusText === undefined ? '' : String(init.statusText);
-	this._headers = init.headers instanceof Headers ? new Headers(init.headers) : new Headers(init.headers);
+	var status;
+	if (init instanceof Response && init._status >= 200) {
+		// new Response(body, response), the common way to edit a response:
+		// its status and text were checked when it was made, and its
+		// headers are copied as the host's flat list, made Headers when read.
+		status = init._status;
+		this._status = status;
+		this._statusText = init._statusText;
+		this._flat = (init._headers ? init._headers._list : init._flat).slice();
+		this._guard = 'none';
+		this._headers = null;
+	} else {
+		init = init || {};
+		status = init.status === undefined ? 200 : Number(init.status);
+		if (!(status >= 200 && status <= 599) || Math.floor(status) !== status) fail(RangeError, 'status ' + init.status + ' is outside 200-599');
+		if (init.statusText !== undefined && /[\r\n]/.test(String(init.statusText))) fail(TypeError, 'statusText has CR or LF');
+		if (init.webSocket) fail(TypeError, 'WebSocket responses are not supported by sonic');
+		this._status = status;
+		this._statusText = init.statusText === undefined ? '' : String(init.statusText);
+		this._headers = new Headers(init.headers);
+	}
 	var handed = takeBody(body);
-	this._body = handed !== undefined ? handed : bodyInit(body, this._headers);
+	this._body = handed !== undefined ? handed : bodyInit(body, lazyHeaders(this));
 	if (this._body !== null && nullBodyStatus[status]) fail(TypeError, 'a ' + status + ' response cannot have a body');
 	this._type = 'default';
 	this._url = '';
 	this._redirected = false;
-	if (init.webSocket) fail(TypeError, 'WebSocket responses are not supported by sonic');
 	// new Response(r.body, r): an origin response keeps its head's origin.
 	if (body && body._isStream && body._owner._fromOrigin) this._fromOrigin = body._owner._fromOrigin;
 }
@@ -1347,12 +1397,13 @@ define(global, 'fetch', function fetch(input, init) {
 	try {
 		var req = input instanceof Request && init === undefined ? input : new Request(input, init);
 		if (!st) fail(Error, 'fetch() can only be called while a request is handled');
-		if (++st.subrequests > st.limits.subrequests) fail(RangeError, 'too many subrequests (limit ' + st.limits.subrequests + ')');
+		if (++st.subrequests > st.maxSubrequests) fail(RangeError, 'too many subrequests (limit ' + st.maxSubrequests + ')');
 		// The request being served, to its own origin: the host forwards it
 		// down its normal, pooled, streaming path and answers with the
 		// origin's head; the body streams to the client afterwards.
 		if (!st.originFetch && req._incoming === st.id && sameOrigin(req._url, st.url)) {
-			return new Promise(function (res, rej) { st.originFetch = { request: req, resolve: res, reject: rej }; });
+			st.originFetch = { request: req, promise: new Promise(INTERNAL), sent: false };
+			return st.originFetch.promise;
 		}
 		var id = nextFetch++;
 		var body = req._body === ORIGIN_BODY || req._body === null ? null : bodyBytes(req._body);
@@ -1370,23 +1421,50 @@ function makeIncoming(st, method, url, flat, body) {
 	return r;
 }
 function Context(st) { this._st = st; }
-define(Context.prototype, 'waitUntil', function (p) { this._st.waitUntil.push(Promise.resolve(p).catch(function (e) { report(e); })); });
-define(Context.prototype, 'passThroughOnException', function () { this._st.passThrough = true; });
-function FetchEvent(st, request) { this.type = 'fetch'; this.request = request; this.client = st.facts; this._st = st; }
+// ST is null once the request is forgotten (its work may still call these).
+function waitUntil(st, p) {
+	var q = Promise.resolve(p).catch(report);
+	if (st) st.waitUntil.push(q);
+}
+define(Context.prototype, 'waitUntil', function (p) { waitUntil(this._st, p); });
+define(Context.prototype, 'passThroughOnException', function () { if (this._st) this._st.passThrough = true; });
+// The client's facts (address, listener, TLS) of request ID, asked of the
+// host when a script first reads them (event.client, request.sonic): most
+// scripts never do. Undefined once the host is done with the request.
+function factsFor(id) {
+	var st = requests[id];
+	if (st && st.facts !== undefined) return st.facts;
+	var f = native.facts(id);
+	if (st && f !== undefined) st.facts = f;
+	return f;
+}
+Object.defineProperty(Request.prototype, 'sonic', {
+	get: function () { return this._incoming === null || this._incoming === undefined ? undefined : factsFor(this._incoming); },
+	configurable: true
+});
+function FetchEvent(st, request) { this.type = 'fetch'; this.request = request; this._st = st; }
+Object.defineProperty(FetchEvent.prototype, 'client', { get: function () { return factsFor(this._st.id); }, configurable: true });
+function ResponseEvent(st, response) { this.type = 'response'; this.request = st.request; this.response = response; this._id = st.id; }
+Object.defineProperty(ResponseEvent.prototype, 'client', { get: function () { return factsFor(this._id); }, configurable: true });
 define(FetchEvent.prototype, 'respondWith', function (r) {
 	if (this._st.responded) fail(Error, 'respondWith was already called');
 	this._st.responded = true;
 	outcome(this._st, r);
 });
-define(FetchEvent.prototype, 'waitUntil', function (p) { Context.prototype.waitUntil.call(this._st.ctx, p); });
+define(FetchEvent.prototype, 'waitUntil', function (p) { waitUntil(this._st.ctx ? this._st : null, p); });
 define(FetchEvent.prototype, 'passThroughOnException', function () { this._st.passThrough = true; });
+// The handler's VALUE (a Response or a promise of one) decides request ST;
+// a reaction of the host's own, so no closures are made per request.
 function outcome(st, value) {
-	Promise.resolve(value).then(function (r) {
-		if (!(r instanceof Response)) throw new TypeError('the handler gave ' + (r === undefined ? 'no Response' : 'something that is not a Response'));
-		st.response = r;
-		st.done = true;
-	}, function (e) { st.error = e; st.done = true; });
+	var p = value instanceof Promise && value.then === promiseThen ? value : Promise.resolve(value);
+	addReaction(p, { onFulfilled: outcomeFulfilled, onRejected: outcomeRejected, child: null, cap: null, arg: st });
 }
+function outcomeFulfilled(st, r) {
+	if (r instanceof Response) st.response = r;
+	else st.error = new TypeError('the handler gave ' + (r === undefined ? 'no Response' : 'something that is not a Response'));
+	st.done = true;
+}
+function outcomeRejected(st, e) { st.error = e; st.done = true; }
 
 // sonic.block(addr, {ttl, reason}): the fw family's blocklist, through the
 // worker (rate-limited per script, never-block list honoured, logged).
@@ -1400,15 +1478,31 @@ define(global, 'sonic', {
 
 var sonic = {};
 define(global, '__sonic', sonic);
+// Drops finished request ID, unlinking what would keep it alive in a
+// cycle (its Context, its origin fetch's promise), so that reference
+// counting frees it at once rather than the next mark-and-sweep.
+function forget(id) {
+	var st = requests[id];
+	if (!st) return;
+	delete requests[id];
+	if (st.ctx) st.ctx._st = null;
+	st.ctx = null;
+	st.originFetch = null;
+	st.request = null;
+	st.response = null;
+}
 // The host starts request ID: METHOD URL HEADERS (flat) BODY (bytes or
-// null) FACTS (client address, TLS) ENV (vars) LIMITS ({subrequests}).
-sonic.start = function (id, method, url, flat, body, facts, env, limits) {
-	var st = { id: id, url: url, facts: facts, limits: limits, subrequests: 0, done: false, response: null, error: null,
-		   passThrough: false, responded: false, originFetch: null, waitUntil: [], pass: false };
+// null) ENV (vars) MAX_SUBREQUESTS, and hands
+// over FINISHED, the ids of requests it is done with (or null). Returns
+// what run(ID) returns, so that a request decided at once costs one call.
+sonic.start = function (id, method, url, flat, body, env, maxSubrequests, finished) {
+	if (finished !== null) for (var f = 0; f < finished.length; f++) forget(finished[f]);
+	var st = { id: id, url: url, facts: undefined, maxSubrequests: maxSubrequests, subrequests: 0, done: false, response: null,
+		   error: null, passThrough: false, responded: false, originFetch: null, waitUntil: [], pass: false,
+		   ctx: null, request: null };
 	st.ctx = new Context(st);
 	requests[id] = st;
 	var req = makeIncoming(st, method, url, flat, body);
-	req.sonic = facts;
 	st.request = req;
 	current = st;
 	try {
@@ -1428,6 +1522,7 @@ sonic.start = function (id, method, url, flat, body, facts, env, limits) {
 		st.done = true;
 	}
 	current = null;
+	return sonic.run(id);
 };
 // Runs microtasks with REQUEST's state current (for fetch() limits).
 sonic.drain = function (id) {
@@ -1471,18 +1566,20 @@ sonic.result = function (id) {
 		 headers: same ? null : flatFromHeaders(lazyHeaders(res)), origin: b === ORIGIN_BODY,
 		 body: b === ORIGIN_BODY || b === null ? null : b };
 };
-// The origin's response head for the request's fetch(request).
+// The origin's response head for the request's fetch(request); returns
+// what run(ID) returns.
 sonic.originResponse = function (id, status, statusText, flat) {
 	var st = requests[id];
-	if (!st || !st.originFetch) return;
+	if (!st || !st.originFetch) return sonic.run(id);
 	var r = Object.create(Response.prototype);
 	r._status = status; r._statusText = statusText; r._flat = flat; r._guard = 'none'; r._headers = null;
 	r._body = ORIGIN_BODY; r._type = 'basic'; r._url = st.url; r._redirected = false; r._fromOrigin = true;
-	st.originFetch.resolve(r);
+	resolvePromise(st.originFetch.promise, r);
+	return sonic.run(id);
 };
 sonic.originFailed = function (id, message) {
 	var st = requests[id];
-	if (st && st.originFetch) st.originFetch.reject(new TypeError('fetch to the origin failed: ' + message));
+	if (st && st.originFetch) settle(st.originFetch.promise, REJECTED, new TypeError('fetch to the origin failed: ' + message));
 };
 // A subrequest's outcome: OK with {status, statusText, headers, body} or an error text.
 sonic.settle = function (fid, ok, value) {
@@ -1504,7 +1601,7 @@ sonic.response = function (id, status, statusText, flat) {
 	var r = Object.create(Response.prototype);
 	r._status = status; r._statusText = statusText; r._flat = flat; r._guard = 'none'; r._headers = null;
 	r._body = ORIGIN_BODY; r._type = 'basic'; r._url = st.url; r._redirected = false;
-	var ev = { type: 'response', request: st.request, response: r, client: st.facts };
+	var ev = new ResponseEvent(st, r);
 	current = st;
 	try {
 		for (var i = 0; i < responseHandlers.length; i++) responseHandlers[i].call(global, ev);
@@ -1517,6 +1614,5 @@ sonic.handlers = function () {
 		 exported: mod !== undefined };
 };
 sonic.pendingWaits = function (id) { var st = requests[id]; return st ? st.waitUntil.length : 0; };
-sonic.finish = function (id) { delete requests[id]; };
 sonic.compileDefault = function () { return typeof global.__sonic_default; };
 })(this, __native);

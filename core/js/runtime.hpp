@@ -35,6 +35,9 @@ public:
 	// sonic.block(addr, {ttl, reason}) (TTL 0: the policy's default): ""
 	// when done, else why not.
 	virtual std::string block(const std::string &address, unsigned ttl_seconds, const std::string &reason) = 0;
+	// Pushes the client's facts of request ID as an object, or undefined
+	// when the host is done with that request.
+	virtual void push_facts(duk_context *ctx, uint64_t request) = 0;
 };
 
 struct CompileError {
@@ -62,6 +65,11 @@ public:
 	void push_host_call(const char *name);
 	// Pushes the script's env (its [vars]), made once per heap.
 	void push_env();
+	// Request ID is done with; its state in the heap goes with the next
+	// start (push_finished), not with a call of its own.
+	void finished(uint64_t id) { finished_.push_back(id); }
+	// Pushes the ids finished() since the last call as an array, or null.
+	void push_finished();
 
 private:
 	std::shared_ptr<const Program> program_;
@@ -69,6 +77,7 @@ private:
 	bool response_handlers_ = false;
 	void *sonic_ = nullptr; // the __sonic object's heap pointer
 	void *env_ = nullptr;   // the env object (kept reachable in the stash)
+	std::vector<uint64_t> finished_;
 };
 
 } // namespace sonic::js

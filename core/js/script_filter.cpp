@@ -24,23 +24,16 @@ using Pairs = std::vector<std::pair<std::string, std::string>>;
 struct ScriptFilter::Call {
 	uint64_t id = 0;
 	std::weak_ptr<Instance> instance;
+	std::weak_ptr<ScriptFilter> filter;
 	std::chrono::nanoseconds cpu{0};
 	bool awaiting_origin = false;  // fetch(request) went down the proxy's path
 	Exchange *ex = nullptr;
 	~Call()
 	{
-		auto i = instance.lock();
-		if (!i)
-			return;
-		try {
-			duk_context *ctx = i->ctx();
-			i->push_host_call("finish");
-			duk_push_number(ctx, static_cast<double>(id));
-			i->heap().call(1, std::chrono::milliseconds(10));
-			duk_pop(ctx);
-		} catch (const HeapFatal &) {
-			// The heap is beyond use; the filter drops it on its next call.
-		}
+		if (auto i = instance.lock())
+			i->finished(id);
+		if (auto f = filter.lock())
+			f->calls_.erase(id);
 	}
 };
 
@@ -104,14 +97,34 @@ std::optional<std::string> get_body(duk_context *ctx, duk_idx_t obj, const char 
 	return out;
 }
 
-void push_pairs(duk_context *ctx, const http::Fields &fields)
+char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
+
+// A field name lowered, as the prelude's Headers keep names.
+void push_lower(duk_context *ctx, std::string_view name)
+{
+	char buf[128];
+	if (name.size() > sizeof buf) {
+		std::string lower(name);
+		for (char &c : lower)
+			c = ascii_lower(c);
+		duk_push_lstring(ctx, lower.data(), lower.size());
+		return;
+	}
+	for (size_t i = 0; i < name.size(); i++)
+		buf[i] = ascii_lower(name[i]);
+	duk_push_lstring(ctx, buf, name.size());
+}
+
+// Pushes [lower name, value, ...] for the prelude (headersFromFlat).
+template <class List>
+void push_flat(duk_context *ctx, const List &pairs)
 {
 	duk_push_array(ctx);
 	duk_uarridx_t i = 0;
-	for (const http::Fields::Entry &e : fields.entries()) {
-		duk_push_lstring(ctx, e.name.data(), e.name.size());
+	for (const auto &[name, value] : pairs) {
+		push_lower(ctx, name);
 		duk_put_prop_index(ctx, -2, i++);
-		duk_push_lstring(ctx, e.value.data(), e.value.size());
+		duk_push_lstring(ctx, value.data(), value.size());
 		duk_put_prop_index(ctx, -2, i++);
 	}
 }
@@ -252,15 +265,7 @@ Heap::Ran ScriptFilter::run(Call &call, int nargs)
 	return r;
 }
 
-bool ScriptFilter::invoke(Call &call, int nargs)
-{
-	if (run(call, nargs).stop != Stop::None)
-		return false;
-	duk_pop(instance_->ctx());
-	return true;
-}
-
-bool ScriptFilter::start(Call &call, const Exchange &ex)
+ScriptFilter::Outcome ScriptFilter::start(Call &call, const Exchange &ex)
 {
 	duk_context *ctx = instance_->ctx();
 	const http::Request &r = ex.request;
@@ -269,7 +274,7 @@ bool ScriptFilter::start(Call &call, const Exchange &ex)
 	duk_push_lstring(ctx, r.method.data(), r.method.size());
 	const std::string url = request_url(ex);
 	duk_push_lstring(ctx, url.data(), url.size());
-	push_pairs(ctx, r.headers);
+	push_flat(ctx, r.headers.entries());
 	if (r.body_read && !r.body.empty()) {
 		void *p = duk_push_fixed_buffer(ctx, r.body.size());
 		std::memcpy(p, r.body.data(), r.body.size());
@@ -278,33 +283,48 @@ bool ScriptFilter::start(Call &call, const Exchange &ex)
 	} else {
 		duk_push_null(ctx);
 	}
-	duk_push_object(ctx);
-	if (ex.client) {
-		put_string(ctx, "address", ex.client->address);
-		put_string(ctx, "ip", ex.client->ip);
-		put_string(ctx, "listener", ex.client->listener);
-		put_string(ctx, "originalDestination", ex.client->original_dst);
-		put_string(ctx, "sni", ex.client->sni);
-		put_string(ctx, "tlsVersion", ex.client->tls_version);
-		duk_push_boolean(ctx, ex.client->intercepted);
-		duk_put_prop_string(ctx, -2, "intercepted");
-	}
 	instance_->push_env();
-	duk_push_object(ctx);
 	duk_push_uint(ctx, program_->limits.subrequests);
-	duk_put_prop_string(ctx, -2, "subrequests");
-	return invoke(call, 8);
+	instance_->push_finished();
+	return outcome(call, 8);
+}
+
+void ScriptFilter::push_facts(duk_context *ctx, uint64_t request)
+{
+	auto it = calls_.find(request);
+	if (it == calls_.end() || !it->second->ex) {
+		duk_push_undefined(ctx);
+		return;
+	}
+	const Exchange &ex = *it->second->ex;
+	duk_push_object(ctx);
+	if (!ex.client)
+		return;
+	put_string(ctx, "address", ex.client->address);
+	put_string(ctx, "ip", ex.client->ip);
+	put_string(ctx, "listener", ex.client->listener);
+	put_string(ctx, "originalDestination", ex.client->original_dst);
+	put_string(ctx, "sni", ex.client->sni);
+	put_string(ctx, "tlsVersion", ex.client->tls_version);
+	duk_push_boolean(ctx, ex.client->intercepted);
+	duk_put_prop_string(ctx, -2, "intercepted");
 }
 
 ScriptFilter::Outcome ScriptFilter::result(Call &call)
 {
-	Outcome o;
-	duk_context *ctx = instance_->ctx();
 	// One host call: drain the microtasks, then say what became of it.
 	instance_->push_host_call("run");
-	duk_push_number(ctx, static_cast<double>(call.id));
-	duk_context *c = ctx;
-	if (run(call, 1).stop != Stop::None) {
+	duk_push_number(instance_->ctx(), static_cast<double>(call.id));
+	return outcome(call, 1);
+}
+
+// Runs the host call on the stack, which answers as __sonic.run() does,
+// and reads that answer.
+ScriptFilter::Outcome ScriptFilter::outcome(Call &call, int nargs)
+{
+	Outcome o;
+	duk_context *c = instance_->ctx();
+	if (run(call, nargs).stop != Stop::None) {
 		o.kind = Outcome::Kind::Error;
 		return o;
 	}
@@ -401,12 +421,13 @@ awaitable<FilterResult> ScriptFilter::on_request(Exchange &ex)
 	auto call = std::make_shared<Call>();
 	call->id = next_id_++;
 	call->instance = instance_;
+	call->filter = weak_from_this();
 	call->ex = &ex;
+	calls_[call->id] = call.get();
 	ex.filter_state = call;
 	ex.script = program_->name;
-	if (!start(*call, ex))
-		co_return failed(*call, last_stop_, last_error_);
-	FilterResult r = co_await conclude(ex, *call, false);
+	Outcome first = start(*call, ex);
+	FilterResult r = co_await conclude(ex, *call, false, &first);
 	co_return r;
 }
 
@@ -416,21 +437,20 @@ bool ScriptFilter::wants_response(const Exchange &ex) const
 	return call && (call->awaiting_origin || (instance_ && instance_->has_response_handlers()));
 }
 
-// Drains the request's microtasks until it is decided, waiting for its
-// subrequests in between, and turns the outcome into the chain's verdict.
-awaitable<FilterResult> ScriptFilter::conclude(Exchange &ex, Call &call, bool in_response)
+// From the request's FIRST outcome, waits for its subrequests and drains
+// its microtasks until it is decided, and turns the outcome into the
+// chain's verdict.
+awaitable<FilterResult> ScriptFilter::conclude(Exchange &ex, Call &call, bool in_response, Outcome *first)
 {
-	Outcome o;
-	for (;;) {
-		if (!instance_ || call.instance.lock() != instance_)
-			co_return failed(call, Stop::Heap, "the heap was rebuilt while the request waited");
-		o = result(call);
-		if (o.kind != Outcome::Kind::Pending)
-			break;
+	Outcome o = std::move(*first);
+	while (o.kind == Outcome::Kind::Pending) {
 		if (in_flight_ == 0)
 			co_return failed(call, Stop::Throw,
 					 "the handler's promise never settled (nothing it waits for is in flight)");
 		co_await wait_for_progress();
+		if (!instance_ || call.instance.lock() != instance_)
+			co_return failed(call, Stop::Heap, "the heap was rebuilt while the request waited");
+		o = result(call);
 	}
 	if (exhausted_) {
 		exhausted_ = false;
@@ -517,10 +537,9 @@ awaitable<FilterResult> ScriptFilter::on_response(Exchange &ex)
 		duk_push_int(ctx, resp.status);
 		std::string_view phrase = resp.phrase();
 		duk_push_lstring(ctx, phrase.data(), phrase.size());
-		push_pairs(ctx, resp.headers);
-		if (!invoke(*call, 4))
-			co_return failed(*call, last_stop_, last_error_);
-		FilterResult r = co_await conclude(ex, *call, true);
+		push_flat(ctx, resp.headers.entries());
+		Outcome first = outcome(*call, 4);
+		FilterResult r = co_await conclude(ex, *call, true, &first);
 		co_return r;
 	}
 	// addEventListener('response'): edits the origin's head in place.
@@ -529,7 +548,7 @@ awaitable<FilterResult> ScriptFilter::on_response(Exchange &ex)
 	duk_push_int(ctx, resp.status);
 	std::string_view phrase = resp.phrase();
 	duk_push_lstring(ctx, phrase.data(), phrase.size());
-	push_pairs(ctx, resp.headers);
+	push_flat(ctx, resp.headers.entries());
 	if (run(*call, 4).stop != Stop::None)
 		co_return failed(*call, last_stop_, last_error_);
 	if (duk_is_object(ctx, -1)) {
@@ -741,14 +760,7 @@ void ScriptFilter::settle(const Subrequest &request, bool ok, const std::string 
 			duk_push_int(ctx, status);
 			duk_put_prop_string(ctx, -2, "status");
 			put_string(ctx, "statusText", reason);
-			duk_push_array(ctx);
-			duk_uarridx_t i = 0;
-			for (const auto &[n, v] : headers) {
-				duk_push_lstring(ctx, n.data(), n.size());
-				duk_put_prop_index(ctx, -2, i++);
-				duk_push_lstring(ctx, v.data(), v.size());
-				duk_put_prop_index(ctx, -2, i++);
-			}
+			push_flat(ctx, headers);
 			duk_put_prop_string(ctx, -2, "headers");
 			void *p = duk_push_fixed_buffer(ctx, body.size());
 			if (!body.empty())

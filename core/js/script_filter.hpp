@@ -10,6 +10,7 @@
 #include "proxy/filter.hpp"
 
 #include <memory>
+#include <unordered_map>
 
 namespace sonic::proxy {
 class Worker;
@@ -30,17 +31,18 @@ public:
 	void log(int level, std::string_view text) override;
 	void fetch(Subrequest request) override;
 	std::string block(const std::string &address, unsigned ttl_seconds, const std::string &reason) override;
+	void push_facts(duk_context *ctx, uint64_t request) override;
 
 	struct Call;
 	struct Outcome;
 
 private:
 	bool ensure_instance();
-	bool start(Call &call, const proxy::Exchange &ex);
+	Outcome start(Call &call, const proxy::Exchange &ex);
 	Heap::Ran run(Call &call, int nargs);
-	bool invoke(Call &call, int nargs);
 	Outcome result(Call &call);
-	proxy::awaitable<proxy::FilterResult> conclude(proxy::Exchange &ex, Call &call, bool in_response);
+	Outcome outcome(Call &call, int nargs);
+	proxy::awaitable<proxy::FilterResult> conclude(proxy::Exchange &ex, Call &call, bool in_response, Outcome *first);
 	proxy::awaitable<void> wait_for_progress();
 	static proxy::awaitable<void> run_subrequest(std::shared_ptr<ScriptFilter> self, Subrequest request);
 	void settle(const Subrequest &request, bool ok, const std::string &error, int status, std::string reason,
@@ -53,6 +55,7 @@ private:
 	std::shared_ptr<Instance> instance_;
 	std::string instance_error_;
 	uint64_t next_id_ = 1;
+	std::unordered_map<uint64_t, Call *> calls_; // requests in flight, for push_facts()
 	std::vector<asio::steady_timer *> waiters_; // requests waiting on subrequests
 	Call *running_ = nullptr; // the request whose code runs now
 	unsigned in_flight_ = 0;  // subrequests

@@ -375,6 +375,8 @@ def test_the_embedded_default_runs_the_example_worker(sonic_run, tmp_path):
                          capture_output=True, timeout=15, check=True)
     got = json.loads(out.stdout)
     assert got["engine"] == "sonic" and got["path"] == "/x" and got["query"] == {"y": "1"}
+    # event.client, asked of the host when the script reads it.
+    assert got["client"].startswith("127.0.0.1:"), got
 
 
 def test_example_waf_and_headers_workers(sonic_run, origin, tmp_path):

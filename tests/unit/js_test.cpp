@@ -151,6 +151,17 @@ v.searchParams.set('x', '2');
 eq(v.href, 'http://h/?x=2', 'searchParams write through');
 v.pathname = '/new path';
 eq(v.href, 'http://h/new%20path?x=2', 'pathname setter');
+// The fast path for URLs already in normal form, and what it hands on.
+var f = new URL('http://api.example.com:8080/v1/x?id=42&q=a%20b#top');
+eq([f.hostname, f.port, f.pathname, f.search, f.hash], ['api.example.com', '8080', '/v1/x', '?id=42&q=a%20b', '#top'], 'fast path parts');
+eq(new URL('http://h:080/').href, 'http://h/', 'leading-zero default port');
+eq(new URL('http://u:p@h/').username, 'u', 'userinfo');
+eq(new URL('http://1.2.3/').hostname, '1.2.0.3', 'short IPv4 form');
+eq(new URL('http://10.0.0.1:81/a').host, '10.0.0.1:81', 'IPv4 with port');
+eq(new URL('http://h/a/%2e%2E/b').pathname, '/b', 'encoded dot segment');
+eq(new URL("http://h/it's").pathname, "/it's", 'quote in the path');
+eq(new URL("http://h/?it's").search, '?it%27s', 'quote in the query');
+eq(new URL('http://a..b:/').host, 'a..b', 'empty label and empty port (the full parser)');
 )JS") == "");
 }
 
