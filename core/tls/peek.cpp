@@ -83,15 +83,18 @@ bool parse_alpn(Reader r, ClientHello &h)
 	return !list.bad && !r.bad && r.left() == 0;
 }
 
+// RFC 8446 4.2.1: ProtocolVersion versions<2..254> in a ClientHello, so an
+// empty or odd-length list is malformed.
 bool parse_versions(Reader r, ClientHello &h)
 {
 	Reader list = r.vec(1);
-	if (list.left() % 2)
+	if (list.left() == 0 || list.left() % 2)
 		return false;
 	std::vector<uint16_t> v;
 	while (!list.bad && list.left() > 0)
 		v.push_back(static_cast<uint16_t>(list.u(2)));
 	h.versions = std::move(v);
+	h.has_supported_versions = true;
 	return !list.bad && !r.bad && r.left() == 0;
 }
 
@@ -164,7 +167,12 @@ uint16_t ClientHello::best_modern() const
 {
 	if (offers(0x0304))
 		return 0x0304;
-	if (offers(0x0303) || legacy_version > 0x0303)
+	if (offers(0x0303))
+		return 0x0303;
+	// Without supported_versions, a client_version above TLS 1.2 still
+	// accepts TLS 1.2 (RFC 5246 E.1); with it, legacy_version is not looked
+	// at (RFC 8446 4.2.1).
+	if (!has_supported_versions && legacy_version > 0x0303)
 		return 0x0303;
 	return 0;
 }
