@@ -165,14 +165,15 @@ bool ClientHello::offers(uint16_t version) const
 
 uint16_t ClientHello::best_modern() const
 {
+	// Without supported_versions the client speaks TLS 1.2 at most, and
+	// any client_version from 0x0303 up accepts it: RFC 8446 4.2.1 (even
+	// when legacy_version is 0x0304 or later) and RFC 5246 E.1. With the
+	// extension, only its list counts.
+	if (!has_supported_versions)
+		return legacy_version >= 0x0303 ? 0x0303 : 0;
 	if (offers(0x0304))
 		return 0x0304;
 	if (offers(0x0303))
-		return 0x0303;
-	// Without supported_versions, a client_version above TLS 1.2 still
-	// accepts TLS 1.2 (RFC 5246 E.1); with it, legacy_version is not looked
-	// at (RFC 8446 4.2.1).
-	if (!has_supported_versions && legacy_version > 0x0303)
 		return 0x0303;
 	return 0;
 }

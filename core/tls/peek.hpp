@@ -41,8 +41,11 @@ struct ClientHello {
 	// Whether the hello had supported_versions: then legacy_version plays no
 	// part in choosing a version (RFC 8446 4.2.1).
 	bool has_supported_versions = false;
+	// Whether VERSION is in `versions`, as the client wrote it.
 	bool offers(uint16_t version) const;
-	// The highest version offered that is TLS 1.2 or 1.3, or 0.
+	// The highest version offered that is TLS 1.2 or 1.3, or 0. A hello
+	// without supported_versions offers TLS 1.2 at most, whatever its
+	// legacy_version says.
 	uint16_t best_modern() const;
 };
 

@@ -181,7 +181,8 @@ TEST_CASE("supported_versions decides the versions; an empty one is malformed", 
 	CHECK(o.has_supported_versions);
 	CHECK(o.versions == std::vector<uint16_t>{0x0302});
 	CHECK(o.best_modern() == 0);
-	// Without it, the same client_version means TLS 1.2 will do (RFC 5246 E.1).
+	// Without it, the same client_version is not a TLS 1.3 offer: TLS 1.2
+	// is the most it gets (RFC 8446 4.2.1, RFC 5246 E.1).
 	std::string legacy = hello_message(sni_ext("v.test"));
 	legacy[4] = 3, legacy[5] = 4;
 	ClientHello l = parse_client_hello(records(legacy));
