@@ -83,15 +83,18 @@ bool parse_alpn(Reader r, ClientHello &h)
 	return !list.bad && !r.bad && r.left() == 0;
 }
 
+// RFC 8446 4.2.1: ProtocolVersion versions<2..254> in a ClientHello, so an
+// empty or odd-length list is malformed.
 bool parse_versions(Reader r, ClientHello &h)
 {
 	Reader list = r.vec(1);
-	if (list.left() % 2)
+	if (list.left() == 0 || list.left() % 2)
 		return false;
 	std::vector<uint16_t> v;
 	while (!list.bad && list.left() > 0)
 		v.push_back(static_cast<uint16_t>(list.u(2)));
 	h.versions = std::move(v);
+	h.has_supported_versions = true;
 	return !list.bad && !r.bad && r.left() == 0;
 }
 
@@ -162,9 +165,15 @@ bool ClientHello::offers(uint16_t version) const
 
 uint16_t ClientHello::best_modern() const
 {
+	// Without supported_versions the client speaks TLS 1.2 at most, and
+	// any client_version from 0x0303 up accepts it: RFC 8446 4.2.1 (even
+	// when legacy_version is 0x0304 or later) and RFC 5246 E.1. With the
+	// extension, only its list counts.
+	if (!has_supported_versions)
+		return legacy_version >= 0x0303 ? 0x0303 : 0;
 	if (offers(0x0304))
 		return 0x0304;
-	if (offers(0x0303) || legacy_version > 0x0303)
+	if (offers(0x0303))
 		return 0x0303;
 	return 0;
 }

@@ -33,12 +33,19 @@ struct ClientHello {
 	HelloStatus status = HelloStatus::NeedMore;
 	std::string sni;                // the host_name, lower case; empty when none
 	std::vector<std::string> alpn;  // as offered, in order
-	// The versions offered: supported_versions when present, else the
-	// legacy client_version. 0x0303 is TLS 1.2, 0x0304 TLS 1.3.
+	// The versions offered: supported_versions when present (never empty
+	// then: RFC 8446 4.2.1 gives it at least one), else the legacy
+	// client_version. 0x0303 is TLS 1.2, 0x0304 TLS 1.3.
 	std::vector<uint16_t> versions;
 	uint16_t legacy_version = 0;
+	// Whether the hello had supported_versions: then legacy_version plays no
+	// part in choosing a version (RFC 8446 4.2.1).
+	bool has_supported_versions = false;
+	// Whether VERSION is in `versions`, as the client wrote it.
 	bool offers(uint16_t version) const;
-	// The highest version offered that is TLS 1.2 or 1.3, or 0.
+	// The highest version offered that is TLS 1.2 or 1.3, or 0. A hello
+	// without supported_versions offers TLS 1.2 at most, whatever its
+	// legacy_version says.
 	uint16_t best_modern() const;
 };
 

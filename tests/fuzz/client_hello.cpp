@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -33,13 +34,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (const std::string &p : h.alpn)
 		require(!p.empty(), "empty ALPN name accepted");
 	require(!h.versions.empty(), "no version");
+	require(h.has_supported_versions || h.versions == std::vector<uint16_t>{h.legacy_version},
+		"versions other than legacy_version without supported_versions");
+	const uint16_t best = h.best_modern();
+	require(best == 0 || best == 0x0303 || (best == 0x0304 && h.has_supported_versions),
+		"TLS 1.3 chosen without supported_versions");
 	// Any prefix asks for more or is the same whole hello.
 	for (size_t cut : {size / 2, size > 0 ? size - 1 : 0}) {
 		const sonic::tls::ClientHello p = sonic::tls::parse_client_hello(std::string(bytes, 0, cut));
 		require(p.status == sonic::tls::HelloStatus::NeedMore || p.status == sonic::tls::HelloStatus::Complete,
 			"a prefix of a whole hello judged otherwise");
 		if (p.status == sonic::tls::HelloStatus::Complete)
-			require(p.sni == h.sni && p.alpn == h.alpn, "a prefix read differently");
+			require(p.sni == h.sni && p.alpn == h.alpn && p.versions == h.versions, "a prefix read differently");
 	}
 	return 0;
 }

@@ -162,6 +162,42 @@ TEST_CASE("old versions are seen as offered", "[tls][peek]")
 	CHECK(h.best_modern() == 0);
 }
 
+TEST_CASE("supported_versions decides the versions; an empty one is malformed", "[tls][peek]")
+{
+	// RFC 8446 4.2.1: versions<2..254>. An empty list (fuzz finding
+	// client_hello-crash-3a626ec9) was taken as a whole hello offering no
+	// version at all; so is an odd-length one refused.
+	std::string empty = hello_message(sni_ext("v.test") + ext(43, std::string(1, '\0')));
+	CHECK(parse_client_hello(records(empty)).status == HelloStatus::Malformed);
+	std::string odd = hello_message(ext(43, std::string("\x03\x03\x04\x03", 4)));
+	CHECK(parse_client_hello(records(odd)).status == HelloStatus::Malformed);
+	// With the extension, legacy_version is not used to pick a version:
+	// a client_version above TLS 1.2 beside supported_versions {TLS 1.1}
+	// offers nothing modern.
+	std::string only_old = hello_message(versions_ext({0x0302}));
+	only_old[4] = 3, only_old[5] = 4; // legacy_version 0x0304
+	ClientHello o = parse_client_hello(records(only_old));
+	REQUIRE(o.status == HelloStatus::Complete);
+	CHECK(o.has_supported_versions);
+	CHECK(o.versions == std::vector<uint16_t>{0x0302});
+	CHECK(o.best_modern() == 0);
+	// Without it, the same client_version is not a TLS 1.3 offer: TLS 1.2
+	// is the most it gets (RFC 8446 4.2.1, RFC 5246 E.1).
+	std::string legacy = hello_message(sni_ext("v.test"));
+	legacy[4] = 3, legacy[5] = 4;
+	ClientHello l = parse_client_hello(records(legacy));
+	REQUIRE(l.status == HelloStatus::Complete);
+	CHECK_FALSE(l.has_supported_versions);
+	CHECK(l.versions == std::vector<uint16_t>{0x0304});
+	CHECK(l.best_modern() == 0x0303);
+	// A TLS 1.3 hello keeps legacy_version 0x0303 and lists its versions.
+	ClientHello t = parse_client_hello(records(hello_message(versions_ext({0x0304}))));
+	REQUIRE(t.status == HelloStatus::Complete);
+	CHECK(t.versions == std::vector<uint16_t>{0x0304});
+	CHECK(t.legacy_version == 0x0303);
+	CHECK(t.best_modern() == 0x0304);
+}
+
 TEST_CASE("not TLS, malformed and oversized hellos are told apart", "[tls][peek]")
 {
 	CHECK(parse_client_hello("GET / HTTP/1.1\r\n").status == HelloStatus::NotTls);
