@@ -37,12 +37,12 @@ def fw(lab, bpffs):
     return s
 
 
-def counts(lab, port, sends, quiet=1.0):
-    """Sends each (src, dst, count) of SENDS to PORT; returns what the server
-    received per source."""
+def counts(lab, port, sends, quiet=1.0, rate=0):
+    """Sends each (src, dst, count) of SENDS to PORT (at RATE packets/s, 0:
+    at once); returns what the server received per source."""
     rx = lab.receiver(port, quiet)
     for src, dst, n in sends:
-        lab.send(src, dst, port, n)
+        lab.send(src, dst, port, n, rate=rate)
     return rx.result()
 
 
@@ -115,7 +115,9 @@ def test_a_rate_limited_source_is_held_to_its_rate(lab, fw):
         expected = burst + rate * s["seconds"]
         assert abs(got[src] - expected) <= 0.1 * expected, (src, got, s)
     # Another port is not limited.
-    assert counts(lab, 9001, [("10.77.0.3", SERVER4, 200)]) == {"10.77.0.3": 200}
+    # Paced: 200 at once overflow the 256-slot ring of a veth with native XDP
+    # when its NAPI runs late (seen on a TCG guest: 155 of 200).
+    assert counts(lab, 9001, [("10.77.0.3", SERVER4, 200)], rate=2000) == {"10.77.0.3": 200}
 
     rule = rule_of(fw, added["id"])
     total = sum(int(4 * rate * seconds) for _ in senders)

@@ -111,7 +111,10 @@ class Lab:
         """A UDP counter in the server namespace; .result(), called once
         everything is sent, waits for QUIET seconds without a datagram and
         returns {source: count}."""
-        p = self.spawn(self.server, [sonictest.PYTHON, TRAFFIC, "recv", "--port", port, "--seconds", quiet],
+        # Scaled: under TCG the veth's softirq can deliver what was sent
+        # more than a second after the senders are done.
+        p = self.spawn(self.server, [sonictest.PYTHON, TRAFFIC, "recv", "--port", port,
+                                     "--seconds", sonictest.scaled(quiet)],
                        stdin=subprocess.PIPE)
         assert p.stdout.readline().strip() == "ready", p.stderr.read()
 
