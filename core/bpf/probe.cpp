@@ -12,6 +12,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
@@ -652,6 +653,15 @@ const ProbeResult &sk_assign_reuseport()
 		return r;
 	}();
 	return answer;
+}
+
+bool kernel_release_at_least(int major, int minor)
+{
+	struct utsname u{};
+	int have_major = 0, have_minor = 0;
+	if (uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &have_major, &have_minor) != 2)
+		return false;
+	return have_major > major || (have_major == major && have_minor >= minor);
 }
 
 std::string helper_name(int id)

@@ -81,6 +81,10 @@ Probe probe_kernel(std::span<const Family> families, const Bpffs &bpffs);
 // it refused, for tests of the fallback on any kernel.
 const ProbeResult &sk_assign_reuseport();
 
+// Whether the running kernel's release is MAJOR.MINOR or later; for where a
+// probe cannot be made, never in place of one.
+bool kernel_release_at_least(int major, int minor);
+
 // "bpf_map_lookup_elem" for helper id 1; "helper N" for ids this build's
 // headers do not name.
 std::string helper_name(int id);

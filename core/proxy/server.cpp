@@ -190,8 +190,8 @@ void check_unclaimed(const config::Endpoint &endpoint, bool transparent)
 // spreading new connections). Before Linux 6.5 bpf_sk_assign() refuses
 // SO_REUSEPORT sockets, so tc steering (`sonic tproxy add dev`) could not
 // reach a transparent listener that set it: every SYN would be dropped.
-// Where the kernel cannot be probed, one socket is the choice that works
-// on every kernel. A listener that joins another process's (reuse_port)
+// Where the kernel cannot be probed and is older than 6.5, one socket is
+// the choice that works on every kernel. A listener that joins another process's (reuse_port)
 // keeps SO_REUSEPORT, as asked, and is warned about.
 bool shares_one_socket(const config::Listener &l)
 {
@@ -200,7 +200,13 @@ bool shares_one_socket(const config::Listener &l)
 	const bpf::ProbeResult &probe = bpf::sk_assign_reuseport();
 	if (probe.available == true)
 		return false;
-	const std::string why = probe.available ? probe.detail : "this kernel could not be probed (" + probe.detail + ")";
+	// A service without CAP_SYS_ADMIN (sonic.service) cannot make the
+	// probe's namespace: the release stands in, 6.5 being where the kernel
+	// began to take such sockets.
+	if (!probe.available && bpf::kernel_release_at_least(6, 5))
+		return false;
+	const std::string why = probe.available ? probe.detail
+						: "this kernel could not be probed (" + probe.detail + ") and is older than 6.5";
 	if (l.reuse_port) {
 		log::warn("listener " + l.address.text() + " (reuse_port): tc steering (`sonic tproxy add dev`) cannot "
 			  "reach it: " + why);
