@@ -38,8 +38,8 @@ def one_run(sonic, conns):
     cgroup = sonictest.make_cgroup("release-bench")
     try:
         sonic.ok("accel", "enable", "cgroup", cgroup)
-        hold = 30 + conns / 10
-        p = sonictest.mover(cgroup, conns=conns, bytes=64 << 10, hold=hold)
+        hold = 30 + conns / 10  # seconds on a normal machine; the mover's is scaled, as wait_for's
+        p = sonictest.mover(cgroup, conns=conns, bytes=64 << 10, hold=sonictest.scaled(hold))
         try:
             if not sonictest.wait_for(lambda: sonic.stats()["sockets"] == 2 * conns, seconds=hold / 2):
                 raise RuntimeError("only %d of %d sockets in the SOCKHASH" % (sonic.stats()["sockets"], 2 * conns))
