@@ -191,8 +191,8 @@ void check_unclaimed(const config::Endpoint &endpoint, bool transparent)
 // SO_REUSEPORT sockets, so tc steering (`sonic tproxy add dev`) could not
 // reach a transparent listener that set it: every SYN would be dropped.
 // Where the kernel cannot be probed and is older than 6.5, one socket is
-// the choice that works on every kernel. A listener that joins another process's (reuse_port)
-// keeps SO_REUSEPORT, as asked, and is warned about.
+// the choice that works on every kernel. A listener that joins another
+// process's (reuse_port) keeps SO_REUSEPORT, as asked, and is warned about.
 bool shares_one_socket(const config::Listener &l)
 {
 	if (l.mode != config::Mode::Transparent)
