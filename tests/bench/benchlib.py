@@ -40,6 +40,17 @@ def raise_nofile():
     resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
 
 
+def stop_process(p, grace=5):
+    """Ends P if it still runs: SIGTERM, GRACE seconds, then SIGKILL."""
+    if p and p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
 def enter(cgroup):
     """preexec_fn: raise the FD limit, and join CGROUP when given."""
     raise_nofile()

@@ -50,8 +50,9 @@ sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
 
 import sonicconf  # noqa: E402
 import sonictest  # noqa: E402
-from benchlib import (NOFILE, children, cpu_busy, cpu_seconds, failed_mark, free_port, nginx_conf,  # noqa: E402
-                      origin_block, proxy_block, enter, raise_nofile, tree_cpu_seconds, wait_accepting, wrk)
+from benchlib import (NOFILE, children, cpu_busy, cpu_seconds, enter, failed_mark, free_port,  # noqa: E402
+                      nginx_conf, origin_block, proxy_block, raise_nofile, stop_process,
+                      tree_cpu_seconds, wait_accepting, wrk)
 
 PROXY_CPU = "0"
 LOAD_CPU = "1"
@@ -102,14 +103,7 @@ class Bench:
         return p
 
     def stop(self, name):
-        p = self.procs.pop(name, None)
-        if p and p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+        stop_process(self.procs.pop(name, None))
 
     def cleanup(self):
         for name in list(self.procs):

@@ -55,8 +55,8 @@ TOP = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
 
 import sonictest  # noqa: E402
-from benchlib import (cpu_busy, failed_mark, free_port, nginx_conf, origin_block, proxy_block,  # noqa: E402
-                      enter, tree_cpu_seconds, wait_accepting, wrk)
+from benchlib import (cpu_busy, enter, failed_mark, free_port, nginx_conf, origin_block,  # noqa: E402
+                      proxy_block, stop_process, tree_cpu_seconds, wait_accepting, wrk)
 
 PROXY_CPU = "0"
 LOAD_CPU = "1"
@@ -171,14 +171,7 @@ class Bench:
             raise RuntimeError("%s: %s" % (e, self.log_tail(name)))
 
     def stop(self, name):
-        p = self.procs.pop(name, None)
-        if p and p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+        stop_process(self.procs.pop(name, None))
 
     def cleanup(self):
         for name in list(self.procs):

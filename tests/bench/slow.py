@@ -36,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
 
 from benchlib import (established_to, failed_mark, free_port, nginx_conf, origin_block, proxy_block,  # noqa: E402
-                      raise_nofile, wait_accepting, wrk)
+                      raise_nofile, stop_process, wait_accepting, wrk)
 
 PROXY_CPU = "0"
 LOAD_CPU = "1"
@@ -66,14 +66,7 @@ class SlowBench:
         return p
 
     def stop(self, name):
-        p = self.procs.pop(name, None)
-        if p and p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+        stop_process(self.procs.pop(name, None), grace=10)
 
     def cleanup(self):
         for name in list(self.procs):
