@@ -333,7 +333,14 @@ struct match_ctx {
 	__u8 syn;
 	__u8 family;
 	__u32 best_slot;
-	__u32 best_id; /* 0: none yet */
+	/* The lowest id matched so far; the config's next_id (above every
+	 * rule's id) while none has. It starts as a value the verifier cannot
+	 * know: before Linux 6.7 it checks a bpf_loop callback once, with the
+	 * caller's state, and rewrites a branch that pass never took. With
+	 * "none" a known constant (0) and a test `!best_id || id < best_id`,
+	 * 6.1 made the test always true, so the last slot won, not the
+	 * earliest rule. */
+	__u32 best_id;
 };
 
 /* One candidate per call, lowest slot first. */
@@ -358,7 +365,7 @@ static long match_slot(__u32 i, void *data)
 		return 0;
 	if ((r->flags & SONIC_FW_RULE_SYN) && !c->syn)
 		return 0;
-	if (!c->best_id || r->id < c->best_id) {
+	if (r->id < c->best_id) {
 		c->best_id = r->id;
 		c->best_slot = slot;
 	}
@@ -404,7 +411,7 @@ static __always_inline __u32 apply_rules(struct xdp_md *ctx, const struct pkt *p
 	struct sonic_fw_rule_stats *rs;
 	struct sonic_fw_config *cfg;
 	struct sonic_fw_rule *r;
-	__u32 zero = 0;
+	__u32 zero = 0, none;
 	__u64 ports;
 
 	cfg = bpf_map_lookup_elem(&fw_config, &zero);
@@ -425,8 +432,10 @@ static __always_inline __u32 apply_rules(struct xdp_md *ctx, const struct pkt *p
 		c.mask &= trie_mask(&fw_dst, p->dst);
 	if (!c.mask)
 		return SONIC_FW_V_PASSED;
+	none = cfg->next_id; /* read once: `fw add` may move it meanwhile */
+	c.best_id = none;
 	bpf_loop(SONIC_FW_MAX_RULES, match_slot, &c, 0);
-	if (!c.best_id)
+	if (c.best_id == none)
 		return SONIC_FW_V_PASSED;
 	r = bpf_map_lookup_elem(&fw_rules, &c.best_slot);
 	if (!r)

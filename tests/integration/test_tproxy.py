@@ -105,6 +105,21 @@ def test_dst_prefix_limits_the_rule(lab, gw_sonic, listener):
     assert len(proxy.connections()) == 1
 
 
+@pytest.mark.parametrize("longer_first", [True, False], ids=["longer_added_first", "shorter_added_first"])
+def test_the_longest_dst_prefix_wins_whatever_the_order(lab, gw_sonic, listener, longer_first):
+    # Two rules for one port: the steering program walks the port's rules in
+    # slot order and keeps the longest match, so the order they were added
+    # in must not matter (it did on Linux 6.1 for fw, whose walk is alike).
+    near = listener(("127.0.0.1:15001",))
+    far = listener(("127.0.0.1:15002",))
+    longer = ("dst", "10.10.2.0/24", "to", "127.0.0.1:15001")
+    shorter = ("dst", "10.10.0.0/16", "to", "127.0.0.1:15002")
+    for words in ((longer, shorter) if longer_first else (shorter, longer)):
+        gw_sonic.gw_ok("tproxy", "add", "dev", lab.gw_client_dev, "proto", "tcp", "dport", "80", *words)
+    assert body_of(lab.curl(lab.client, SERVER4, 80)) == "server port 80"
+    assert len(near.connections()) == 1 and far.connections() == []
+
+
 def test_no_listener_drops_until_the_proxy_comes(lab, gw_sonic, listener):
     gw_sonic.gw_ok("tproxy", "add", "dev", lab.gw_client_dev, "proto", "tcp", "dport", "80",
                    "to", "127.0.0.1:15001")
