@@ -1,6 +1,7 @@
 #include "apply/apply.hpp"
 
 #include "config/toml_guard.hpp"
+#include "config/toml_reader.hpp"
 #include "sys/fs.hpp"
 #include "net/addr.hpp"
 #include "net/local.hpp"
@@ -22,46 +23,11 @@ namespace {
 
 // ---- reading the file --------------------------------------------------
 
-// Positions and typed values of one file's nodes; every failure is a usage
-// error "SOURCE:LINE:COL: why".
-class Reader {
+// The shared typed reads, and the words of the data plane's specs: ports,
+// CIDRs, marks.
+class Reader : public config::TomlReader {
 public:
-	explicit Reader(std::string source) : source_(std::move(source)) {}
-
-	std::string at(const toml::node &node) const
-	{
-		const toml::source_region &r = node.source();
-		return source_ + ":" + std::to_string(r.begin.line) + ":" + std::to_string(r.begin.column);
-	}
-
-	[[noreturn]] void fail(const toml::node &node, const std::string &why) const
-	{
-		throw usage_error("apply", at(node) + ": " + why);
-	}
-
-	// The same for an error a shared parser raised about NODE's value.
-	[[noreturn]] void fail(const toml::node &node, const Error &e) const
-	{
-		fail(node, e.reason() + (e.object().empty() ? "" : ": " + e.object()));
-	}
-
-	void check_keys(const toml::table &t, std::initializer_list<std::string_view> known,
-			const std::string &section) const
-	{
-		for (const auto &[key, node] : t)
-			if (std::find(known.begin(), known.end(), key.str()) == known.end())
-				fail(node, "unknown key '" + std::string(key.str()) + "' in " + section);
-	}
-
-	std::optional<std::string> string(const toml::table &t, std::string_view key) const
-	{
-		const toml::node *n = t.get(key);
-		if (!n)
-			return std::nullopt;
-		if (!n->is_string())
-			fail(*n, "'" + std::string(key) + "' must be a string");
-		return n->value<std::string>();
-	}
+	explicit Reader(std::string source) : TomlReader(std::move(source), "apply") {}
 
 	// A string or a non-negative integer, as text (mark = 0x5300, table = 5300).
 	std::optional<std::string> word(const toml::table &t, std::string_view key) const
@@ -115,8 +81,6 @@ public:
 		return text;
 	}
 
-	const std::string &source() const { return source_; }
-
 private:
 	std::string port_word(const toml::node &n, std::string_view key) const
 	{
@@ -130,37 +94,7 @@ private:
 			fail(n, "'" + std::string(key) + "' must hold ports: 443, \"80,443\" or [80, \"8000-8100\"]");
 		return *n.value<std::string>();
 	}
-
-	std::string source_;
 };
-
-// The tables of an array of tables KEY ([[KEY]]).
-std::vector<const toml::table *> tables(const Reader &r, const toml::table &root, std::string_view key)
-{
-	std::vector<const toml::table *> out;
-	const toml::node *n = root.get(key);
-	if (!n)
-		return out;
-	const toml::array *a = n->as_array();
-	if (!a)
-		r.fail(*n, "'" + std::string(key) + "' must be written [[" + std::string(key) + "]]");
-	for (const toml::node &item : *a) {
-		if (!item.is_table())
-			r.fail(item, "'" + std::string(key) + "' must be written [[" + std::string(key) + "]]");
-		out.push_back(item.as_table());
-	}
-	return out;
-}
-
-const toml::table *table(const Reader &r, const toml::table &root, std::string_view key)
-{
-	const toml::node *n = root.get(key);
-	if (!n)
-		return nullptr;
-	if (!n->is_table())
-		r.fail(*n, "'" + std::string(key) + "' must be a table [" + std::string(key) + "]");
-	return n->as_table();
-}
 
 AccelWant read_accel(const Reader &r, const toml::table &t)
 {
@@ -303,15 +237,15 @@ Desired build(const toml::table &root, const std::string &source)
 	r.check_keys(root, {"accel", "tproxy", "ca", "fw_attach", "fw"}, "the file");
 	Desired d;
 	d.source = source;
-	if (const toml::table *t = table(r, root, "accel"))
+	if (const toml::table *t = r.table(root, "accel"))
 		d.accel = read_accel(r, *t);
-	for (const toml::table *t : tables(r, root, "tproxy"))
+	for (const toml::table *t : r.tables(root, "tproxy"))
 		d.tproxy.push_back(read_tproxy(r, *t));
-	if (const toml::table *t = table(r, root, "ca"))
+	if (const toml::table *t = r.table(root, "ca"))
 		d.ca = read_ca(r, *t);
-	for (const toml::table *t : tables(r, root, "fw_attach"))
+	for (const toml::table *t : r.tables(root, "fw_attach"))
 		d.fw_attach.push_back(read_fw_attach(r, *t));
-	for (const toml::table *t : tables(r, root, "fw"))
+	for (const toml::table *t : r.tables(root, "fw"))
 		d.fw.push_back(read_fw(r, *t));
 
 	if (d.accel)

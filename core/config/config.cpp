@@ -1,7 +1,7 @@
 #include "config/config.hpp"
 
-#include "config/duration.hpp"
 #include "config/toml_guard.hpp"
+#include "config/toml_reader.hpp"
 #include "sys/fs.hpp"
 #include "out/error.hpp"
 
@@ -40,146 +40,24 @@ bool is_ip_literal(const std::string &host)
 	return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
-// Reads one table of the file, reporting positions and unknown keys.
-class Reader {
+// The config file's reader: the shared typed reads, and its endpoints.
+class Reader : public TomlReader {
 public:
-	explicit Reader(std::string source) : source_(std::move(source)) {}
-
-	std::string at(const toml::node &node) const
-	{
-		const toml::source_region &r = node.source();
-		return source_ + ":" + std::to_string(r.begin.line) + ":" + std::to_string(r.begin.column);
-	}
-
-	[[noreturn]] void fail(const toml::node &node, const std::string &why) const
-	{
-		throw usage_error("config", at(node) + ": " + why);
-	}
-
-	// Fails on keys of TABLE that are not in KNOWN (a typo must not be
-	// silently ignored).
-	void check_keys(const toml::table &table, std::initializer_list<std::string_view> known,
-			const std::string &section) const
-	{
-		for (const auto &[key, node] : table)
-			if (std::find(known.begin(), known.end(), key.str()) == known.end())
-				fail(node, "unknown key '" + std::string(key.str()) + "'" +
-						   (section.empty() ? "" : " in " + section));
-	}
-
-	std::optional<std::string> string(const toml::table &t, std::string_view key) const
-	{
-		const toml::node *n = t.get(key);
-		if (!n)
-			return std::nullopt;
-		if (!n->is_string())
-			fail(*n, "'" + std::string(key) + "' must be a string");
-		return n->value<std::string>();
-	}
-
-	std::optional<bool> boolean(const toml::table &t, std::string_view key) const
-	{
-		const toml::node *n = t.get(key);
-		if (!n)
-			return std::nullopt;
-		if (!n->is_boolean())
-			fail(*n, "'" + std::string(key) + "' must be true or false");
-		return n->value<bool>();
-	}
-
-	std::optional<int64_t> integer(const toml::table &t, std::string_view key, int64_t min, int64_t max) const
-	{
-		const toml::node *n = t.get(key);
-		if (!n)
-			return std::nullopt;
-		if (!n->is_integer())
-			fail(*n, "'" + std::string(key) + "' must be an integer");
-		int64_t v = *n->value<int64_t>();
-		if (v < min || v > max)
-			fail(*n, "'" + std::string(key) + "' must be between " + std::to_string(min) + " and " +
-					 std::to_string(max));
-		return v;
-	}
-
-	// An integer or a decimal number from MIN to MAX.
-	std::optional<double> number(const toml::table &t, std::string_view key, double min, double max) const
-	{
-		const toml::node *n = t.get(key);
-		if (!n)
-			return std::nullopt;
-		if (!n->is_integer() && !n->is_floating_point())
-			fail(*n, "'" + std::string(key) + "' must be a number");
-		double v = n->is_integer() ? static_cast<double>(*n->value<int64_t>()) : *n->value<double>();
-		if (!(v >= min && v <= max))
-			fail(*n, "'" + std::string(key) + "' must be between " + std::to_string(static_cast<long long>(min)) +
-					 " and " + std::to_string(static_cast<long long>(max)));
-		return v;
-	}
-
-	// Seconds as a number (1.5) or a string with a unit ("250ms", "10s", "2m", "1h").
-	std::optional<std::chrono::milliseconds> duration(const toml::table &t, std::string_view key) const
-	{
-		const toml::node *n = t.get(key);
-		if (!n)
-			return std::nullopt;
-		double ms = -1;
-		if (n->is_integer())
-			ms = static_cast<double>(*n->value<int64_t>()) * 1000;
-		else if (n->is_floating_point())
-			ms = *n->value<double>() * 1000;
-		else if (n->is_string()) {
-			auto parsed = parse_duration(*n->value<std::string>());
-			if (!parsed)
-				fail(*n, "'" + std::string(key) + "' must be seconds or a duration such as \"250ms\", \"10s\", \"2m\"");
-			ms = static_cast<double>(parsed->count());
-		} else {
-			fail(*n, "'" + std::string(key) + "' must be a number of seconds or a duration string");
-		}
-		if (!(ms >= 0) || !std::isfinite(ms) || ms > 1e10)
-			fail(*n, "'" + std::string(key) + "' must be 0 or more");
-		return std::chrono::milliseconds(static_cast<long long>(std::llround(ms)));
-	}
-
-	const toml::table *table(const toml::table &t, std::string_view key) const
-	{
-		const toml::node *n = t.get(key);
-		if (!n)
-			return nullptr;
-		if (!n->is_table())
-			fail(*n, "'" + std::string(key) + "' must be a table ([" + std::string(key) + "])");
-		return n->as_table();
-	}
-
-	// [[KEY]] entries.
-	std::vector<const toml::table *> tables(const toml::table &t, std::string_view key) const
-	{
-		std::vector<const toml::table *> out;
-		const toml::node *n = t.get(key);
-		if (!n)
-			return out;
-		const toml::array *a = n->as_array();
-		if (!a)
-			fail(*n, "'" + std::string(key) + "' must be an array of tables ([[" + std::string(key) + "]])");
-		for (const toml::node &e : *a) {
-			if (!e.is_table())
-				fail(e, "each '" + std::string(key) + "' must be a table");
-			out.push_back(e.as_table());
-		}
-		return out;
-	}
+	explicit Reader(std::string source) : TomlReader(std::move(source), "config") {}
 
 	Endpoint endpoint(const toml::node &n, const std::string &what, bool listen) const
 	{
 		if (!n.is_string())
 			fail(n, what + " must be a string \"ADDR:PORT\"");
+		Endpoint e;
 		try {
-			Endpoint e = parse_endpoint(*n.value<std::string>(), what);
-			if (listen && !is_ip_literal(e.host))
-				fail(n, what + " must be an IP address, not a name");
-			return e;
-		} catch (const Error &e) {
-			fail(n, e.reason());
+			e = parse_endpoint(*n.value<std::string>(), what);
+		} catch (const Error &err) {
+			fail(n, err.reason());
 		}
+		if (listen && !is_ip_literal(e.host))
+			fail(n, what + " must be an IP address, not a name");
+		return e;
 	}
 
 	Endpoint required_endpoint(const toml::table &t, std::string_view key, const std::string &section,
@@ -190,11 +68,6 @@ public:
 			fail(t, section + " needs '" + std::string(key) + "'");
 		return endpoint(*n, "'" + std::string(key) + "'", listen);
 	}
-
-	const std::string &source() const { return source_; }
-
-private:
-	std::string source_;
 };
 
 // The routes, most specific first (see Config::routes).
