@@ -71,44 +71,18 @@ class TlsOrigin:
         self.dir = os.path.join(str(workdir), "nginx-tls")
         os.makedirs(self.dir, exist_ok=True)
         self.port = port or proxyrun.free_port()
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(textwrap.dedent("""\
-                daemon off;
-                {user}
-                worker_processes 1;
-                pid {d}/nginx.pid;
-                error_log {d}/error.log;
-                events {{ worker_connections 1024; }}
-                http {{
-                    access_log off;
-                    client_body_temp_path {d};
-                    proxy_temp_path {d};
-                    fastcgi_temp_path {d};
-                    uwsgi_temp_path {d};
-                    scgi_temp_path {d};
-                    server {{
-                        listen 127.0.0.1:{p} ssl;
-                        ssl_certificate {c};
-                        ssl_certificate_key {k};
-                        ssl_protocols TLSv1.2 TLSv1.3;
-                        location / {{ return 200 "origin: sni=$ssl_server_name path=$request_uri\\n"; }}
-                    }}
-                }}
-                """).format(d=self.dir, p=self.port, c=pki.cert, k=pki.key,
-                            user="user root root;" if os.geteuid() == 0 else ""))
-        self.proc = subprocess.Popen(list(prefix) + ["nginx", "-c", conf, "-e", os.path.join(self.dir, "error.log")],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if not prefix:
-            proxyrun.wait_accepting(self.port, self.proc, 10, "nginx")
+        self.proc = proxyrun.start_nginx(self.dir, self.port, """\
+            server {
+                listen 127.0.0.1:%d ssl;
+                ssl_certificate %s;
+                ssl_certificate_key %s;
+                ssl_protocols TLSv1.2 TLSv1.3;
+                location / { return 200 "origin: sni=$ssl_server_name path=$request_uri\\n"; }
+            }
+            """ % (self.port, pki.cert, pki.key), prefix=prefix)
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        proxyrun.stop_nginx(self.proc)
 
 
 @pytest.fixture

@@ -145,6 +145,47 @@ def json_lines(text):
     return out
 
 
+def start_nginx(dir, port, server_block, prefix=()):
+    """nginx, one worker, with SERVER_BLOCK (its `listen` on PORT) as its
+    only server, its files in DIR; run through PREFIX (e.g. nsenter), where
+    it is not waited for. Returns the process; stop_nginx() ends it."""
+    conf = os.path.join(dir, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(textwrap.dedent("""\
+            daemon off;
+            {user}
+            worker_processes 1;
+            pid {d}/nginx.pid;
+            error_log {d}/error.log;
+            events {{ worker_connections 4096; }}
+            http {{
+                access_log off;
+                client_body_temp_path {d};
+                proxy_temp_path {d};
+                fastcgi_temp_path {d};
+                uwsgi_temp_path {d};
+                scgi_temp_path {d};
+                keepalive_requests 100000;
+            """).format(d=dir, user="user root root;" if os.geteuid() == 0 else ""))
+        f.write(textwrap.indent(textwrap.dedent(server_block), "    ") + "}\n")
+    proc = subprocess.Popen(list(prefix) + ["nginx", "-c", conf, "-e", os.path.join(dir, "error.log")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if not prefix:
+        wait_accepting(port, proc, 10, "nginx")
+    return proc
+
+
+def stop_nginx(proc):
+    """Ends nginx gracefully (SIGQUIT), killed after 5 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 class Nginx:
     """nginx with a temporary config as an origin: one worker, a static
     response at /, and /big (N MiB file) on a free port."""
@@ -159,44 +200,17 @@ class Nginx:
         if big_mib:
             with open(os.path.join(root, "big"), "wb") as f:
                 f.write(os.urandom(1 << 20) * big_mib)
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(textwrap.dedent("""\
-                daemon off;
-                {user}
-                worker_processes 1;
-                pid {d}/nginx.pid;
-                error_log {d}/error.log;
-                events {{ worker_connections 4096; }}
-                http {{
-                    access_log off;
-                    client_body_temp_path {d};
-                    proxy_temp_path {d};
-                    fastcgi_temp_path {d};
-                    uwsgi_temp_path {d};
-                    scgi_temp_path {d};
-                    keepalive_requests 100000;
-                    server {{
-                        listen 127.0.0.1:{p};
-                        root {r};
-                        location / {{ }}
-                    }}
-                }}
-                """).format(d=self.dir, p=self.port, r=root,
-                            user="user root root;" if os.geteuid() == 0 else ""))
-        self.proc = subprocess.Popen(["nginx", "-c", conf, "-e", os.path.join(self.dir, "error.log")],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_accepting(self.port, self.proc, 10, "nginx")
+        self.proc = start_nginx(self.dir, self.port, """\
+            server {
+                listen 127.0.0.1:%d;
+                root %s;
+                location / { }
+            }
+            """ % (self.port, root))
 
     @property
     def address(self):
         return "127.0.0.1:%d" % self.port
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_nginx(self.proc)
