@@ -10,6 +10,18 @@ namespace {
 constexpr int64_t kDay = 86400;
 constexpr size_t kMaxCommonName = 64;
 
+// NAME as a subject alternative name of C: an IP address or a DNS name.
+// FLAGS: GNUTLS_FSAN_SET for the first, GNUTLS_FSAN_APPEND after.
+void add_san(gnutls_x509_crt_t c, const HostName &name, unsigned flags)
+{
+	const int rc = name.addr_len
+			       ? gnutls_x509_crt_set_subject_alt_name(c, GNUTLS_SAN_IPADDRESS, name.addr, name.addr_len,
+								      flags)
+			       : gnutls_x509_crt_set_subject_alt_name(c, GNUTLS_SAN_DNSNAME, name.text.data(),
+								      static_cast<unsigned>(name.text.size()), flags);
+	check(rc, "set subject alternative name", name.text);
+}
+
 } // namespace
 
 LeafKey::LeafKey(X509Key key) : key_(std::move(key))
@@ -70,26 +82,10 @@ std::shared_ptr<const Leaf> Leaf::mint(std::shared_ptr<const Ca> ca, const HostN
 		      "set certificate subject", name.text);
 	set_random_serial(c);
 	set_validity(c, now - kDay, now + days * kDay);
-	if (name.addr_len)
-		check(gnutls_x509_crt_set_subject_alt_name(c, GNUTLS_SAN_IPADDRESS, name.addr, name.addr_len,
-							   GNUTLS_FSAN_SET),
-		      "set subject alternative name", name.text);
-	else
-		check(gnutls_x509_crt_set_subject_alt_name(c, GNUTLS_SAN_DNSNAME, name.text.data(),
-							   static_cast<unsigned>(name.text.size()), GNUTLS_FSAN_SET),
-		      "set subject alternative name", name.text);
-	for (const HostName &n : also) {
-		if (n.text == name.text)
-			continue;
-		if (n.addr_len)
-			check(gnutls_x509_crt_set_subject_alt_name(c, GNUTLS_SAN_IPADDRESS, n.addr, n.addr_len,
-								   GNUTLS_FSAN_APPEND),
-			      "set subject alternative name", n.text);
-		else
-			check(gnutls_x509_crt_set_subject_alt_name(c, GNUTLS_SAN_DNSNAME, n.text.data(),
-								   static_cast<unsigned>(n.text.size()), GNUTLS_FSAN_APPEND),
-			      "set subject alternative name", n.text);
-	}
+	add_san(c, name, GNUTLS_FSAN_SET);
+	for (const HostName &n : also)
+		if (n.text != name.text)
+			add_san(c, n, GNUTLS_FSAN_APPEND);
 	check(gnutls_x509_crt_set_basic_constraints(c, 0, -1), "set basic constraints", name.text);
 	check(gnutls_x509_crt_set_key_usage(c, GNUTLS_KEY_DIGITAL_SIGNATURE), "set key usage", name.text);
 	check(gnutls_x509_crt_set_key_purpose_oid(c, GNUTLS_KP_TLS_WWW_SERVER, 0), "set extended key usage",
