@@ -458,69 +458,86 @@ awaitable<FilterResult> ScriptFilter::conclude(Exchange &ex, Call &call, bool in
 		if (o.kind == Outcome::Kind::Error)
 			co_return failed(call, Stop::Heap, last_error_);
 	}
+	co_return verdict(ex, call, std::move(o), in_response);
+}
+
+// The chain's verdict for the decided outcome O.
+FilterResult ScriptFilter::verdict(Exchange &ex, Call &call, Outcome o, bool in_response)
+{
 	switch (o.kind) {
 	case Outcome::Kind::Error:
 		if (o.pass_through && !in_response) {
 			log(2, "error " + last_error_ + " (passThroughOnException: to the origin)");
 			ex.script_outcome = "passthrough";
-			co_return FilterResult::next();
+			return FilterResult::next();
 		}
-		co_return failed(call, last_stop_, last_error_);
+		return failed(call, last_stop_, last_error_);
 	case Outcome::Kind::Pass:
-	case Outcome::Kind::Origin: {
+	case Outcome::Kind::Origin:
 		if (in_response)
-			co_return failed(call, Stop::Throw, "fetch(request) a second time is not supported");
-		http::Request &r = ex.request;
-		if (!o.method.empty())
-			r.method = o.method;
-		const std::string before = request_url(ex);
-		if (o.url != before) {
-			auto parts = split_url(o.url);
-			if (parts) {
-				r.target = parts->target;
-				auto was = split_url(before);
-				if (!was || was->authority != parts->authority)
-					r.headers.set("Host", parts->authority);
-			}
-		}
-		if (o.headers)
-			replace_fields(r.headers, *o.headers);
-		if (o.body) {
-			r.body = std::move(*o.body);
-			r.body_read = true;
-			r.headers.remove("Transfer-Encoding");
-			r.headers.set("Content-Length", std::to_string(r.body.size()));
-		}
-		call.awaiting_origin = o.kind == Outcome::Kind::Origin;
-		ex.script_outcome = call.awaiting_origin ? "origin" : "pass";
-		co_return FilterResult::next();
-	}
-	case Outcome::Kind::Respond: {
-		if (o.origin_body) {
-			// The origin's response, as the script left its head.
-			if (!in_response)
-				co_return failed(call, Stop::Throw, "returned the origin's response before it arrived");
-			ex.response.status = o.status;
-			ex.response.reason = o.status_text;
-			if (o.headers)
-				replace_fields(ex.response.headers, *o.headers);
-			ex.script_outcome = "origin";
-			co_return FilterResult::next();
-		}
-		http::Response resp;
-		resp.status = o.status;
-		resp.reason = o.status_text;
-		if (o.headers)
-			replace_fields(resp.headers, *o.headers);
-		resp.body = o.body.value_or(std::string());
-		resp.body_read = true;
-		ex.script_outcome = "respond";
-		co_return FilterResult::respond(std::move(resp));
-	}
+			return failed(call, Stop::Throw, "fetch(request) a second time is not supported");
+		return forward_edited(ex, call, o);
+	case Outcome::Kind::Respond:
+		return respond_with(ex, call, o, in_response);
 	case Outcome::Kind::Pending:
 		break;
 	}
-	co_return failed(call, Stop::Throw, "no outcome");
+	return failed(call, Stop::Throw, "no outcome");
+}
+
+// The request goes on to its origin, with the script's edits of O applied.
+FilterResult ScriptFilter::forward_edited(Exchange &ex, Call &call, Outcome &o)
+{
+	http::Request &r = ex.request;
+	if (!o.method.empty())
+		r.method = o.method;
+	const std::string before = request_url(ex);
+	if (o.url != before) {
+		auto parts = split_url(o.url);
+		if (parts) {
+			r.target = parts->target;
+			auto was = split_url(before);
+			if (!was || was->authority != parts->authority)
+				r.headers.set("Host", parts->authority);
+		}
+	}
+	if (o.headers)
+		replace_fields(r.headers, *o.headers);
+	if (o.body) {
+		r.body = std::move(*o.body);
+		r.body_read = true;
+		r.headers.remove("Transfer-Encoding");
+		r.headers.set("Content-Length", std::to_string(r.body.size()));
+	}
+	call.awaiting_origin = o.kind == Outcome::Kind::Origin;
+	ex.script_outcome = call.awaiting_origin ? "origin" : "pass";
+	return FilterResult::next();
+}
+
+// The script's response O: made by the script, or the origin's with the
+// head the script left it.
+FilterResult ScriptFilter::respond_with(Exchange &ex, Call &call, Outcome &o, bool in_response)
+{
+	if (o.origin_body) {
+		// The origin's response, as the script left its head.
+		if (!in_response)
+			return failed(call, Stop::Throw, "returned the origin's response before it arrived");
+		ex.response.status = o.status;
+		ex.response.reason = o.status_text;
+		if (o.headers)
+			replace_fields(ex.response.headers, *o.headers);
+		ex.script_outcome = "origin";
+		return FilterResult::next();
+	}
+	http::Response resp;
+	resp.status = o.status;
+	resp.reason = o.status_text;
+	if (o.headers)
+		replace_fields(resp.headers, *o.headers);
+	resp.body = o.body.value_or(std::string());
+	resp.body_read = true;
+	ex.script_outcome = "respond";
+	return FilterResult::respond(std::move(resp));
 }
 
 awaitable<FilterResult> ScriptFilter::on_response(Exchange &ex)
@@ -625,6 +642,82 @@ awaitable<bool> read_more(proxy::UpConn &conn, std::string &buf, asio::steady_ti
 	co_return true;
 }
 
+// Reads the response head from CONN into F (status, reason, headers);
+// returns the bytes read past it, or nullopt with F.error set.
+awaitable<std::optional<std::string>> read_response_head(proxy::UpConn &conn, asio::steady_timer &deadline,
+							   size_t limit, Fetched &f)
+{
+	http::Parser &p = conn.parser;
+	// The head is parsed in place: BUF holds it until it is complete (it
+	// is only appended to when the parser asked for more, and a head over
+	// the limit fails before BUF grows past it).
+	std::string buf;
+	buf.reserve(limit + 16384);
+	size_t parsed = 0;
+	for (;;) {
+		size_t used = 0;
+		auto res = p.head(buf.data() + parsed, buf.size() - parsed, used);
+		parsed += used;
+		if (res == http::Parser::Result::Done)
+			break;
+		if (res == http::Parser::Result::Error || buf.size() > limit) {
+			f.error = "bad response head";
+			co_return std::nullopt;
+		}
+		bool more = co_await read_more(conn, buf, deadline, f.error);
+		if (!more)
+			co_return std::nullopt;
+	}
+	const http::Head &h = p.message();
+	f.status = h.status;
+	f.reason.assign(h.reason);
+	for (const http::Header &hd : h.headers)
+		f.headers.emplace_back(std::string(hd.name), std::string(hd.value));
+	co_return buf.substr(parsed);
+}
+
+// Reads the body into F.body, decoded, starting with REST (read with the
+// head). Returns whether the connection ended the exchange clean, ready for
+// another; false with F.error set when the body failed.
+awaitable<bool> read_response_body(proxy::UpConn &conn, asio::steady_timer &deadline, std::string &rest, Fetched &f)
+{
+	http::Parser &p = conn.parser;
+	std::vector<std::string_view> pieces;
+	p.set_decode(&pieces);
+	bool eof = false;
+	for (;;) {
+		pieces.clear();
+		size_t used = 0;
+		auto res = eof ? p.finish() : p.body(rest.data(), rest.size(), used);
+		for (std::string_view piece : pieces)
+			f.body.append(piece);
+		rest.erase(0, used);
+		if (res == http::Parser::Result::Done)
+			break;
+		if (res == http::Parser::Result::Error || eof) {
+			f.error = "bad response body";
+			break;
+		}
+		if (f.body.size() > kFetchBodyLimit) {
+			f.error = "response body over " + std::to_string(kFetchBodyLimit >> 20) + " MiB";
+			break;
+		}
+		std::string more_error;
+		bool more = co_await read_more(conn, rest, deadline, more_error);
+		if (!more) {
+			if (more_error == "timed out") {
+				f.error = more_error;
+				break;
+			}
+			eof = true; // a body delimited by the close
+		}
+	}
+	p.set_decode(nullptr);
+	co_return f.error.empty() && !eof && rest.empty();
+}
+
+// One subrequest R to TARGET: connect (or reuse), send, read the response
+// whole; the connection goes back to the pool when it may be reused.
 awaitable<Fetched> exchange(proxy::Worker &worker, proxy::Target &target, const Subrequest &r, const UrlParts &u)
 {
 	Fetched f;
@@ -643,71 +736,14 @@ awaitable<Fetched> exchange(proxy::Worker &worker, proxy::Target &target, const 
 		co_return f;
 	}
 	asio::steady_timer deadline(worker.context(), cfg.timeouts.upstream_response);
-	http::Parser &p = conn.parser;
-	p.reset();
-	p.set_no_body(r.method == "HEAD");
-	// The head is parsed in place: BUF holds it until it is complete (it
-	// is only appended to when the parser asked for more, and a head over
-	// the limit fails before BUF grows past it).
-	std::string buf;
-	buf.reserve(cfg.limits.header_bytes + 16384);
-	size_t parsed = 0;
-	for (;;) {
-		size_t used = 0;
-		auto res = p.head(buf.data() + parsed, buf.size() - parsed, used);
-		parsed += used;
-		if (res == http::Parser::Result::Done)
-			break;
-		if (res == http::Parser::Result::Error || buf.size() > cfg.limits.header_bytes) {
-			f.error = "bad response head";
-			co_return f;
-		}
-		bool more = co_await read_more(conn, buf, deadline, f.error);
-		if (!more)
-			co_return f;
-	}
-	const http::Head &h = p.message();
-	f.status = h.status;
-	f.reason.assign(h.reason);
-	for (const http::Header &hd : h.headers)
-		f.headers.emplace_back(std::string(hd.name), std::string(hd.value));
-	const bool reusable = h.keep_alive;
-	std::string rest = buf.substr(parsed);
-	std::vector<std::string_view> pieces;
-	p.set_decode(&pieces);
-	bool eof = false;
-	for (;;) {
-		pieces.clear();
-		size_t used = 0;
-		auto res = eof ? p.finish() : p.body(rest.data(), rest.size(), used);
-		for (std::string_view piece : pieces)
-			f.body.append(piece);
-		rest.erase(0, used);
-		if (res == http::Parser::Result::Done)
-			break;
-		if (res == http::Parser::Result::Error || eof) {
-			p.set_decode(nullptr);
-			f.error = "bad response body";
-			co_return f;
-		}
-		if (f.body.size() > kFetchBodyLimit) {
-			p.set_decode(nullptr);
-			f.error = "response body over " + std::to_string(kFetchBodyLimit >> 20) + " MiB";
-			co_return f;
-		}
-		std::string more_error;
-		bool more = co_await read_more(conn, rest, deadline, more_error);
-		if (!more) {
-			if (more_error == "timed out") {
-				p.set_decode(nullptr);
-				f.error = more_error;
-				co_return f;
-			}
-			eof = true;
-		}
-	}
-	p.set_decode(nullptr);
-	if (reusable && !eof && rest.empty())
+	conn.parser.reset();
+	conn.parser.set_no_body(r.method == "HEAD");
+	std::optional<std::string> rest = co_await read_response_head(conn, deadline, cfg.limits.header_bytes, f);
+	if (!rest)
+		co_return f;
+	const bool keep_alive = conn.parser.message().keep_alive;
+	bool clean = co_await read_response_body(conn, deadline, *rest, f);
+	if (clean && keep_alive)
 		worker.release(std::move(a.conn));
 	co_return f;
 }

@@ -43,6 +43,9 @@ private:
 	Outcome result(Call &call);
 	Outcome outcome(Call &call, int nargs);
 	proxy::awaitable<proxy::FilterResult> conclude(proxy::Exchange &ex, Call &call, bool in_response, Outcome *first);
+	proxy::FilterResult verdict(proxy::Exchange &ex, Call &call, Outcome o, bool in_response);
+	proxy::FilterResult forward_edited(proxy::Exchange &ex, Call &call, Outcome &o);
+	proxy::FilterResult respond_with(proxy::Exchange &ex, Call &call, Outcome &o, bool in_response);
 	proxy::awaitable<void> wait_for_progress();
 	static proxy::awaitable<void> run_subrequest(std::shared_ptr<ScriptFilter> self, Subrequest request);
 	void settle(const Subrequest &request, bool ok, const std::string &error, int status, std::string reason,
