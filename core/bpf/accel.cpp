@@ -5,6 +5,7 @@
 #include "bpf/pins.hpp"
 #include "bpf/fd.hpp"
 #include "bpf/libbpf.hpp"
+#include "net/addr.hpp"
 #include "net/local.hpp"
 #include "out/error.hpp"
 #include "out/log.hpp"
@@ -269,16 +270,9 @@ bool process_alive(const struct sonic_accel_proxy &owner)
 // "127.0.0.1:8080", "[::1]:8080", "*:8080" for a wildcard.
 std::string endpoint_text(const struct sonic_accel_endpoint &e)
 {
-	const std::string port = std::to_string(e.port);
 	if (!e.addr[0] && !e.addr[1] && !e.addr[2] && !e.addr[3])
-		return "*:" + port;
-	char buf[INET6_ADDRSTRLEN] = {};
-	if (!e.addr[0] && !e.addr[1] && e.addr[2] == htonl(0xffff)) {
-		inet_ntop(AF_INET, &e.addr[3], buf, sizeof(buf));
-		return std::string(buf) + ":" + port;
-	}
-	inet_ntop(AF_INET6, e.addr, buf, sizeof(buf));
-	return "[" + std::string(buf) + "]:" + port;
+		return net::host_port("*", e.port);
+	return net::to_string(net::Endpoint{net::addr_of_ipv6_form(reinterpret_cast<const uint8_t *>(e.addr)), e.port});
 }
 
 } // namespace

@@ -45,13 +45,13 @@ class Reader : public TomlReader {
 public:
 	explicit Reader(std::string source) : TomlReader(std::move(source), "config") {}
 
-	Endpoint endpoint(const toml::node &n, const std::string &what, bool listen) const
+	HostPort endpoint(const toml::node &n, const std::string &what, bool listen) const
 	{
 		if (!n.is_string())
 			fail(n, what + " must be a string \"ADDR:PORT\"");
-		Endpoint e;
+		HostPort e;
 		try {
-			e = parse_endpoint(*n.value<std::string>(), what);
+			e = parse_host_port(*n.value<std::string>(), what);
 		} catch (const Error &err) {
 			fail(n, err.reason());
 		}
@@ -60,7 +60,7 @@ public:
 		return e;
 	}
 
-	Endpoint required_endpoint(const toml::table &t, std::string_view key, const std::string &section,
+	HostPort required_endpoint(const toml::table &t, std::string_view key, const std::string &section,
 				   bool listen) const
 	{
 		const toml::node *n = t.get(key);
@@ -82,7 +82,7 @@ void sort_routes(std::vector<Route> &routes)
 }
 
 // A server given by name gets its first address now, as nginx does.
-void resolve(Endpoint &e, const Reader &r, const toml::node *where)
+void resolve(HostPort &e, const Reader &r, const toml::node *where)
 {
 	if (is_ip_literal(e.host))
 		return;
@@ -145,7 +145,7 @@ Config build(const toml::table &root, const std::string &source)
 			r.fail(servers ? *servers : static_cast<const toml::node &>(*t),
 			       "upstream '" + u.name + "' needs 'servers', a non-empty array of \"ADDR:PORT\"");
 		for (const toml::node &s : *servers->as_array()) {
-			Endpoint e = r.endpoint(s, "a server", false);
+			HostPort e = r.endpoint(s, "a server", false);
 			resolve(e, r, &s);
 			u.servers.push_back(e);
 		}
@@ -445,16 +445,11 @@ std::optional<Mode> parse_mode(std::string_view name)
 	return std::nullopt;
 }
 
-std::string Endpoint::text() const
-{
-	if (host.find(':') != std::string::npos)
-		return "[" + host + "]:" + std::to_string(port);
-	return host + ":" + std::to_string(port);
-}
+std::string HostPort::text() const { return net::host_port(host, port); }
 
-Endpoint parse_endpoint(std::string_view text, const std::string &what)
+HostPort parse_host_port(std::string_view text, const std::string &what)
 {
-	Endpoint e;
+	HostPort e;
 	std::string_view host, port;
 	if (!text.empty() && text[0] == '[') {
 		size_t close = text.find(']');
@@ -542,7 +537,7 @@ Config from_flags(Mode mode, const std::string &listen, const std::string &upstr
 	Config c;
 	c.source = "(command line)";
 	Listener l;
-	l.address = parse_endpoint(listen, "--listen");
+	l.address = parse_host_port(listen, "--listen");
 	if (!is_ip_literal(l.address.host))
 		throw usage_error("run", "--listen must be an IP address and a port", listen);
 	l.mode = mode;
@@ -553,7 +548,7 @@ Config from_flags(Mode mode, const std::string &listen, const std::string &upstr
 			throw usage_error("run", "--mode reverse needs --upstream ADDR:PORT");
 		Upstream u;
 		u.name = "default";
-		Endpoint e = parse_endpoint(upstream, "--upstream");
+		HostPort e = parse_host_port(upstream, "--upstream");
 		resolve(e, Reader("--upstream"), nullptr);
 		u.servers.push_back(e);
 		c.upstreams.push_back(u);

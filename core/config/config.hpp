@@ -28,21 +28,23 @@ enum class Mode { Reverse, Forward, Transparent, Tcp };
 const char *mode_name(Mode mode);
 std::optional<Mode> parse_mode(std::string_view name);
 
-// ADDR:PORT as written, split. HOST is an IP literal for listeners, and may
-// be a name for upstream servers (resolved when the config is loaded).
-struct Endpoint {
+// HOST:PORT as written, split: not yet an address (that is net::Endpoint).
+// HOST is an IP literal for listeners, and may be a name for upstream
+// servers (resolved when the config is loaded; the name stays for SNI and
+// messages). text() prints it as net::host_port does every ADDR:PORT.
+struct HostPort {
 	std::string host;
 	uint16_t port = 0;
 	std::string text() const;
-	bool operator==(const Endpoint &) const = default;
+	bool operator==(const HostPort &) const = default;
 };
 
 // "127.0.0.1:80", "[::1]:80", "*:80" (every IPv4 address), "name:80".
 // Throws a usage error naming WHAT.
-Endpoint parse_endpoint(std::string_view text, const std::string &what);
+HostPort parse_host_port(std::string_view text, const std::string &what);
 
 struct Listener {
-	Endpoint address;
+	HostPort address;
 	Mode mode = Mode::Reverse;
 	// transparent: IP_TRANSPARENT, for TPROXY rules; without it the original
 	// destination comes from SO_ORIGINAL_DST (iptables REDIRECT).
@@ -61,7 +63,7 @@ struct Listener {
 
 struct Upstream {
 	std::string name;
-	std::vector<Endpoint> servers;
+	std::vector<HostPort> servers;
 	// Idle keep-alive connections each worker keeps per server.
 	unsigned keepalive = 64;
 	// How long a server that refused or timed out is skipped.
@@ -125,7 +127,7 @@ struct Tunnels {
 
 struct Admin {
 	bool enabled = false;
-	Endpoint listen{"127.0.0.1", 9901};
+	HostPort listen{"127.0.0.1", 9901};
 	bool reuse_port = false; // as Listener::reuse_port
 };
 

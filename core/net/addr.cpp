@@ -133,11 +133,21 @@ std::string to_string(const IpAddr &addr)
 
 std::string to_string(const Cidr &cidr) { return to_string(cidr.addr) + "/" + std::to_string(cidr.prefix); }
 
-std::string to_string(const Endpoint &e)
+std::string to_string(const Endpoint &e) { return host_port(to_string(e.addr), e.port); }
+
+std::string host_port(std::string_view host, uint16_t port)
 {
-	if (e.addr.family == AF_INET6)
-		return "[" + to_string(e.addr) + "]:" + std::to_string(e.port);
-	return to_string(e.addr) + ":" + std::to_string(e.port);
+	const bool bracket = host.find(':') != std::string_view::npos;
+	std::string out;
+	out.reserve(host.size() + 8);
+	if (bracket)
+		out += '[';
+	out += host;
+	if (bracket)
+		out += ']';
+	out += ':';
+	out += std::to_string(port);
+	return out;
 }
 
 bool contains(const Cidr &cidr, const Addr16 &addr)

@@ -55,5 +55,8 @@ Cidr cidr_of_ipv6_form(const uint8_t bytes[16], unsigned prefix16);
 std::string to_string(const IpAddr &addr);
 std::string to_string(const Cidr &cidr);
 std::string to_string(const Endpoint &endpoint);
+// The one way sonic writes ADDR:PORT: "10.0.0.1:80", "[2001:db8::1]:80",
+// "name:80"; HOST as text (an address, a name, or "*").
+std::string host_port(std::string_view host, uint16_t port);
 
 } // namespace sonic::net

@@ -86,7 +86,7 @@ void close_all(std::map<std::string, std::vector<int>> &fds)
 }
 
 // The processes listening where ENDPOINT is (as far as /proc shows them).
-std::vector<net::Process> holders_of(const config::Endpoint &endpoint)
+std::vector<net::Process> holders_of(const config::HostPort &endpoint)
 {
 	std::vector<uint64_t> inodes;
 	for (const net::TcpListener &l : net::listeners_of(net::parse_endpoint(endpoint.text())))
@@ -94,7 +94,7 @@ std::vector<net::Process> holders_of(const config::Endpoint &endpoint)
 	return net::socket_holders(inodes);
 }
 
-Error address_in_use(const config::Endpoint &endpoint, const std::vector<net::Process> &holders, bool shared)
+Error address_in_use(const config::HostPort &endpoint, const std::vector<net::Process> &holders, bool shared)
 {
 	std::string who = net::describe(holders);
 	Error e = env_error("listen", "address already in use" + (who.empty() ? std::string() : " by " + who),
@@ -108,7 +108,7 @@ Error address_in_use(const config::Endpoint &endpoint, const std::vector<net::Pr
 	return e;
 }
 
-Error bind_error(const config::Endpoint &endpoint, int err, bool shared)
+Error bind_error(const config::HostPort &endpoint, int err, bool shared)
 {
 	if (err == EADDRINUSE)
 		return address_in_use(endpoint, holders_of(endpoint), shared);
@@ -125,7 +125,7 @@ struct Bound {
 
 // SHARE sets SO_REUSEPORT, so that the next socket (another worker's, or
 // another process's that asks the same) can bind there too.
-Bound bind_socket(const config::Endpoint &endpoint, bool transparent, bool share)
+Bound bind_socket(const config::HostPort &endpoint, bool transparent, bool share)
 {
 	sockaddr_storage ss{};
 	socklen_t len = 0;
@@ -169,7 +169,7 @@ Bound bind_socket(const config::Endpoint &endpoint, bool transparent, bool share
 // SO_REUSEPORT fails on an address any socket listens on, whatever that
 // socket set; the probe is closed again at once. sonic's own listeners of
 // an overlapping address (0.0.0.0:80 and 127.0.0.1:80) are no conflict.
-void check_unclaimed(const config::Endpoint &endpoint, bool transparent)
+void check_unclaimed(const config::HostPort &endpoint, bool transparent)
 {
 	Bound probe = bind_socket(endpoint, transparent, false);
 	if (probe.fd >= 0) {
@@ -216,7 +216,7 @@ bool shares_one_socket(const config::Listener &l)
 	return true;
 }
 
-int duplicate(int fd, const config::Endpoint &endpoint)
+int duplicate(int fd, const config::HostPort &endpoint)
 {
 	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (copy < 0)
@@ -279,7 +279,7 @@ uint64_t descriptor_share(unsigned workers)
 
 } // namespace
 
-int open_listener(const config::Endpoint &endpoint, bool transparent, bool share)
+int open_listener(const config::HostPort &endpoint, bool transparent, bool share)
 {
 	Bound b = bind_socket(endpoint, transparent, share);
 	if (b.fd < 0)

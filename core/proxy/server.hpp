@@ -94,6 +94,6 @@ private:
 // A listening socket for ENDPOINT; with SHARE it sets SO_REUSEPORT, so that
 // each worker can have its own. Throws a sonic error naming the address
 // (and, when it is in use, the processes that hold it).
-int open_listener(const config::Endpoint &endpoint, bool transparent, bool share);
+int open_listener(const config::HostPort &endpoint, bool transparent, bool share);
 
 } // namespace sonic::proxy

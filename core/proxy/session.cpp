@@ -2,6 +2,7 @@
 
 #include "http/serialize.hpp"
 #include "http/target.hpp"
+#include "net/addr.hpp"
 #include "out/log.hpp"
 #include "proxy/origdst.hpp"
 #include "proxy/tunnel.hpp"
@@ -15,6 +16,14 @@
 
 namespace sonic::proxy {
 
+std::string endpoint_text(const tcp::endpoint &ep)
+{
+	asio::ip::address a = ep.address();
+	if (a.is_v6() && a.to_v6().is_v4_mapped())
+		a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+	return net::host_port(a.to_string(), ep.port());
+}
+
 namespace {
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -25,15 +34,6 @@ tcp::endpoint to_endpoint(const sockaddr_storage &ss)
 	tcp::endpoint ep;
 	std::memcpy(ep.data(), &ss, ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
 	return ep;
-}
-
-std::string endpoint_text(const tcp::endpoint &ep)
-{
-	asio::ip::address a = ep.address();
-	if (a.is_v6() && a.to_v6().is_v4_mapped())
-		a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
-	std::string s = a.is_v6() ? "[" + a.to_string() + "]" : a.to_string();
-	return s + ":" + std::to_string(ep.port());
 }
 
 void lower_into(std::string &out, std::string_view s)

@@ -99,7 +99,7 @@ Generation *Worker::build(std::shared_ptr<const config::Config> config)
 	for (const config::Upstream &u : g->config->upstreams) {
 		Group group;
 		group.upstream = &u;
-		for (const config::Endpoint &e : u.servers) {
+		for (const config::HostPort &e : u.servers) {
 			tcp::endpoint ep(asio::ip::make_address(e.host), e.port);
 			ServerState &s = server_state(e.text(), ep);
 			s.keepalive = u.keepalive;
@@ -147,15 +147,12 @@ ServerState &Worker::server_state(const std::string &key, const tcp::endpoint &e
 
 ServerState &Worker::server_for(const tcp::endpoint &endpoint)
 {
-	std::string key = endpoint.address().is_v6() ? "[" + endpoint.address().to_string() + "]:" : endpoint.address().to_string() + ":";
-	key += std::to_string(endpoint.port());
-	return server_state(key, endpoint);
+	return server_state(endpoint_text(endpoint), endpoint);
 }
 
 ServerState &Worker::server_for_tls(const tcp::endpoint &endpoint, const std::string &name)
 {
-	std::string key = endpoint.address().is_v6() ? "[" + endpoint.address().to_string() + "]:" : endpoint.address().to_string() + ":";
-	key += std::to_string(endpoint.port());
+	std::string key = endpoint_text(endpoint);
 	// The name in the key: one address may serve many names, each its own
 	// verification and session.
 	ServerState &s = server_state("tls:" + name + "@" + key, endpoint);

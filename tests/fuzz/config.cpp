@@ -46,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (const Listener &l : c.listeners) {
 		require(l.address.port != 0, "a listener on port 0");
 		require(l.mode != Mode::Tcp || l.upstream < c.upstreams.size(), "a tcp route to no upstream");
-		require(parse_endpoint(l.address.text(), "fuzz") == l.address, "a listener address does not print back");
+		require(parse_host_port(l.address.text(), "fuzz") == l.address, "a listener address does not print back");
 	}
 	for (const Upstream &u : c.upstreams)
 		require(!u.servers.empty(), "an upstream without servers");

@@ -197,8 +197,8 @@ TEST_CASE("command-line shortcuts", "[config]")
 	CHECK(c.route("x", "/anything"));
 	CHECK_THROWS_AS(from_flags(Mode::Reverse, "127.0.0.1:8080", ""), sonic::Error);
 	CHECK_THROWS_AS(from_flags(Mode::Forward, "127.0.0.1:8080", "127.0.0.1:1"), sonic::Error);
-	CHECK(parse_endpoint("[::1]:443", "x").host == "::1");
-	CHECK(parse_endpoint("*:80", "x").host == "0.0.0.0");
+	CHECK(parse_host_port("[::1]:443", "x").host == "::1");
+	CHECK(parse_host_port("*:80", "x").host == "0.0.0.0");
 }
 
 TEST_CASE("[tls] and a reverse listener's tls = \"intercept\"", "[config]")
