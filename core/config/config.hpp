@@ -30,8 +30,8 @@ std::optional<Mode> parse_mode(std::string_view name);
 
 // HOST:PORT as written, split: not yet an address (that is net::Endpoint).
 // HOST is an IP literal for listeners, and may be a name for upstream
-// servers (resolved when the config is loaded; the name stays for SNI and
-// messages). text() prints it as net::host_port does every ADDR:PORT.
+// servers (replaced by its first address when the config is loaded).
+// text() prints it as net::host_port prints every ADDR:PORT.
 struct HostPort {
 	std::string host;
 	uint16_t port = 0;
