@@ -52,13 +52,7 @@ class Running:
 
     def stop(self):
         for p in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+            sonictest.end_process(p, grace=10)
 
 
 @pytest.fixture

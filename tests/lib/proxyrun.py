@@ -85,16 +85,10 @@ class Proxy:
         default drain, 10 s). Returns the exit code."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        code = sonictest.end_process(self.proc, grace=grace)
         self.out.close()
         self.err.close()
-        return self.proc.returncode
+        return code
 
     def signal(self, sig):
         self.proc.send_signal(sig)
@@ -177,13 +171,7 @@ def start_nginx(dir, port, server_block, prefix=()):
 
 def stop_nginx(proc):
     """Ends nginx gracefully (SIGQUIT), killed after 5 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGQUIT)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    sonictest.end_process(proc, signal.SIGQUIT)
 
 
 class Nginx:

@@ -111,6 +111,19 @@ def spawn(argv, cgroup=None, **kw):
     return subprocess.Popen(argv, preexec_fn=enter, **kw)
 
 
+def end_process(p, sig=signal.SIGTERM, grace=5.0):
+    """Ends P if it still runs: SIG, up to GRACE seconds for it to exit,
+    then SIGKILL. Returns its exit code."""
+    if p.poll() is None:
+        p.send_signal(sig)
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+    return p.returncode
+
+
 def close_netns_lab(procs, namespaces):
     """Kills PROCS (Popen objects) and deletes the network namespaces, with
     the veth pairs and everything else in them."""
