@@ -8,32 +8,24 @@ every table: its numbers measure something other than the service.
 import os
 import re
 import resource
-import socket
 import subprocess
+import sys
 import textwrap
-import time
 
-# As high as this process may go (a container may forbid raising the hard limit).
-NOFILE = min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# The test tier's helpers (tests/lib), which the benches share.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import proxyrun  # noqa: E402
+from proxyrun import free_port  # noqa: E402,F401  (the benches import it from here)
+from sonictest import end_process  # noqa: E402
 
 
 def wait_accepting(port, proc, what, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("%s exited with %d" % (what, proc.returncode))
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("%s not accepting on %d" % (what, port))
+    """Waits until 127.0.0.1:PORT accepts; fails early when PROC exits."""
+    proxyrun.wait_accepting(port, proc, timeout, what)
+
+
+# As high as this process may go (a container may forbid raising the hard limit).
+NOFILE = min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
 
 
 def raise_nofile():
@@ -41,14 +33,10 @@ def raise_nofile():
 
 
 def stop_process(p, grace=5):
-    """Ends P if it still runs: SIGTERM, GRACE seconds, then SIGKILL."""
-    if p and p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(grace)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
+    """Ends P (None: nothing) if it still runs: SIGTERM, GRACE seconds,
+    then SIGKILL."""
+    if p:
+        end_process(p, grace=grace)
 
 
 def enter(cgroup):
@@ -145,31 +133,13 @@ def failed_mark(runs):
     return "FAILED: %d non-2xx, %d socket errors" % (non2xx, errors)
 
 
-def nginx_conf(directory, server_block):
+def nginx_conf(directory, server_block, main=()):
     """An nginx.conf in DIRECTORY (made) with one worker, no access log and
-    keep-alive that outlasts any run, and SERVER_BLOCK in its http block."""
-    os.makedirs(directory, exist_ok=True)
-    user = "user root root;" if os.geteuid() == 0 else ""
-    path = os.path.join(directory, "nginx.conf")
-    with open(path, "w") as f:
-        f.write(textwrap.dedent("""\
-            daemon off;
-            {user}
-            worker_processes 1;
-            worker_rlimit_nofile {nofile};
-            pid {d}/nginx.pid;
-            error_log {d}/error.log;
-            events {{ worker_connections 30000; }}
-            http {{
-                access_log off;
-                client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};
-                uwsgi_temp_path {d}; scgi_temp_path {d};
-                keepalive_requests 1000000;
-                keepalive_timeout 300s;
-            {block}
-            }}
-            """).format(user=user, nofile=NOFILE, d=directory, block=textwrap.indent(server_block, "    ")))
-    return path
+    keep-alive that outlasts any run, and SERVER_BLOCK in its http block;
+    MAIN: more directives for the main context (load_module)."""
+    return proxyrun.nginx_conf(directory, server_block, connections=30000,
+                               main=["worker_rlimit_nofile %d;" % NOFILE] + list(main),
+                               http=["keepalive_requests 1000000;", "keepalive_timeout 300s;"])
 
 
 def origin_block(port, www):

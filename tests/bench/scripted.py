@@ -218,13 +218,8 @@ class Bench:
         return json.loads(r.stdout).get("accel", {}) if r.returncode == 0 else {}
 
     # -- servers ----------------------------------------------------------
-    def nginx(self, name, block, port, cpu, preamble=""):
-        conf = nginx_conf(os.path.join(self.tmp, name), block)
-        if preamble:
-            with open(conf) as f:
-                text = f.read()
-            with open(conf, "w") as f:
-                f.write(preamble + text)
+    def nginx(self, name, block, port, cpu, main=()):
+        conf = nginx_conf(os.path.join(self.tmp, name), block, main)
         self.spawn(name, ["nginx", "-c", conf, "-e", os.path.join(self.tmp, name, "error.log")], cpu, port)
 
     def start_origin(self, variant):
@@ -254,7 +249,7 @@ class Bench:
                 }}
             }}
             """).format(js=js, o=self.ports["origin" + variant], p=port)
-        self.nginx("njs" + variant, block, port, PROXY_CPU, preamble="load_module %s;\n" % NJS_MODULE)
+        self.nginx("njs" + variant, block, port, PROXY_CPU, main=["load_module %s;" % NJS_MODULE])
 
     def start_sonic(self, row):
         base, variant = base_of(row), variant_of(row)

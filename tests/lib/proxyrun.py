@@ -139,29 +139,29 @@ def json_lines(text):
     return out
 
 
+def nginx_conf(dir, server_block, connections=4096, main=(), http=()):
+    """DIR/nginx.conf (DIR made): one worker in the foreground, no access
+    log, its files in DIR, SERVER_BLOCK in the http block; MAIN and HTTP are
+    more directives for those contexts. Returns its path."""
+    os.makedirs(dir, exist_ok=True)
+    lines = ["daemon off;", "worker_processes 1;", "pid %s/nginx.pid;" % dir, "error_log %s/error.log;" % dir]
+    if os.geteuid() == 0:
+        lines.append("user root root;")
+    lines += list(main)
+    lines += ["events { worker_connections %d; }" % connections, "http {", "    access_log off;"]
+    lines += ["    %s_temp_path %s;" % (kind, dir) for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")]
+    lines += ["    " + d for d in http]
+    path = os.path.join(dir, "nginx.conf")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n" + textwrap.indent(textwrap.dedent(server_block), "    ") + "}\n")
+    return path
+
+
 def start_nginx(dir, port, server_block, prefix=()):
-    """nginx, one worker, with SERVER_BLOCK (its `listen` on PORT) as its
-    only server, its files in DIR; run through PREFIX (e.g. nsenter), where
-    it is not waited for. Returns the process; stop_nginx() ends it."""
-    conf = os.path.join(dir, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(textwrap.dedent("""\
-            daemon off;
-            {user}
-            worker_processes 1;
-            pid {d}/nginx.pid;
-            error_log {d}/error.log;
-            events {{ worker_connections 4096; }}
-            http {{
-                access_log off;
-                client_body_temp_path {d};
-                proxy_temp_path {d};
-                fastcgi_temp_path {d};
-                uwsgi_temp_path {d};
-                scgi_temp_path {d};
-                keepalive_requests 100000;
-            """).format(d=dir, user="user root root;" if os.geteuid() == 0 else ""))
-        f.write(textwrap.indent(textwrap.dedent(server_block), "    ") + "}\n")
+    """nginx (nginx_conf()) with SERVER_BLOCK, its `listen` on PORT, as its
+    only server; run through PREFIX (e.g. nsenter), where it is not waited
+    for. Returns the process; stop_nginx() ends it."""
+    conf = nginx_conf(dir, server_block, http=["keepalive_requests 100000;"])
     proc = subprocess.Popen(list(prefix) + ["nginx", "-c", conf, "-e", os.path.join(dir, "error.log")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if not prefix:
