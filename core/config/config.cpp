@@ -82,10 +82,12 @@ void sort_routes(std::vector<Route> &routes)
 }
 
 // A server given by name gets its first address now, as nginx does.
-void resolve(HostPort &e, const Reader &r, const toml::node *where)
+UpstreamServer resolve(const HostPort &written, const Reader &r, const toml::node *where)
 {
+	UpstreamServer s{written, written};
+	HostPort &e = s.address;
 	if (is_ip_literal(e.host))
-		return;
+		return s;
 	addrinfo hints{};
 	hints.ai_socktype = SOCK_STREAM;
 	addrinfo *res = nullptr;
@@ -103,6 +105,7 @@ void resolve(HostPort &e, const Reader &r, const toml::node *where)
 		inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6 *>(res->ai_addr)->sin6_addr, buf, sizeof(buf));
 	freeaddrinfo(res);
 	e.host = buf;
+	return s;
 }
 
 Config build(const toml::table &root, const std::string &source)
@@ -132,7 +135,7 @@ Config build(const toml::table &root, const std::string &source)
 
 	std::map<std::string, size_t> upstream_index;
 	for (const toml::table *t : r.tables(root, "upstream")) {
-		r.check_keys(*t, {"name", "servers", "keepalive", "fail_timeout"}, "[[upstream]]");
+		r.check_keys(*t, {"name", "servers", "keepalive", "fail_timeout", "tls", "tls_name"}, "[[upstream]]");
 		Upstream u;
 		auto name = r.string(*t, "name");
 		if (!name || name->empty())
@@ -144,10 +147,15 @@ Config build(const toml::table &root, const std::string &source)
 		if (!servers || !servers->is_array() || servers->as_array()->empty())
 			r.fail(servers ? *servers : static_cast<const toml::node &>(*t),
 			       "upstream '" + u.name + "' needs 'servers', a non-empty array of \"ADDR:PORT\"");
-		for (const toml::node &s : *servers->as_array()) {
-			HostPort e = r.endpoint(s, "a server", false);
-			resolve(e, r, &s);
-			u.servers.push_back(e);
+		for (const toml::node &s : *servers->as_array())
+			u.servers.push_back(resolve(r.endpoint(s, "a server", false), r, &s));
+		u.tls = r.boolean(*t, "tls").value_or(false);
+		if (auto name = r.string(*t, "tls_name")) {
+			if (!u.tls)
+				r.fail(*t->get("tls_name"), "'tls_name' goes with 'tls = true'");
+			if (name->empty())
+				r.fail(*t->get("tls_name"), "'tls_name' is empty");
+			u.tls_name = *name;
 		}
 		if (auto k = r.integer(*t, "keepalive", 0, 100000))
 			u.keepalive = static_cast<unsigned>(*k);
@@ -548,9 +556,7 @@ Config from_flags(Mode mode, const std::string &listen, const std::string &upstr
 			throw usage_error("run", "--mode reverse needs --upstream ADDR:PORT");
 		Upstream u;
 		u.name = "default";
-		HostPort e = parse_host_port(upstream, "--upstream");
-		resolve(e, Reader("--upstream"), nullptr);
-		u.servers.push_back(e);
+		u.servers.push_back(resolve(parse_host_port(upstream, "--upstream"), Reader("--upstream"), nullptr));
 		c.upstreams.push_back(u);
 		c.routes.push_back(Route{});
 	} else if (!upstream.empty()) {

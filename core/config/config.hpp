@@ -61,9 +61,23 @@ struct Listener {
 	std::string where; // FILE:LINE of its definition
 };
 
+// One server of a group: as written, and where it is (a name is resolved
+// to its first address when the config is loaded, as nginx does).
+struct UpstreamServer {
+	HostPort written;
+	HostPort address; // an IP literal
+	bool operator==(const UpstreamServer &) const = default;
+};
+
 struct Upstream {
 	std::string name;
-	std::vector<HostPort> servers;
+	std::vector<UpstreamServer> servers;
+	// `tls = true`: the servers speak HTTPS. Verified against the system's
+	// roots and [tls] upstream_ca for TLS_NAME when given, else for each
+	// server's host as written (a name goes as SNI too; an address is
+	// verified as one).
+	bool tls = false;
+	std::string tls_name;
 	// Idle keep-alive connections each worker keeps per server.
 	unsigned keepalive = 64;
 	// How long a server that refused or timed out is skipped.

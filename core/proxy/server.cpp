@@ -309,7 +309,7 @@ Server::~Server()
 			t.join();
 	admin_.reset();
 	// The mint threads end before the workers whose executors they resume.
-	if (tls_)
+	if (tls_ && tls_->terminates())
 		tls_->lookup().shutdown();
 	workers_.clear();
 	if (log_fd_ > STDERR_FILENO)
@@ -530,8 +530,18 @@ void Server::reload()
 
 void Server::open_tls(const config::Config &c)
 {
-	if (tls_ || !c.tls.needed(c.listeners))
+	const bool terminate = c.tls.needed(c.listeners);
+	if (tls_) {
+		if (terminate && !tls_->terminates())
+			throw usage_error("reload", "TLS interception is new in this configuration: it takes effect on "
+						    "restart (sonic loads the CA at start)");
 		return;
+	}
+	if (!terminate) {
+		if (std::any_of(c.upstreams.begin(), c.upstreams.end(), [](const auto &u) { return u.tls; }))
+			tls_ = std::make_shared<TlsContext>(nullptr, c.tls.upstream_ca); // HTTPS origins, no CA
+		return;
+	}
 	// The CA, the leaf cache and the settings sonic cert uses: the leaves
 	// minted here are the ones `sonic cert list` shows.
 	std::shared_ptr<const tls::Ca> ca = tls::Ca::load(c.tls.state_dir);

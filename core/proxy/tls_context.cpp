@@ -90,8 +90,9 @@ awaitable<CertLookup::Result> CertLookup::get(const std::string &name, const std
 }
 
 TlsContext::TlsContext(std::shared_ptr<tls::CertStore> store, const std::string &upstream_ca)
-	: lookup_(std::move(store), 2)
 {
+	if (store)
+		lookup_ = std::make_unique<CertLookup>(std::move(store), 2);
 	tls::check(gnutls_certificate_allocate_credentials(&server_), "gnutls_certificate_allocate_credentials");
 	gnutls_certificate_set_retrieve_function2(server_, retrieve);
 	tls::check(gnutls_certificate_allocate_credentials(&client_), "gnutls_certificate_allocate_credentials");

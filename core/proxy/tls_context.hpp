@@ -56,8 +56,10 @@ private:
 
 class TlsContext {
 public:
-	// UPSTREAM_CA: a PEM file of extra roots for origins, or empty.
-	// Throws a sonic error when a file cannot be read.
+	// STORE: the CA's leaves for terminating clients' TLS, or null where
+	// sonic only speaks TLS to origins (no CA needed). UPSTREAM_CA: a PEM
+	// file of extra roots for origins, or empty. Throws a sonic error when
+	// a file cannot be read.
 	TlsContext(std::shared_ptr<tls::CertStore> store, const std::string &upstream_ca);
 	~TlsContext();
 	TlsContext(const TlsContext &) = delete;
@@ -68,7 +70,10 @@ public:
 	gnutls_priority_t server_priority() const { return server_prio_; }
 	gnutls_priority_t client_priority() const { return client_prio_; }
 	const gnutls_datum_t *ticket_key() const { return &ticket_key_; }
-	CertLookup &lookup() { return lookup_; }
+	// Whether clients' TLS can be terminated (there is a store).
+	bool terminates() const { return lookup_ != nullptr; }
+	// Only where terminates().
+	CertLookup &lookup() { return *lookup_; }
 	// True the first time a client at IP rejects the leaf for NAME (an
 	// alert such as unknown_ca): that is logged once per client and name.
 	bool first_rejection(const std::string &ip, const std::string &name);
@@ -79,7 +84,7 @@ private:
 	gnutls_priority_t server_prio_ = nullptr;
 	gnutls_priority_t client_prio_ = nullptr;
 	gnutls_datum_t ticket_key_{nullptr, 0};
-	CertLookup lookup_;
+	std::unique_ptr<CertLookup> lookup_;
 	std::mutex rejections_mutex_;
 	std::unordered_set<std::string> rejections_;
 };

@@ -99,9 +99,11 @@ Generation *Worker::build(std::shared_ptr<const config::Config> config)
 	for (const config::Upstream &u : g->config->upstreams) {
 		Group group;
 		group.upstream = &u;
-		for (const config::HostPort &e : u.servers) {
+		for (const config::UpstreamServer &server : u.servers) {
+			const config::HostPort &e = server.address;
 			tcp::endpoint ep(asio::ip::make_address(e.host), e.port);
-			ServerState &s = server_state(e.text(), ep);
+			ServerState &s = u.tls ? server_for_tls(ep, u.tls_name.empty() ? server.written.host : u.tls_name)
+					       : server_state(e.text(), ep);
 			s.keepalive = u.keepalive;
 			s.fail_timeout = u.fail_timeout;
 			group.servers.push_back(&s);

@@ -256,6 +256,65 @@ def test_reverse_listener_terminates_tls(sonic_run, pki, tmp_path):
         o.stop()
 
 
+HTTPS_GROUPS = """
+[[listener]]
+address = "127.0.0.1:{port}"
+mode = "reverse"
+%s
+
+[[upstream]]
+name = "by_address"
+servers = ["127.0.0.1:%d"]
+tls = true
+
+[[upstream]]
+name = "by_name"
+servers = ["127.0.0.1:%d"]
+tls = true
+tls_name = "alt.test"
+
+[[route]]
+path = "/named/"
+upstream = "by_name"
+
+[[route]]
+upstream = "by_address"
+%s
+"""
+
+
+def test_reverse_groups_reach_https_origins(sonic_run, pki, tls_origin, tmp_path):
+    # HTTPS on both legs: the client's terminated with sonic's leaf, the
+    # origin's verified against [tls] upstream_ca, for its address or for
+    # tls_name (sent as SNI).
+    trusted = '[tls]\nupstream_ca = "%s"' % pki.ca
+    p = start(sonic_run, pki, tmp_path,
+              HTTPS_GROUPS % ('tls = "intercept"', tls_origin.port, tls_origin.port, trusted))
+    for path, sni in (("/plain", ""), ("/named/x", "alt.test")):
+        r = run(["curl", "-sS", "--max-time", "10", "--cacert", pki.sonic_ca, "--resolve",
+                 "app.test:%d:127.0.0.1" % p.port, "https://app.test:%d%s" % (p.port, path)])
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "origin: sni=%s path=%s" % (sni, path), r.stdout
+    # The second request to a group takes the kept-alive connection.
+    r = run(["curl", "-sS", "--max-time", "10", "--cacert", pki.sonic_ca, "--resolve",
+             "app.test:%d:127.0.0.1" % p.port, "https://app.test:%d/again" % p.port])
+    assert r.stdout.strip() == "origin: sni= path=/again", r.stdout
+    m = metrics(p)
+    assert m['sonic_tls_upstream_handshakes_total{outcome="full"}'] == 2, m
+    assert m['sonic_tls_upstream_handshakes_total{outcome="failed"}'] == 0
+
+
+def test_an_https_group_without_trust_gets_502(sonic_run, pki, tls_origin, tmp_path):
+    # A plain listener, no CA of sonic's needed; the origin's CA not given.
+    p = start(sonic_run, pki, tmp_path, HTTPS_GROUPS % ("", tls_origin.port, tls_origin.port, ""))
+    r = run(["curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", "http://127.0.0.1:%d/named/" % p.port])
+    body, status = r.stdout.rsplit("\n", 1)
+    assert status == "502", r.stdout
+    assert "TLS with the origin failed" in body, body
+    log = p.stderr()
+    assert "upstream_tls in tls handshake with alt.test at 127.0.0.1:%d" % tls_origin.port in log, log
+
+
 def test_a_client_that_rejects_sonics_ca_is_logged_once(sonic_run, pki, tmp_path):
     o = proxyrun.Nginx(str(tmp_path))
     try:

@@ -117,6 +117,27 @@ TEST_CASE("reuse_port joins an address on purpose; --reuse-port sets it everywhe
 	      std::string::npos);
 }
 
+TEST_CASE("an upstream group may speak TLS, verified for its servers or for tls_name", "[config]")
+{
+	const std::string listener = "[[listener]]\naddress = \"127.0.0.1:8080\"\n[[route]]\nupstream = \"a\"\n";
+	Config plain = load_string(kBase, "t.toml");
+	CHECK_FALSE(plain.upstreams[0].tls);
+	Config c = load_string(listener + "[[upstream]]\nname = \"a\"\nservers = [\"127.0.0.1:9443\"]\ntls = true\n"
+					  "tls_name = \"api.example\"\n",
+			       "t.toml");
+	REQUIRE(c.upstreams.size() == 1);
+	CHECK(c.upstreams[0].tls);
+	CHECK(c.upstreams[0].tls_name == "api.example");
+	CHECK(c.upstreams[0].servers[0].written.text() == "127.0.0.1:9443");
+	CHECK(c.upstreams[0].servers[0].address.text() == "127.0.0.1:9443");
+	// A TLS group needs no CA of sonic's: it terminates nothing.
+	CHECK_FALSE(c.tls.needed(c.listeners));
+	const std::string group = "[[upstream]]\nname = \"a\"\nservers = [\"127.0.0.1:9443\"]\n";
+	CHECK(error_of(listener + group + "tls_name = \"x\"\n").find("t.toml:8:12: 'tls_name' goes with 'tls = true'") !=
+	      std::string::npos);
+	CHECK(error_of(listener + group + "tls = \"yes\"\n").find("'tls' must be true or false") != std::string::npos);
+}
+
 // toml++ 3.3.0's whitespace test is undefined for some code points (found
 // by tests/fuzz): such a file is refused with its position, not parsed.
 TEST_CASE("code points the TOML library misreads are refused outside comments", "[config]")
