@@ -396,11 +396,10 @@ Parser::Result Parser::error_from(llhttp_errno_t err)
 	return Result::Error;
 }
 
-Parser::Result Parser::head(const char *data, size_t len, size_t &consumed)
+Parser::Step Parser::head(const char *data, size_t len)
 {
-	consumed = 0;
 	if (error_status_)
-		return Result::Error;
+		return {Result::Error, 0};
 	if (head_bytes_ == 0) {
 		head_.clear();
 		if (head_.headers.capacity() == 0)
@@ -412,7 +411,7 @@ Parser::Result Parser::head(const char *data, size_t len, size_t &consumed)
 	const LineCheck::Verdict lines = lines_.check(data, len);
 	if (head_bytes_ + lines.ok > header_limit_) {
 		fail(kind_ == Kind::Request ? 431 : 502, "header block over the limit");
-		return Result::Error;
+		return {Result::Error, 0};
 	}
 	// llhttp reads only bytes whose lines passed: never a bad one, and never
 	// past the head's empty line. Given those before a bad byte, it may find
@@ -421,25 +420,24 @@ Parser::Result Parser::head(const char *data, size_t len, size_t &consumed)
 	llhttp_errno_t err = llhttp_execute(&parser_, data, lines.ok);
 	if (err == HPE_OK && lines.bad) {
 		fail(bad_status(), lines.bad);
-		return Result::Error;
+		return {Result::Error, 0};
 	}
 	if (err == HPE_OK) {
-		consumed = lines.ok;
 		head_bytes_ += lines.ok;
 		if (lines.end) { // both must agree where the head ends
 			fail(bad_status(), "malformed head");
-			return Result::Error;
+			return {Result::Error, lines.ok};
 		}
-		return Result::More;
+		return {Result::More, lines.ok};
 	}
 	const char *pos = llhttp_get_error_pos(&parser_);
-	consumed = pos ? static_cast<size_t>(pos - data) : 0;
+	const size_t consumed = pos ? static_cast<size_t>(pos - data) : 0;
 	head_bytes_ += consumed;
 	if (err != HPE_PAUSED)
-		return error_from(err);
+		return {error_from(err), consumed};
 	llhttp_resume(&parser_);
 	in_head_ = false;
-	return Result::Done;
+	return {Result::Done, consumed};
 }
 
 bool Parser::check_chunk_crlf()
@@ -456,11 +454,11 @@ bool Parser::check_chunk_crlf()
 	return true;
 }
 
-Parser::Result Parser::body(const char *data, size_t len, size_t &consumed)
+Parser::Step Parser::body(const char *data, size_t len)
 {
-	consumed = 0;
+	size_t consumed = 0;
 	if (error_status_)
-		return Result::Error;
+		return {Result::Error, 0};
 	// One pass, or two when the last chunk ends in this data: its size line,
 	// then the trailer section, whose lines are checked as a head's are.
 	for (;;) {
@@ -480,19 +478,19 @@ Parser::Result Parser::body(const char *data, size_t len, size_t &consumed)
 		if (err == HPE_OK) {
 			consumed += feed;
 			if (!check_chunk_crlf())
-				return Result::Error;
+				return {Result::Error, consumed};
 			if (bad_line) {
 				fail(bad_status(), bad_line);
-				return Result::Error;
+				return {Result::Error, consumed};
 			}
-			return Result::More;
+			return {Result::More, consumed};
 		}
 		if (error_status_)
-			return Result::Error;
+			return {Result::Error, consumed};
 		const char *pos = llhttp_get_error_pos(&parser_);
 		consumed += pos ? static_cast<size_t>(pos - at) : 0;
 		if (err != HPE_PAUSED)
-			return error_from(err);
+			return {error_from(err), consumed};
 		llhttp_resume(&parser_);
 		if (!trailers_next_)
 			break;
@@ -504,7 +502,7 @@ Parser::Result Parser::body(const char *data, size_t len, size_t &consumed)
 	in_head_ = true;
 	head_bytes_ = 0;
 	no_body_ = false;
-	return Result::Done;
+	return {Result::Done, consumed};
 }
 
 Parser::Result Parser::finish()

@@ -73,13 +73,19 @@ public:
 
 	enum class Result { More, Done, Error };
 
-	// Head phase: feeds DATA; CONSUMED tells how many bytes were used. Done
-	// when the head is complete: message() holds it.
-	Result head(const char *data, size_t len, size_t &consumed);
+	// What one call came to, and how many bytes of its data it used.
+	struct Step {
+		Result result = Result::More;
+		size_t consumed = 0;
+	};
+
+	// Head phase: feeds DATA. Done when the head is complete: message()
+	// holds it.
+	Step head(const char *data, size_t len);
 	// Body phase: Done when the message is complete. The bytes consumed are
 	// this message's body as it came on the wire. A message without body
 	// completes with LEN 0.
-	Result body(const char *data, size_t len, size_t &consumed);
+	Step body(const char *data, size_t len);
 	// The peer closed the connection: completes a body read until close.
 	Result finish();
 

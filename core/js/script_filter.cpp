@@ -655,8 +655,7 @@ awaitable<std::optional<std::string>> read_response_head(proxy::UpConn &conn, as
 	buf.reserve(limit + 16384);
 	size_t parsed = 0;
 	for (;;) {
-		size_t used = 0;
-		auto res = p.head(buf.data() + parsed, buf.size() - parsed, used);
+		const auto [res, used] = p.head(buf.data() + parsed, buf.size() - parsed);
 		parsed += used;
 		if (res == http::Parser::Result::Done)
 			break;
@@ -687,8 +686,7 @@ awaitable<bool> read_response_body(proxy::UpConn &conn, asio::steady_timer &dead
 	bool eof = false;
 	for (;;) {
 		pieces.clear();
-		size_t used = 0;
-		auto res = eof ? p.finish() : p.body(rest.data(), rest.size(), used);
+		const auto [res, used] = eof ? http::Parser::Step{p.finish(), 0} : p.body(rest.data(), rest.size());
 		for (std::string_view piece : pieces)
 			f.body.append(piece);
 		rest.erase(0, used);

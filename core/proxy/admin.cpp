@@ -64,10 +64,11 @@ awaitable<void> Admin::serve(tcp::socket sock)
 	for (;;) {
 		// Read until the head is complete (the admin API takes no bodies).
 		http::Parser::Result r = http::Parser::Result::More;
-		size_t used = 0, parsed = 0;
+		size_t parsed = 0;
 		for (;;) {
-			r = parser.head(buf.data() + parsed, have - parsed, used);
-			parsed += used;
+			const http::Parser::Step step = parser.head(buf.data() + parsed, have - parsed);
+			r = step.result;
+			parsed += step.consumed;
 			if (r != http::Parser::Result::More)
 				break;
 			asio::error_code ec;
@@ -103,8 +104,7 @@ awaitable<void> Admin::serve(tcp::socket sock)
 		}
 		if (h.method == HTTP_HEAD)
 			out.resize(out.find("\r\n\r\n") + 4);
-		size_t used_body = 0;
-		parser.body(buf.data() + parsed, 0, used_body);
+		parser.body(buf.data() + parsed, 0);
 		asio::error_code ec;
 		co_await asio::async_write(sock, asio::buffer(out), with(ec));
 		if (ec || !keep)

@@ -595,8 +595,7 @@ awaitable<Session::Stop> Session::read_request_head()
 	in_.compact();
 	size_t parsed = 0;
 	for (;;) {
-		size_t used = 0;
-		auto r = parser_.head(in_.head() + parsed, in_.size() - parsed, used);
+		const auto [r, used] = parser_.head(in_.head() + parsed, in_.size() - parsed);
 		parsed += used;
 		if (r == http::Parser::Result::Done)
 			break;
@@ -767,8 +766,7 @@ awaitable<bool> Session::read_whole_body()
 	parser_.set_decode(&decoded_);
 	for (;;) {
 		decoded_.clear();
-		size_t used = 0;
-		auto res = parser_.body(in_.head(), in_.size(), used);
+		const auto [res, used] = parser_.body(in_.head(), in_.size());
 		for (std::string_view piece : decoded_)
 			r.body.append(piece);
 		in_.consume(used);
@@ -890,18 +888,17 @@ awaitable<Session::Stop> Session::send_request(UpConn &up)
 		}
 		co_return std::nullopt;
 	}
-	size_t used = 0;
-	auto r = parser_.body(in_.head(), in_.size(), used);
-	std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(in_.head(), used)};
+	http::Parser::Step step = parser_.body(in_.head(), in_.size());
+	std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(in_.head(), step.consumed)};
 	IoResult w = co_await up_write(up, bufs);
-	in_.consume(used);
+	in_.consume(step.consumed);
 	if (!w) {
 		upstream_ = nullptr;
 		send_errno_ = w.error.value();
 		co_return Outcome::KeepAlive;
 	}
-	uint64_t body_seen = used;
-	while (r == http::Parser::Result::More) {
+	uint64_t body_seen = step.consumed;
+	while (step.result == http::Parser::Result::More) {
 		if (in_.size() == 0)
 			in_.begin = in_.end = 0;
 		set_deadline(cfg_.timeouts.client_body);
@@ -916,7 +913,8 @@ awaitable<Session::Stop> Session::send_request(UpConn &up)
 			log_request(499);
 			co_return Outcome::Close;
 		}
-		r = parser_.body(in_.head(), in_.size(), used);
+		step = parser_.body(in_.head(), in_.size());
+		const size_t used = step.consumed;
 		body_seen += used;
 		if (cfg_.limits.body_bytes && body_seen > cfg_.limits.body_bytes + 64) {
 			upstream_ = nullptr;
@@ -935,7 +933,7 @@ awaitable<Session::Stop> Session::send_request(UpConn &up)
 			}
 		}
 	}
-	if (r == http::Parser::Result::Error) {
+	if (step.result == http::Parser::Result::Error) {
 		upstream_ = nullptr;
 		co_return co_await fail(parser_.error_status(), parser_.error_reason());
 	}
@@ -1076,8 +1074,7 @@ awaitable<Session::HeadEnd> Session::read_response_head(UpConn &up, bool sent_an
 	size_t parsed = 0;
 	set_deadline(cfg_.timeouts.upstream_response);
 	for (;;) {
-		size_t used = 0;
-		auto r = p.head(up.in.head() + parsed, up.in.size() - parsed, used);
+		const auto [r, used] = p.head(up.in.head() + parsed, up.in.size() - parsed);
 		parsed += used;
 		if (r == http::Parser::Result::Done)
 			break;
@@ -1128,8 +1125,7 @@ awaitable<Session::Relayed> Session::relay_response(std::unique_ptr<UpConn> up)
 		const http::Head &h = up->parser.message();
 		if (h.status >= 100 && h.status < 200 && h.status != 101) {
 			// Interim responses: passed on to HTTP/1.1 clients.
-			size_t used = 0;
-			up->parser.body(up->in.head() + head_bytes_, 0, used);
+			up->parser.body(up->in.head() + head_bytes_, 0);
 			if (req_.minor == 1) {
 				out_.clear();
 				http::append_status_line(out_, h.status, h.reason);
@@ -1252,8 +1248,7 @@ awaitable<Session::Outcome> Session::stream_response_body(std::unique_ptr<UpConn
 	bool upstream_eof = false;
 	for (;;) {
 		decoded_.clear();
-		size_t used = 0;
-		auto r = upstream_eof ? p.finish() : p.body(up->in.head(), up->in.size(), used);
+		const auto [r, used] = upstream_eof ? http::Parser::Step{p.finish(), 0} : p.body(up->in.head(), up->in.size());
 		if (r == http::Parser::Result::Error) {
 			p.set_decode(nullptr);
 			if (!head_sent) {

@@ -87,8 +87,7 @@ inline Trace trace(Kind kind, const std::string &data, size_t step, bool no_body
 	for (int messages = 0; messages < 32; ++messages) {
 		p.set_no_body(no_body);
 		for (;;) {
-			size_t used = 0;
-			auto r = p.head(b + at, avail - at, used);
+			const auto [r, used] = p.head(b + at, avail - at);
 			require(used <= avail - at, "head consumed more than it was given");
 			at += used;
 			if (r == Parser::Result::Done)
@@ -122,9 +121,8 @@ inline Trace trace(Kind kind, const std::string &data, size_t step, bool no_body
 		p.set_decode(h.framing == Framing::Chunked ? &pieces : nullptr);
 		size_t body = 0, decoded = 0;
 		for (;;) {
-			size_t used = 0;
 			pieces.clear();
-			auto r = p.body(b + at, avail - at, used);
+			auto [r, used] = p.body(b + at, avail - at);
 			require(used <= avail - at, "body consumed more than it was given");
 			if (r == Parser::Result::Error) { // the pieces are dropped with the message
 				error();

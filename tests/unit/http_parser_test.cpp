@@ -28,9 +28,9 @@ Parsed parse(const std::string &text, bool bytewise = false, size_t limit = 1638
 	size_t at = 0;
 	for (;;) {
 		size_t len = bytewise ? std::min<size_t>(1, text.size() - at) : text.size() - at;
-		size_t used = 0;
-		out.result = p.head(text.data() + at, len, used);
-		at += used;
+		const Parser::Step step = p.head(text.data() + at, len);
+		out.result = step.result;
+		at += step.consumed;
 		if (out.result != Parser::Result::More || at == text.size())
 			break;
 	}
@@ -39,10 +39,10 @@ Parsed parse(const std::string &text, bool bytewise = false, size_t limit = 1638
 		out.framing = p.message().framing;
 		for (;;) {
 			size_t len = bytewise ? std::min<size_t>(1, text.size() - at) : text.size() - at;
-			size_t used = 0;
-			out.result = p.body(text.data() + at, len, used);
-			at += used;
-			out.body_len += used;
+			const Parser::Step step = p.body(text.data() + at, len);
+			out.result = step.result;
+			at += step.consumed;
+			out.body_len += step.consumed;
 			if (out.result != Parser::Result::More || at == text.size())
 				break;
 		}
@@ -67,8 +67,8 @@ TEST_CASE("a request head is parsed in place", "[http]")
 {
 	std::string text = "GET /a?b=c HTTP/1.1\r\nHost: Example.com\r\nX-Empty:\r\nAccept:  */*  \r\n\r\n";
 	Parser p(Kind::Request, 16384);
-	size_t used = 0;
-	REQUIRE(p.head(text.data(), text.size(), used) == Parser::Result::Done);
+	const auto [head_result, used] = p.head(text.data(), text.size());
+	REQUIRE(head_result == Parser::Result::Done);
 	CHECK(used == text.size());
 	const auto &h = p.message();
 	CHECK(h.method_name == "GET");
@@ -80,7 +80,7 @@ TEST_CASE("a request head is parsed in place", "[http]")
 	CHECK(h.headers[2].value == "*/*");
 	CHECK(h.keep_alive);
 	CHECK(h.framing == Framing::None);
-	CHECK(p.body(text.data() + used, 0, used) == Parser::Result::Done);
+	CHECK(p.body(text.data() + used, 0).result == Parser::Result::Done);
 }
 
 TEST_CASE("pipelined requests are split at their boundaries", "[http]")
@@ -90,16 +90,18 @@ TEST_CASE("pipelined requests are split at their boundaries", "[http]")
 	std::string c = "GET /3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
 	std::string all = a + b + c;
 	Parser p(Kind::Request, 16384);
-	size_t at = 0, used = 0;
+	size_t at = 0;
 	std::vector<std::string> targets;
 	std::vector<size_t> ends;
 	while (at < all.size()) {
-		REQUIRE(p.head(all.data() + at, all.size() - at, used) == Parser::Result::Done);
+		const Parser::Step head = p.head(all.data() + at, all.size() - at);
+		REQUIRE(head.result == Parser::Result::Done);
 		targets.emplace_back(p.message().target);
 		bool keep = p.message().keep_alive;
-		at += used;
-		REQUIRE(p.body(all.data() + at, all.size() - at, used) == Parser::Result::Done);
-		at += used;
+		at += head.consumed;
+		const Parser::Step body = p.body(all.data() + at, all.size() - at);
+		REQUIRE(body.result == Parser::Result::Done);
+		at += body.consumed;
 		ends.push_back(at);
 		if (!keep)
 			break;
@@ -211,8 +213,8 @@ TEST_CASE("bare CR, obs-fold, control bytes and misplaced whitespace in a head",
 		CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\n" + c.request) == 400);
 		Parser p(Kind::Response, 16384);
 		std::string response = "HTTP/1.1 200 OK\r\nServer: o\r\n" + c.request;
-		size_t used = 0;
-		CHECK(p.head(response.data(), response.size(), used) == Parser::Result::Error);
+		const auto [head_result, used] = p.head(response.data(), response.size());
+		CHECK(head_result == Parser::Result::Error);
 		CHECK(p.error_status() == 502);
 	}
 	// Whitespace between the start line and the first header line (RFC 9112
@@ -232,8 +234,8 @@ TEST_CASE("bare CR, obs-fold, control bytes and misplaced whitespace in a head",
 	}
 	Parser p(Kind::Response, 16384);
 	std::string folded_status = "HTTP/1.1 200 OK\r\n Server: o\r\n\r\n";
-	size_t used = 0;
-	CHECK(p.head(folded_status.data(), folded_status.size(), used) == Parser::Result::Error);
+	const auto [head_result, used] = p.head(folded_status.data(), folded_status.size());
+	CHECK(head_result == Parser::Result::Error);
 	CHECK(p.error_status() == 502);
 	// An empty line before the request line is skipped (RFC 9112 2.2), and
 	// HTAB and obs-text are fine in a value.
@@ -278,8 +280,8 @@ TEST_CASE("CONNECT has no body, whatever Content-Length says", "[http]")
 {
 	std::string text = "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nContent-Length: 4\r\n\r\nabcd";
 	Parser p(Kind::Request, 16384);
-	size_t used = 0;
-	REQUIRE(p.head(text.data(), text.size(), used) == Parser::Result::Done);
+	const auto [head_result, used] = p.head(text.data(), text.size());
+	REQUIRE(head_result == Parser::Result::Done);
 	CHECK(p.message().is_connect());
 	CHECK(p.message().framing == Framing::None);
 	CHECK(p.message().content_length == 0);
@@ -301,8 +303,8 @@ TEST_CASE("responses: framing, HEAD, interim and until-close", "[http]")
 	auto response = [](const std::string &text, bool head = false) {
 		Parser p(Kind::Response, 16384);
 		p.set_no_body(head);
-		size_t used = 0;
-		REQUIRE(p.head(text.data(), text.size(), used) == Parser::Result::Done);
+		const auto [head_result, used] = p.head(text.data(), text.size());
+		REQUIRE(head_result == Parser::Result::Done);
 		return std::make_pair(p.message().framing, p.message().status);
 	};
 	CHECK(response("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello").first == Framing::Length);
@@ -314,8 +316,8 @@ TEST_CASE("responses: framing, HEAD, interim and until-close", "[http]")
 
 	Parser p(Kind::Response, 16384);
 	std::string bad = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
-	size_t used = 0;
-	CHECK(p.head(bad.data(), bad.size(), used) == Parser::Result::Error);
+	const auto [head_result, used] = p.head(bad.data(), bad.size());
+	CHECK(head_result == Parser::Result::Error);
 	CHECK(p.error_status() == 502);
 }
 
@@ -323,12 +325,12 @@ TEST_CASE("decoded bodies drop the chunk framing", "[http]")
 {
 	std::string text = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
 	Parser p(Kind::Response, 16384);
-	size_t used = 0;
-	REQUIRE(p.head(text.data(), text.size(), used) == Parser::Result::Done);
+	const auto [head_result, used] = p.head(text.data(), text.size());
+	REQUIRE(head_result == Parser::Result::Done);
 	std::vector<std::string_view> pieces;
 	p.set_decode(&pieces);
-	size_t body = 0;
-	REQUIRE(p.body(text.data() + used, text.size() - used, body) == Parser::Result::Done);
+	const auto [body_result, body] = p.body(text.data() + used, text.size() - used);
+	REQUIRE(body_result == Parser::Result::Done);
 	std::string joined;
 	for (auto piece : pieces)
 		joined += piece;
@@ -350,8 +352,8 @@ TEST_CASE("the serializer writes heads and chunks", "[http]")
 	std::string req = "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\n"
 			  "Keep-Alive: 5\r\nTE: trailers\r\nAccept: */*\r\n\r\n";
 	Parser p(Kind::Request, 16384);
-	size_t used = 0;
-	REQUIRE(p.head(req.data(), req.size(), used) == Parser::Result::Done);
+	const auto [head_result, used] = p.head(req.data(), req.size());
+	REQUIRE(head_result == Parser::Result::Done);
 	out.clear();
 	sonic::http::append_end_to_end_headers(out, p.message());
 	CHECK(out == "Host: a\r\nAccept: */*\r\n");
