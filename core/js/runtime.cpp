@@ -6,6 +6,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include <cstdio>
 #include <cstring>
 
 namespace sonic::js {
@@ -30,12 +31,31 @@ std::string_view bytes_arg(duk_context *ctx, duk_idx_t i)
 	return {static_cast<const char *>(p), n};
 }
 
+// The natives below raise script errors with duk_error(), which longjmps
+// out of the function: no C++ object with a destructor may be alive then
+// (it would leak, or worse), so each takes its arguments first, writes its
+// output straight into a Duktape buffer, and lets its C++ objects go before
+// it raises.
+
 void push_bytes(duk_context *ctx, const void *data, size_t n)
 {
 	void *p = duk_push_fixed_buffer(ctx, n);
 	if (n)
 		std::memcpy(p, data, n);
 	duk_push_buffer_object(ctx, -1, 0, n, DUK_BUFOBJ_UINT8ARRAY);
+	duk_remove(ctx, -2);
+}
+
+// Pushes a buffer of N bytes for a native to write into; as_bytes() then
+// makes the first LEN of them the Uint8Array the script gets.
+unsigned char *push_output(duk_context *ctx, size_t n)
+{
+	return static_cast<unsigned char *>(duk_push_fixed_buffer(ctx, n));
+}
+
+void as_bytes(duk_context *ctx, size_t len)
+{
+	duk_push_buffer_object(ctx, -1, 0, len, DUK_BUFOBJ_UINT8ARRAY);
 	duk_remove(ctx, -2);
 }
 
@@ -71,10 +91,10 @@ duk_ret_t native_random(duk_context *ctx)
 	const duk_int_t n = duk_require_int(ctx, 0);
 	if (n < 0 || n > 65536)
 		return duk_error(ctx, DUK_ERR_RANGE_ERROR, "random: 0 to 65536 bytes");
-	std::string buf(static_cast<size_t>(n), '\0');
-	if (n && gnutls_rnd(GNUTLS_RND_RANDOM, buf.data(), buf.size()) < 0)
+	unsigned char *out = push_output(ctx, static_cast<size_t>(n));
+	if (n && gnutls_rnd(GNUTLS_RND_RANDOM, out, static_cast<size_t>(n)) < 0)
 		return duk_error(ctx, DUK_ERR_ERROR, "OperationError: no random bytes");
-	push_bytes(ctx, buf.data(), buf.size());
+	as_bytes(ctx, static_cast<size_t>(n));
 	return 1;
 }
 
@@ -135,27 +155,36 @@ duk_ret_t native_aesgcm(duk_context *ctx)
 	gnutls_aead_cipher_hd_t h;
 	if (gnutls_aead_cipher_init(&h, alg, &k) < 0)
 		return duk_error(ctx, DUK_ERR_ERROR, "OperationError: AES-GCM unavailable");
-	std::string out(data.size() + static_cast<size_t>(tag), '\0');
-	size_t out_len = out.size();
+	size_t out_len = data.size() + static_cast<size_t>(tag);
+	unsigned char *out = push_output(ctx, out_len);
 	int rc = encrypt ? gnutls_aead_cipher_encrypt(h, iv.data(), iv.size(), aad.data(), aad.size(), static_cast<size_t>(tag),
-						       data.data(), data.size(), out.data(), &out_len)
+						       data.data(), data.size(), out, &out_len)
 			 : gnutls_aead_cipher_decrypt(h, iv.data(), iv.size(), aad.data(), aad.size(), static_cast<size_t>(tag),
-						       data.data(), data.size(), out.data(), &out_len);
+						       data.data(), data.size(), out, &out_len);
 	gnutls_aead_cipher_deinit(h);
 	if (rc < 0)
 		return duk_error(ctx, DUK_ERR_ERROR, "OperationError: %s", encrypt ? "encryption failed" : "the data could not be decrypted");
-	push_bytes(ctx, out.data(), out_len);
+	as_bytes(ctx, out_len);
 	return 1;
 }
 
 // fetch(requestId, fetchId, method, url, flatHeaders, body|null)
 duk_ret_t native_fetch(duk_context *ctx)
 {
+	const auto request = static_cast<uint64_t>(duk_require_number(ctx, 0));
+	const auto id = static_cast<uint64_t>(duk_require_number(ctx, 1));
+	const char *method = duk_require_string(ctx, 2);
+	const char *url = duk_require_string(ctx, 3);
+	const std::string_view body = duk_is_null_or_undefined(ctx, 5) ? std::string_view() : bytes_arg(ctx, 5);
+	Host *h = host_of(ctx);
+	if (!h)
+		return duk_error(ctx, DUK_ERR_ERROR, "fetch() is not available while the script loads");
 	Subrequest s;
-	s.request = static_cast<uint64_t>(duk_require_number(ctx, 0));
-	s.id = static_cast<uint64_t>(duk_require_number(ctx, 1));
-	s.method = duk_require_string(ctx, 2);
-	s.url = duk_require_string(ctx, 3);
+	s.request = request;
+	s.id = id;
+	s.method = method;
+	s.url = url;
+	s.body.assign(body);
 	const duk_size_t n = duk_get_length(ctx, 4);
 	for (duk_size_t i = 0; i + 1 < n; i += 2) {
 		duk_get_prop_index(ctx, 4, static_cast<duk_uarridx_t>(i));
@@ -163,29 +192,28 @@ duk_ret_t native_fetch(duk_context *ctx)
 		s.headers.emplace_back(duk_safe_to_string(ctx, -2), duk_safe_to_string(ctx, -1));
 		duk_pop_2(ctx);
 	}
-	if (!duk_is_null_or_undefined(ctx, 5))
-		s.body.assign(bytes_arg(ctx, 5));
-	if (Host *h = host_of(ctx))
-		h->fetch(std::move(s));
-	else
-		return duk_error(ctx, DUK_ERR_ERROR, "fetch() is not available while the script loads");
+	h->fetch(std::move(s));
 	return 0;
 }
 
 // block(address, ttlSeconds, reason): throws when refused.
 duk_ret_t native_block(duk_context *ctx)
 {
-	std::string addr = duk_require_string(ctx, 0);
+	const char *addr = duk_require_string(ctx, 0);
 	const double ttl = duk_require_number(ctx, 1);
-	std::string reason = duk_safe_to_string(ctx, 2);
+	const char *reason = duk_safe_to_string(ctx, 2);
 	Host *h = host_of(ctx);
 	if (!h)
 		return duk_error(ctx, DUK_ERR_ERROR, "sonic.block() is not available while the script loads");
 	if (!(ttl == 0 || (ttl >= 1 && ttl <= 30 * 86400)))
 		return duk_error(ctx, DUK_ERR_RANGE_ERROR, "sonic.block: ttl must be 1 s to 30 days");
-	std::string why = h->block(addr, static_cast<unsigned>(ttl), reason);
-	if (!why.empty())
-		return duk_error(ctx, DUK_ERR_ERROR, "sonic.block(%s) refused: %s", addr.c_str(), why.c_str());
+	char refused[256] = {};
+	{
+		const std::string why = h->block(addr, static_cast<unsigned>(ttl), reason);
+		std::snprintf(refused, sizeof(refused), "%s", why.c_str());
+	}
+	if (refused[0])
+		return duk_error(ctx, DUK_ERR_ERROR, "sonic.block(%s) refused: %s", addr, refused);
 	return 0;
 }
 
