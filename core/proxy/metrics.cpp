@@ -247,6 +247,11 @@ std::string prometheus_text(const std::vector<const Metrics *> &w, const ServerF
 	       "open connections.");
 	sample(out, "sonic_tls_handshake_waits_total", "",
 	       sum(w, [](const Metrics &m) -> const Counter & { return m.tls_handshake_waits; }));
+	family(out, "sonic_timeout_waits_total", "counter",
+	       "Timed-out client connections whose ending waited a turn of the event loop, so that many timing out "
+	       "at once do not hold up open connections.");
+	sample(out, "sonic_timeout_waits_total", "",
+	       sum(w, [](const Metrics &m) -> const Counter & { return m.timeout_waits; }));
 	family(out, "sonic_config_reloads_total", "counter", "Configurations loaded by SIGHUP.");
 	sample(out, "sonic_config_reloads_total", "", facts.reloads);
 	family(out, "sonic_config_reload_errors_total", "counter", "SIGHUP reloads refused (the old configuration stayed).");

@@ -96,6 +96,9 @@ struct alignas(64) Metrics {
 	// Handshake steps (both sides) that waited a turn of the event loop
 	// behind open connections' I/O (HandshakeLane).
 	Counter tls_handshake_waits;
+	// Timed-out client connections whose ending waited a turn of the
+	// event loop (the worker's timeout lane).
+	Counter timeout_waits;
 
 	void count_status(int status)
 	{

@@ -603,9 +603,10 @@ awaitable<Session::Stop> Session::read_request_head()
 			co_return co_await fail(parser_.error_status(), parser_.error_reason());
 		bool got = co_await read_client();
 		if (!got) {
-			if (timed_out_)
-				co_return co_await fail(408, "request header timeout");
-			co_return Outcome::Close;
+			if (!timed_out_)
+				co_return Outcome::Close;
+			co_await worker_.timeouts().turn();
+			co_return co_await fail(408, "request header timeout");
 		}
 	}
 	head_bytes_ = parsed;

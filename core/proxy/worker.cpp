@@ -66,6 +66,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> config, int
 	       std::shared_ptr<const bpf::Splice> splice, std::shared_ptr<ClientLimits> limits)
 	: index_(index), now_(Clock::now()), log_(access_log_fd), buffers_(buffer_size(*config)),
 	  limits_(std::move(limits)), splice_(std::move(splice)), handshakes_(metrics_.tls_handshake_waits),
+	  timeouts_(metrics_.timeout_waits, 8),
 	  ctx_(ASIO_CONCURRENCY_HINT_UNSAFE_IO),
 	  upstreams_(std::make_unique<UpstreamClient>(*this))
 {

@@ -202,6 +202,11 @@ public:
 	// Where this worker's TLS handshakes (both sides) take turns with the
 	// I/O of its open connections.
 	HandshakeLane &handshakes() { return handshakes_; }
+	// Where client connections that timed out take turns to end: slow
+	// clients opened together time out together (slowloris opens them in
+	// bursts), and each ending (a 408, a log line, the close) would
+	// otherwise run back to back ahead of every open connection's I/O.
+	HandshakeLane &timeouts() { return timeouts_; }
 	// Forward mode: a cached name resolution, or null when it is stale.
 	ServerState *resolved(const std::string &host_port);
 	ServerState &remember_resolved(const std::string &host_port, const tcp::endpoint &endpoint);
@@ -251,6 +256,7 @@ private:
 	std::shared_ptr<bpf::Blocker> blocker_;
 	std::shared_ptr<TlsContext> tls_;
 	HandshakeLane handshakes_;
+	HandshakeLane timeouts_;
 	asio::io_context ctx_;
 	std::vector<std::shared_ptr<Acceptor>> acceptors_;
 	std::map<std::string, std::unique_ptr<ServerState>, std::less<>> servers_;
