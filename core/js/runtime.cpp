@@ -152,11 +152,13 @@ duk_ret_t native_aesgcm(duk_context *ctx)
 	if (iv.empty())
 		return duk_error(ctx, DUK_ERR_ERROR, "OperationError: AES-GCM needs an iv");
 	gnutls_datum_t k{reinterpret_cast<unsigned char *>(const_cast<char *>(key.data())), static_cast<unsigned>(key.size())};
+	// The output first: pushing it may throw (the heap's limit), and the
+	// cipher handle below must not be open then.
+	size_t out_len = data.size() + static_cast<size_t>(tag);
+	unsigned char *out = push_output(ctx, out_len);
 	gnutls_aead_cipher_hd_t h;
 	if (gnutls_aead_cipher_init(&h, alg, &k) < 0)
 		return duk_error(ctx, DUK_ERR_ERROR, "OperationError: AES-GCM unavailable");
-	size_t out_len = data.size() + static_cast<size_t>(tag);
-	unsigned char *out = push_output(ctx, out_len);
 	int rc = encrypt ? gnutls_aead_cipher_encrypt(h, iv.data(), iv.size(), aad.data(), aad.size(), static_cast<size_t>(tag),
 						       data.data(), data.size(), out, &out_len)
 			 : gnutls_aead_cipher_decrypt(h, iv.data(), iv.size(), aad.data(), aad.size(), static_cast<size_t>(tag),
