@@ -94,7 +94,7 @@ struct alignas(64) Metrics {
 	Counter tls_upstream_resumed;
 	Counter tls_upstream_failures;
 	// Handshake steps (both sides) that waited a turn of the event loop
-	// behind open connections' I/O (HandshakeLane).
+	// behind open connections' I/O (the worker's handshake Lane).
 	Counter tls_handshake_waits;
 	// Timed-out client connections whose ending waited a turn of the
 	// event loop (the worker's timeout lane).

@@ -153,7 +153,7 @@ awaitable<bool> TlsEngine::wait_ready()
 	co_return !wait_error_;
 }
 
-awaitable<int> TlsEngine::handshake(HandshakeLane &lane)
+awaitable<int> TlsEngine::handshake(Lane &lane)
 {
 	for (;;) {
 		co_await lane.turn();

@@ -8,7 +8,7 @@
 // to GnuTLS first.
 #pragma once
 
-#include "proxy/handshake_lane.hpp"
+#include "proxy/lane.hpp"
 #include "proxy/stream.hpp"
 #include "proxy/tls_context.hpp"
 
@@ -48,7 +48,7 @@ public:
 	// error() saying so. Each step of the handshake waits for its turn in
 	// LANE (the worker's), so a burst of handshakes does not hold up the
 	// worker's open connections.
-	awaitable<int> handshake(HandshakeLane &lane);
+	awaitable<int> handshake(Lane &lane);
 	awaitable<IoResult> read_some(std::span<char> buf);
 	awaitable<IoResult> write(std::span<const asio::const_buffer> bufs);
 	// close_notify, when the socket takes it at once.

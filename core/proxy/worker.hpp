@@ -8,7 +8,7 @@
 #include "http/parser.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/asio.hpp"
-#include "proxy/handshake_lane.hpp"
+#include "proxy/lane.hpp"
 #include "proxy/limits.hpp"
 #include "proxy/metrics.hpp"
 
@@ -201,12 +201,12 @@ public:
 	void set_tls(std::shared_ptr<TlsContext> tls) { tls_ = std::move(tls); }
 	// Where this worker's TLS handshakes (both sides) take turns with the
 	// I/O of its open connections.
-	HandshakeLane &handshakes() { return handshakes_; }
+	Lane &handshakes() { return handshakes_; }
 	// Where client connections that timed out take turns to end: slow
 	// clients opened together time out together (slowloris opens them in
 	// bursts), and each ending (a 408, a log line, the close) would
 	// otherwise run back to back ahead of every open connection's I/O.
-	HandshakeLane &timeouts() { return timeouts_; }
+	Lane &timeouts() { return timeouts_; }
 	// Forward mode: a cached name resolution, or null when it is stale.
 	ServerState *resolved(const std::string &host_port);
 	ServerState &remember_resolved(const std::string &host_port, const tcp::endpoint &endpoint);
@@ -255,8 +255,8 @@ private:
 	std::shared_ptr<const bpf::AccelProxy> accel_;
 	std::shared_ptr<bpf::Blocker> blocker_;
 	std::shared_ptr<TlsContext> tls_;
-	HandshakeLane handshakes_;
-	HandshakeLane timeouts_;
+	Lane handshakes_;
+	Lane timeouts_;
 	asio::io_context ctx_;
 	std::vector<std::shared_ptr<Acceptor>> acceptors_;
 	std::map<std::string, std::unique_ptr<ServerState>, std::less<>> servers_;

@@ -1,14 +1,14 @@
-#include "proxy/handshake_lane.hpp"
+#include "proxy/lane.hpp"
 
 namespace sonic::proxy {
 
-HandshakeLane::Unlink::~Unlink()
+Lane::Unlink::~Unlink()
 {
 	if (!w.woken)
 		lane.waiting_.erase(w.at);
 }
 
-awaitable<void> HandshakeLane::turn()
+awaitable<void> Lane::turn()
 {
 	asio::any_io_executor ex = co_await asio::this_coro::executor;
 	if (waiting_.empty() && granted_ < per_turn_) {
@@ -26,7 +26,7 @@ awaitable<void> HandshakeLane::turn()
 	co_await w.wake.async_wait(with(ec));
 }
 
-void HandshakeLane::schedule(const asio::any_io_executor &ex)
+void Lane::schedule(const asio::any_io_executor &ex)
 {
 	if (scheduled_)
 		return;
@@ -35,7 +35,7 @@ void HandshakeLane::schedule(const asio::any_io_executor &ex)
 	asio::post(ex_, [this] { next_turn(); });
 }
 
-void HandshakeLane::next_turn()
+void Lane::next_turn()
 {
 	scheduled_ = false;
 	granted_ = 0;

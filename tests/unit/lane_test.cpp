@@ -1,6 +1,6 @@
 // The handshake lane: the steps of a burst of handshakes take turns with
 // the ready I/O of other connections on the same event loop.
-#include "proxy/handshake_lane.hpp"
+#include "proxy/lane.hpp"
 
 #include <catch2/catch.hpp>
 #include <string>
@@ -12,7 +12,7 @@ namespace {
 using unix_socket = asio::local::stream_protocol::socket;
 
 // One handshake step of a burst: recorded as 'H' when its turn comes.
-awaitable<void> step(HandshakeLane &lane, std::string &order)
+awaitable<void> step(Lane &lane, std::string &order)
 {
 	co_await lane.turn();
 	order += 'H';
@@ -47,7 +47,7 @@ size_t longest_run(const std::string &s, char c)
 std::string burst(unsigned per_turn, size_t burst, size_t reads, Counter &waits)
 {
 	asio::io_context ctx(1);
-	HandshakeLane lane(waits, per_turn);
+	Lane lane(waits, per_turn);
 	unix_socket a(ctx), b(ctx);
 	asio::local::connect_pair(a, b);
 	const std::string bytes(reads, 'x');
