@@ -250,8 +250,10 @@ int probe(Cli &cli)
 	out::Value programs = out::Value::array();
 	for (const bpf::FamilyProbe &f : p.families) {
 		out::Value row = {{"name", f.name}, {"available", f.available}};
+		// A feature is chosen only for a family that loads: an unavailable
+		// family names none, as `prog load` does.
 		for (const bpf::FeatureChoice &c : f.features)
-			row[c.feature] = c.value;
+			row[c.feature] = f.available ? out::Value(c.value) : out::Value();
 		row["reason"] = f.available ? out::Value() : out::Value(f.reason);
 		families.push_back(row);
 		for (const bpf::ProgramProbe &pp : f.programs) {

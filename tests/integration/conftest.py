@@ -17,6 +17,7 @@ ROOT_MESSAGE = "SKIPPED: sonic's integration tests need root (BPF programs, cgro
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "refuses_fw: the test refuses fw_xdp itself, so runs where fw cannot load")
     config.sonic_no_root = os.geteuid() != 0
     if config.sonic_no_root:
         if os.environ.get("SONIC_REQUIRE_ROOT") == "1":

@@ -15,6 +15,12 @@ def sh(*argv):
     subprocess.run(argv, check=True, capture_output=True)
 
 
+@pytest.fixture(autouse=True)
+def accel_loads():
+    """Skipped, with the kernel's reason, where accel cannot load."""
+    sonictest.require_families("accel")
+
+
 @pytest.fixture
 def netns():
     made = []

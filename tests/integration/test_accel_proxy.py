@@ -55,6 +55,12 @@ class Running:
             sonictest.end_process(p, grace=10)
 
 
+@pytest.fixture(autouse=True)
+def accel_loads():
+    """Skipped, with the kernel's reason, where accel cannot load."""
+    sonictest.require_families("accel")
+
+
 @pytest.fixture
 def running(cgroup):
     r = Running(cgroup)

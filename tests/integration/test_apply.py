@@ -22,6 +22,8 @@ def lab():
 
 @pytest.fixture
 def env(lab, bpffs, cgroup, tmp_path):
+    # The state files here hold accel ports, tproxy rules and fw rules.
+    sonictest.require_families("accel", "steer", "fw")
     class Env:
         pass
     e = Env()

@@ -21,6 +21,14 @@ EXTRA4 = ("10.77.0.3", "10.77.0.4", "10.77.0.5", "10.77.0.66")
 EXTRA6 = ("fd77::3", "fd77::66")
 
 
+@pytest.fixture(autouse=True)
+def fw_loads(request):
+    """Every test here needs a kernel that loads fw_xdp, but the one that
+    refuses it on purpose: elsewhere a refused fw skips, with the reason."""
+    if request.node.get_closest_marker("refuses_fw") is None:
+        sonictest.require_families("fw")
+
+
 @pytest.fixture
 def lab():
     lab = Lab(EXTRA4, EXTRA6)
@@ -310,6 +318,7 @@ def test_blocking_the_ssh_session_asks_for_force(lab, bpffs):
     assert r.code == 1 and "from fd77::2" in r.err, r
 
 
+@pytest.mark.refuses_fw
 def test_a_refused_fw_program_leaves_the_other_families_working(lab, bpffs, cgroup):
     refused = lab.sonic(bpffs, env={"SONIC_BPF_REFUSE": "fw_xdp"})
     r = refused.run("-j", "prog", "load")
@@ -378,6 +387,7 @@ def test_metrics_of_sonic_run_carry_fw_drops(lab, fw):
 def test_fw_coexists_with_tproxy_steering_on_the_same_interface(bpffs):
     """steer runs at tc ingress, fw at XDP before it: a packet fw passes is
     steered, one it drops never reaches tc."""
+    sonictest.require_families("steer")
     lab = tproxy_lab.Lab()
     proxy = None
     try:

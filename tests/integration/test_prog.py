@@ -31,6 +31,7 @@ RELEASE_PROGRAM = {"iterator": ("accel_release", "tracing"), "walk": ("accel_rel
 
 
 def test_load_show_unload_leaves_bpffs_as_it_was(sonic, bpffs):
+    sonictest.require_families("accel", "splice", "steer", "fw")
     before = sonictest.bpffs_tree()
 
     loaded = sonic.ok("prog", "load")
@@ -92,6 +93,7 @@ def test_unload_and_load_are_idempotent(sonic, bpffs):
 
 
 def test_show_reports_attach_points_and_run_counts(sonic, cgroup):
+    sonictest.require_families("accel")
     sonic.ok("accel", "enable", "cgroup", cgroup)
     with open("/proc/sys/kernel/bpf_stats_enabled") as f:
         saved = f.read().strip()
@@ -136,6 +138,7 @@ def test_sigkill_during_load_leaves_nothing_unload_cannot_remove(sonic, bpffs):
 
 
 def test_pinned_objects_from_another_build_are_refused(sonic, bpffs):
+    sonictest.require_families("accel")
     sonic.ok("prog", "load")
     meta = os.path.join(bpffs, "map", "accel_meta")
     subprocess.run(["bpftool", "map", "update", "pinned", meta, "key", "0", "0", "0", "0",
@@ -222,6 +225,7 @@ def test_a_mount_namespace_of_its_own_is_warned_about():
 
 
 def test_bpffs_root_outside_sys_fs_bpf_gets_its_own_mount(tmp_path):
+    sonictest.require_families("accel", "splice", "steer", "fw")
     root = str(tmp_path / "bpf")
     r = in_private_mounts("""
         {sonic} -q --bpffs {root} prog load
@@ -250,6 +254,7 @@ def test_unknown_object_or_verb_is_exit_1_with_usage(sonic):
 
 
 def test_a_refused_family_leaves_the_others_loaded(bpffs, cgroup):
+    sonictest.require_families("splice", "steer", "fw")
     refused = Sonic(bpffs, env={"SONIC_BPF_REFUSE": "accel_msg"})
     r = refused.run("-j", "prog", "load")
     assert r.code == 0, r

@@ -216,6 +216,30 @@ def kernel_programs(prefix):
     return sorted(p.get("name", "") for p in json.loads(out or "[]") if p.get("name", "").startswith(prefix))
 
 
+_family_refusals = None
+
+
+def family_refusal(name):
+    """Why sonic cannot load family NAME on this kernel, or None when it can:
+    `sonic prog probe`'s own answer (SONIC_BPF_REFUSE included), asked once."""
+    global _family_refusals
+    if _family_refusals is None:
+        probe = Sonic("/sys/fs/bpf/" + unique("probe")).ok("prog", "probe")
+        _family_refusals = {f["name"]: None if f["available"] else f["reason"] for f in probe["families"]}
+    return _family_refusals[name]
+
+
+def require_families(*names):
+    """Skips the calling test, naming the kernel's reason, when any family of
+    NAMES cannot load here: a refused family is sonic's correct answer
+    (exit 2 with a hint, tested as such), not a failure of the test."""
+    import pytest
+    for name in names:
+        why = family_refusal(name)
+        if why:
+            pytest.skip("sonic's %s family is unavailable on this kernel: %s" % (name, why))
+
+
 # accel's two release paths, and the environment that selects each: the
 # iterator is sonic's first choice; SONIC_BPF_REFUSE makes it fall back to
 # the walk on any kernel.
