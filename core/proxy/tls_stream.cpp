@@ -46,7 +46,12 @@ void TlsEngine::init_server(const TlsContext &ctx, std::shared_ptr<const tls::Le
 {
 	tls::check(gnutls_init(&s_, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL), "gnutls_init");
 	leaf_ = std::move(leaf);
-	before_ = std::move(before);
+	if (!before.empty()) {
+		ahead_cap_ = std::max(before.size(), kReadAhead);
+		ahead_ = std::make_unique_for_overwrite<char[]>(ahead_cap_);
+		std::memcpy(ahead_.get(), before.data(), before.size());
+		ahead_end_ = before.size();
+	}
 	// The credentials' retrieve function serves the leaf the session points at.
 	gnutls_session_set_ptr(s_, const_cast<tls::Leaf *>(leaf_.get()));
 	tls::check(gnutls_priority_set(s_, ctx.server_priority()), "gnutls_priority_set");
@@ -82,22 +87,34 @@ void TlsEngine::init_client(const TlsContext &ctx, const std::string &name, cons
 ssize_t TlsEngine::pull(gnutls_transport_ptr_t self, void *data, size_t size)
 {
 	auto *e = static_cast<TlsEngine *>(self);
-	if (e->before_used_ < e->before_.size()) {
-		size_t n = std::min(size, e->before_.size() - e->before_used_);
-		std::memcpy(data, e->before_.data() + e->before_used_, n);
-		e->before_used_ += n;
-		if (e->before_used_ == e->before_.size()) {
-			std::string().swap(e->before_);
-			e->before_used_ = 0;
+	if (e->read_ahead() == 0) {
+		const int fd = e->sock_.native_handle();
+		ssize_t n;
+		if (size >= kReadAhead) {
+			n = ::recv(fd, data, size, 0); // a large record's body: straight in
+		} else {
+			if (!e->ahead_) {
+				e->ahead_cap_ = kReadAhead;
+				e->ahead_ = std::make_unique_for_overwrite<char[]>(kReadAhead);
+			}
+			n = ::recv(fd, e->ahead_.get(), e->ahead_cap_, 0);
+			e->ahead_at_ = 0;
+			e->ahead_end_ = n > 0 ? static_cast<size_t>(n) : 0;
 		}
-		return static_cast<ssize_t>(n);
+		if (n < 0)
+			gnutls_transport_set_errno(e->s_, errno);
+		if (n <= 0 || size >= kReadAhead) {
+			if (n > 0 && !e->established_)
+				e->keep_tail(static_cast<const unsigned char *>(data), static_cast<size_t>(n));
+			return n;
+		}
 	}
-	ssize_t n = ::recv(e->sock_.native_handle(), data, size, 0);
-	if (n < 0)
-		gnutls_transport_set_errno(e->s_, errno);
-	else if (!e->established_)
-		e->keep_tail(static_cast<const unsigned char *>(data), static_cast<size_t>(n));
-	return n;
+	const size_t n = std::min(size, e->read_ahead());
+	std::memcpy(data, e->ahead_.get() + e->ahead_at_, n);
+	e->ahead_at_ += n;
+	if (!e->established_)
+		e->keep_tail(static_cast<const unsigned char *>(data), n);
+	return static_cast<ssize_t>(n);
 }
 
 void TlsEngine::keep_tail(const unsigned char *data, size_t n)
@@ -133,7 +150,7 @@ int TlsEngine::pull_timeout(gnutls_transport_ptr_t self, unsigned)
 {
 	// Never blocks: the event loop waits, not GnuTLS.
 	auto *e = static_cast<TlsEngine *>(self);
-	if (e->before_used_ < e->before_.size())
+	if (e->read_ahead())
 		return 1;
 	pollfd p{e->sock_.native_handle(), POLLIN, 0};
 	return ::poll(&p, 1, 0);
@@ -149,6 +166,11 @@ void TlsEngine::cancel()
 awaitable<bool> TlsEngine::wait_ready()
 {
 	const bool writing = gnutls_record_get_direction(s_) == 1;
+	// GnuTLS also says "again" after a record that carried no data (a
+	// ticket, a key update) while the next record is read already: in the
+	// read-ahead or decrypted in GnuTLS. The socket may never signal again.
+	if (!writing && (read_ahead() || gnutls_record_check_pending(s_)))
+		co_return true;
 	co_await sock_.async_wait(writing ? tcp::socket::wait_write : tcp::socket::wait_read, with(wait_error_));
 	co_return !wait_error_;
 }

@@ -66,6 +66,8 @@ public:
 	int error() const { return error_; }
 	// The alert the peer sent to end the handshake, or -1.
 	int alert_received() const { return alert_; }
+	// Bytes read from the socket that GnuTLS has not taken yet.
+	size_t read_ahead() const { return ahead_end_ - ahead_at_; }
 	// The DNS names and addresses of the peer's certificate (client side).
 	std::vector<std::string> peer_names() const;
 	gnutls_session_t session() const { return s_; }
@@ -86,8 +88,16 @@ private:
 	tcp::socket &sock_;
 	gnutls_session_t s_ = nullptr;
 	std::shared_ptr<const tls::Leaf> leaf_;
-	std::string before_;
-	size_t before_used_ = 0;
+	// Bytes of the connection read ahead of what GnuTLS has asked for:
+	// those read before the engine began (a peeked or tunnelled hello),
+	// then the rest of each recv. GnuTLS asks for a record's 5-byte header
+	// and then its body, two system calls per record; reading ahead makes
+	// it one for records up to kReadAhead. ahead_[ahead_at_, size) is unread.
+	static constexpr size_t kReadAhead = 4096;
+	std::unique_ptr<char[]> ahead_;
+	size_t ahead_cap_ = 0;
+	size_t ahead_at_ = 0;
+	size_t ahead_end_ = 0;
 	std::string verify_name_; // GnuTLS keeps a pointer to it
 	std::string sni_;
 	int error_ = 0;

@@ -329,6 +329,10 @@ std::unique_ptr<UpConn> Worker::pooled(ServerState &server, bool verify)
 	while (!server.idle.empty()) {
 		std::unique_ptr<UpConn> c = std::move(server.idle.back());
 		server.idle.pop_back();
+		// Bytes read ahead after a response (an alert, a close_notify) are
+		// as unexpected as bytes still in the socket.
+		if (c->tls && c->tls->read_ahead())
+			continue;
 		// A server closes a connection it just answered on only after
 		// saying so (Connection: close, and then it is not pooled), so a
 		// recently used one is taken without the system call.
