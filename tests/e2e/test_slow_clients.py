@@ -10,6 +10,7 @@ import time
 import sonicconf
 from conftest import connect
 from origin import read_response
+from test_observability import metrics
 
 
 class Slowloris:
@@ -134,3 +135,35 @@ def test_a_dribbled_small_body_holds_no_upstream(sonic_run, origin, sockets):
     s.close()
     assert status == 200
     assert b'"body": "0123456789abcdefghij"' in body
+
+
+def test_heads_that_time_out_together_end_a_few_per_loop_turn(sonic_run, origin, sockets):
+    """300 heads that never end time out in the same sweep: each is answered
+    408 and closed, and those past the first few of a turn wait for a later
+    one (sonic_timeout_waits_total), so open connections are polled between
+    them."""
+    cfg = sonicconf.Config(workers=1).reverse(origin.address).admin().timeouts(client_header=1)
+    p = sonic_run.config(cfg)
+    assert metrics(cfg.admin_port)["sonic_timeout_waits_total"] == 0
+    slow = []
+    for _ in range(300):
+        s = connect(p.port)
+        sockets.append(s)
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: h\r\n")
+        slow.append(s)
+    answers = []
+    for s in slow:
+        s.settimeout(10)
+        status, _, _, _ = read_response(s)
+        answers.append(status)
+        assert s.recv(1) == b"", "the connection stayed open after its 408"
+    assert answers == [408] * 300, {a: answers.count(a) for a in set(answers)}
+    # 8 endings a turn: nearly all of a burst that expired in one or two
+    # sweeps waited their turn.
+    waits = metrics(cfg.admin_port)["sonic_timeout_waits_total"]
+    assert 150 <= waits < 300, waits
+    # And a normal request is served as ever.
+    s = connect(p.port)
+    sockets.append(s)
+    s.sendall(b"GET /echo HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert read_response(s)[0] == 200
