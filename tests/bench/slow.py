@@ -7,6 +7,10 @@ in front of the same nginx origin) and each attack:
   slowloris  slowhttptest -H: connections that send a header line every
              10 s and never end their head
   slowbody   slowhttptest -B: POSTs whose body comes a few bytes every 10 s
+  control    slowhttptest -B aimed at a socket that listens and never
+             accepts, not at the proxy: the kernel holds its connections.
+             What the attacker itself costs the normal client (it shares
+             the client's CPU), with no work for the proxy; not a target row
 the attack first ramps up to --connections at --rate per second, then wrk
 measures the normal client for --seconds while the attack holds them.
 Rows are interleaved run by run; "vs none" is the row's p99 over the same
@@ -26,6 +30,7 @@ import argparse
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -40,7 +45,8 @@ from benchlib import (established_to, failed_mark, free_port, nginx_conf, origin
 
 PROXY_CPU = "0"
 LOAD_CPU = "1"
-ATTACKS = {"none": None, "slowloris": "-H", "slowbody": "-B"}
+ATTACKS = {"none": None, "slowloris": "-H", "slowbody": "-B", "control": "-B"}
+CONTROL = "control"  # the attack that goes to the sink, not to the proxy
 TARGET = 2.0  # p99 under attack over p99 without, at most
 
 
@@ -51,6 +57,12 @@ class SlowBench:
         self.procs = {}
         self.ports = {}
         self.notes = []
+        # The control attack's target: a listener with room for every
+        # connection in its accept queue, never accepted.
+        self.sink = socket.socket()
+        self.sink.bind(("127.0.0.1", 0))
+        self.sink.listen(8192)
+        self.sink.setblocking(False)
 
     def spawn(self, name, argv, cpu, port=None, **kw):
         log = open(os.path.join(self.tmp, name + ".log"), "wb")
@@ -72,6 +84,16 @@ class SlowBench:
         for name in list(self.procs):
             self.stop(name)
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self.sink.close()
+
+    def empty_sink(self):
+        """Takes and closes what the control left in the sink's queue."""
+        while True:
+            try:
+                c, _ = self.sink.accept()
+            except BlockingIOError:
+                return
+            c.close()
 
     def start_servers(self, proxies):
         self.ports["origin"] = free_port()
@@ -100,12 +122,13 @@ class SlowBench:
         port = self.ports[proxy]
         self.settle(port)
         url = "http://127.0.0.1:%d/" % port
+        target = "http://127.0.0.1:%d/" % self.sink.getsockname()[1] if attack == CONTROL else url
         name = "attack"
         if ATTACKS[attack]:
             ramp = self.args.connections / self.args.rate + 3
             length = int(ramp + self.args.seconds + 5)
             self.spawn(name, ["nice", "-n", "19", "slowhttptest", ATTACKS[attack], "-c", str(self.args.connections), "-r",
-                              str(self.args.rate), "-i", "10", "-l", str(length), "-p", "5", "-u", url],
+                              str(self.args.rate), "-i", "10", "-l", str(length), "-p", "5", "-u", target],
                        LOAD_CPU)
             time.sleep(ramp)
         try:
@@ -113,11 +136,17 @@ class SlowBench:
             result.held = established_to(port)
         finally:
             self.stop(name)
+            self.empty_sink()
         return result
 
     def main(self):
         proxies = [p for p in ("sonic", "nginx") if p in self.args.only.split(",")]
         self.start_servers(proxies)
+        # Warm each proxy (its pool, its buffers, the origin's first
+        # connections) before the first row: a cold first "none" row would
+        # make every ratio of run 1 look better than it is.
+        for proxy in proxies:
+            wrk("http://127.0.0.1:%d/" % self.ports[proxy], 10, 3, LOAD_CPU)
         results = {(p, a): [] for p in proxies for a in ATTACKS}
         ratios = {(p, a): [] for p in proxies for a in ATTACKS if ATTACKS[a]}
         for run in range(self.args.runs):
@@ -154,7 +183,8 @@ class SlowBench:
                     continue
                 ratio = statistics.median(ratios[(proxy, attack)]) if ratios.get((proxy, attack)) else None
                 bad = failed_mark(runs)
-                verdict = bad or ("" if ratio is None else "ok" if ratio <= TARGET else "over %.0fx" % TARGET)
+                verdict = bad or ("" if ratio is None else "(control)" if attack == CONTROL
+                                  else "ok" if ratio <= TARGET else "over %.0fx" % TARGET)
                 print("%-6s %-10s %9.0f %9.2f %9.2f %8.0f %9d %9s  %s"
                       % (proxy, attack, statistics.median(r.rps for r in runs),
                          statistics.median(r.p50 for r in runs), statistics.median(r.p99 for r in runs),
