@@ -92,7 +92,8 @@ private:
 	// those read before the engine began (a peeked or tunnelled hello),
 	// then the rest of each recv. GnuTLS asks for a record's 5-byte header
 	// and then its body, two system calls per record; reading ahead makes
-	// it one for records up to kReadAhead. ahead_[ahead_at_, size) is unread.
+	// it one for records up to kReadAhead. ahead_[ahead_at_, ahead_end_) is
+	// unread.
 	static constexpr size_t kReadAhead = 4096;
 	std::unique_ptr<char[]> ahead_;
 	size_t ahead_cap_ = 0;

@@ -70,3 +70,9 @@ def cgroup_factory():
     yield make
     for path in reversed(made):
         sonictest.remove_cgroup(path)
+
+
+@pytest.fixture
+def accel_family():
+    """Skips the test, with prog probe's reason, where accel cannot load."""
+    sonictest.require_families("accel")

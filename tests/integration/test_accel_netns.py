@@ -8,17 +8,14 @@ import pytest
 import sonictest
 from sonictest import PYTHON, MOVER, mover_report, spawn
 
+# Every test here needs accel; where it cannot load, each skips with the reason.
+pytestmark = pytest.mark.usefixtures("accel_family")
+
 MiB = 1 << 20
 
 
 def sh(*argv):
     subprocess.run(argv, check=True, capture_output=True)
-
-
-@pytest.fixture(autouse=True)
-def accel_loads():
-    """Skipped, with the kernel's reason, where accel cannot load."""
-    sonictest.require_families("accel")
 
 
 @pytest.fixture

@@ -21,6 +21,9 @@ import sonicconf  # noqa: E402
 from sonictest import delta, wait_for  # noqa: E402
 from origin import pattern  # noqa: E402
 
+# Every test here needs accel; where it cannot load, each skips with the reason.
+pytestmark = pytest.mark.usefixtures("accel_family")
+
 
 class Running:
     """Processes started inside the cgroup, stopped (and waited for) at the end."""
@@ -53,12 +56,6 @@ class Running:
     def stop(self):
         for p in reversed(self.procs):
             sonictest.end_process(p, grace=10)
-
-
-@pytest.fixture(autouse=True)
-def accel_loads():
-    """Skipped, with the kernel's reason, where accel cannot load."""
-    sonictest.require_families("accel")
 
 
 @pytest.fixture
