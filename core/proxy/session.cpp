@@ -966,7 +966,7 @@ awaitable<Session::Outcome> Session::respond(const http::Response &r)
 		http::append_header(out_, "Content-Length", static_cast<uint64_t>(r.body.size()));
 	if (!keep_alive)
 		out_.append("Connection: close\r\n");
-	else if (req_.minor == 0)
+	else if (req_.minor != 1)
 		out_.append("Connection: keep-alive\r\n");
 	http::end_head(out_);
 	const bool with_body = !bodiless && !req_.head;
@@ -1204,9 +1204,91 @@ awaitable<Session::Stop> Session::run_response_filters(UpConn &up)
 	co_return std::nullopt;
 }
 
+Session::BodyPlan Session::plan_response_body(const http::Head &h) const
+{
+	BodyPlan plan;
+	plan.framing = h.framing;
+	const bool client_11 = req_.minor == 1;
+	plan.encode = h.framing == http::Framing::UntilClose && client_11;
+	plan.decode = h.framing == http::Framing::Chunked && !client_11;
+	// After a reload a connection ends with its current response, so
+	// that the client's next one is served by the new configuration.
+	plan.keep = req_.keep_alive && !closing_ && !worker_.draining() && gen_.get() == worker_.current_generation() &&
+		    requests_ < cfg_.limits.keepalive_requests && !plan.decode &&
+		    !(h.framing == http::Framing::UntilClose && !client_11);
+	return plan;
+}
+
+void Session::build_response_head(const http::Head &h, const BodyPlan &plan)
+{
+	out_.clear();
+	http::append_status_line(out_, h.status, h.reason);
+	http::append_end_to_end_headers(out_, h, plan.decode ? http::Field::TransferEncoding : http::Field::Other);
+	if (cfg_.headers.via)
+		out_.append("Via: 1.1 sonic\r\n"); // after the upstream's own Via lines
+	if (plan.encode)
+		out_.append("Transfer-Encoding: chunked\r\n");
+	if (!plan.keep)
+		out_.append("Connection: close\r\n");
+	else if (req_.minor != 1)
+		out_.append("Connection: keep-alive\r\n");
+	http::end_head(out_);
+}
+
+awaitable<bool> Session::send_response_piece(UpConn &up, const BodyPlan &plan, http::ChunkedEncoder &chunker,
+					      size_t used, bool done)
+{
+	if (plan.decode) {
+		// Decoded pieces go one write each, after the head.
+		if (!out_.empty()) {
+			bool sent = co_await write_client(out_);
+			if (!sent)
+				co_return false;
+			out_.clear();
+		}
+		for (std::string_view piece : decoded_) {
+			bool sent = co_await write_client(piece);
+			if (!sent)
+				co_return false;
+		}
+		co_return true;
+	}
+	std::array<asio::const_buffer, 4> bufs;
+	size_t nb = 0;
+	if (!out_.empty())
+		bufs[nb++] = asio::buffer(out_);
+	if (plan.encode && used) {
+		const std::string_view prefix = chunker.prefix(used);
+		bufs[nb++] = asio::buffer(prefix.data(), prefix.size());
+		bufs[nb++] = asio::buffer(up.in.head(), used);
+		bufs[nb++] = asio::buffer(http::ChunkedEncoder::kChunkEnd.data(), http::ChunkedEncoder::kChunkEnd.size());
+	} else if (used) {
+		bufs[nb++] = asio::buffer(up.in.head(), used);
+	}
+	if (plan.encode && done)
+		bufs[nb++] = asio::buffer(http::ChunkedEncoder::kLastChunk.data(), http::ChunkedEncoder::kLastChunk.size());
+	if (nb == 0)
+		co_return true;
+	set_deadline(cfg_.timeouts.client_body);
+	IoResult w = co_await stream_->write(std::span<const asio::const_buffer>(bufs.data(), nb));
+	req_.bytes_sent += w.bytes;
+	out_.clear();
+	co_return static_cast<bool>(w);
+}
+
+void Session::note_cut_short(const UpConn &up, int status, const asio::error_code &ec)
+{
+	// Too late for a status: the client sees the connection end before the
+	// body does. Said once, as a 5xx would be.
+	if (timed_out_)
+		worker_.counters().upstream_timeouts.add();
+	const UpstreamError cut{502, timed_out_ ? Cause::ResponseTimeout : Cause::ClosedEarly, Phase::ResponseBody,
+			       up.server->text, ec == asio::error::eof || timed_out_ ? 0 : ec.value()};
+	log::warn(answer_text(status) + " cut short: " + cut.describe());
+}
+
 awaitable<Session::Outcome> Session::stream_response_body(std::unique_ptr<UpConn> up)
 {
-	asio::error_code ec;
 	http::Parser &p = up->parser;
 	// The head as filters left it, or the origin's own.
 	const bool edited = chain_ && ex_ && ex_->response.status != 0;
@@ -1214,36 +1296,16 @@ awaitable<Session::Outcome> Session::stream_response_body(std::unique_ptr<UpConn
 	if (edited)
 		edited_view = ex_->response.view(p.message());
 	const http::Head &h = edited ? edited_view : p.message();
-
 	const int status = h.status;
-	const http::Framing framing = h.framing;
-	const bool client_11 = req_.minor == 1;
-	const bool encode = framing == http::Framing::UntilClose && client_11;
-	const bool decode = framing == http::Framing::Chunked && !client_11;
-	// After a reload a connection ends with its current response, so
-	// that the client's next one is served by the new configuration.
-	bool keep = req_.keep_alive && !closing_ && !worker_.draining() && gen_.get() == worker_.current_generation() &&
-		    requests_ < cfg_.limits.keepalive_requests && !decode &&
-		    !(framing == http::Framing::UntilClose && !client_11);
+	const BodyPlan plan = plan_response_body(h);
 	const bool up_reusable = p.message().keep_alive;
-	out_.clear();
-	http::append_status_line(out_, status, h.reason);
-	http::append_end_to_end_headers(out_, h, decode ? http::Field::TransferEncoding : http::Field::Other);
-	if (cfg_.headers.via)
-		out_.append("Via: 1.1 sonic\r\n"); // after the upstream's own Via lines
-	if (encode)
-		out_.append("Transfer-Encoding: chunked\r\n");
-	if (!keep)
-		out_.append("Connection: close\r\n");
-	else if (!client_11)
-		out_.append("Connection: keep-alive\r\n");
-	http::end_head(out_);
+	build_response_head(h, plan); // out_ holds it until it is sent
 	up->in.consume(head_bytes_);
 
-	// ---- body: raw, re-encoded as chunked, or decoded
+	// The body, piece by piece as the upstream's buffer fills: raw,
+	// re-encoded as chunked, or decoded.
 	http::ChunkedEncoder chunker;
-	p.set_decode(decode ? &decoded_ : nullptr);
-	bool head_sent = false;
+	p.set_decode(plan.decode ? &decoded_ : nullptr);
 	bool done = false;
 	bool client_gone = false;
 	bool upstream_eof = false;
@@ -1252,7 +1314,7 @@ awaitable<Session::Outcome> Session::stream_response_body(std::unique_ptr<UpConn
 		const auto [r, used] = upstream_eof ? http::Parser::Step{p.finish(), 0} : p.body(up->in.head(), up->in.size());
 		if (r == http::Parser::Result::Error) {
 			p.set_decode(nullptr);
-			if (!head_sent) {
+			if (!out_.empty()) { // nothing was sent yet
 				const UpstreamError cause{502, Cause::BadResponse, Phase::ResponseBody, up->server->text, 0};
 				co_return co_await fail(502, "bad response body from upstream", &cause);
 			}
@@ -1260,45 +1322,11 @@ awaitable<Session::Outcome> Session::stream_response_body(std::unique_ptr<UpConn
 			co_return Outcome::Close;
 		}
 		done = r == http::Parser::Result::Done;
-		std::array<asio::const_buffer, 4> bufs;
-		size_t nb = 0;
-		if (!head_sent && !decode) // the decode branch writes its own
-			bufs[nb++] = asio::buffer(out_);
-		std::string_view prefix;
-		if (encode && used) {
-			prefix = chunker.prefix(used);
-			bufs[nb++] = asio::buffer(prefix.data(), prefix.size());
-			bufs[nb++] = asio::buffer(up->in.head(), used);
-			bufs[nb++] = asio::buffer(http::ChunkedEncoder::kChunkEnd.data(), 2);
-		} else if (decode) {
-			// Decoded pieces go one write each after the head.
-			bool ok = true;
-			if (!head_sent)
-				ok = co_await write_client(out_);
-			head_sent = true;
-			for (std::string_view piece : decoded_) {
-				if (ok)
-					ok = co_await write_client(piece);
-			}
-			if (!ok) {
-				client_gone = true;
-				break;
-			}
-		} else if (used) {
-			bufs[nb++] = asio::buffer(up->in.head(), used);
+		bool sent = co_await send_response_piece(*up, plan, chunker, used, done);
+		if (!sent) {
+			client_gone = true;
+			break;
 		}
-		if (encode && done)
-			bufs[nb++] = asio::buffer(http::ChunkedEncoder::kLastChunk.data(), http::ChunkedEncoder::kLastChunk.size());
-		if (nb) {
-			set_deadline(cfg_.timeouts.client_body);
-			IoResult w = co_await stream_->write(std::span<const asio::const_buffer>(bufs.data(), nb));
-			req_.bytes_sent += w.bytes;
-			if (!w) {
-				client_gone = true;
-				break;
-			}
-		}
-		head_sent = true;
 		up->in.consume(used);
 		if (done)
 			break;
@@ -1306,24 +1334,15 @@ awaitable<Session::Outcome> Session::stream_response_body(std::unique_ptr<UpConn
 			up->in.begin = up->in.end = 0;
 		set_deadline(cfg_.timeouts.upstream_response);
 		IoResult got = co_await up_read(*up);
-		ec = got.error;
-		const size_t n = got.bytes;
-		if (ec == asio::error::eof && framing == http::Framing::UntilClose) {
+		if (got.error == asio::error::eof && plan.framing == http::Framing::UntilClose) {
 			upstream_eof = true;
 			continue;
 		}
-		if (ec) {
-			// Too late for a status: the client sees the connection end
-			// before the body does. Said once, as a 5xx would be.
-			if (timed_out_)
-				worker_.counters().upstream_timeouts.add();
-			log::warn(answer_text(status) + " cut short: " +
-				  UpstreamError{502, timed_out_ ? Cause::ResponseTimeout : Cause::ClosedEarly, Phase::ResponseBody,
-						up->server->text, ec == asio::error::eof || timed_out_ ? 0 : ec.value()}
-					  .describe());
+		if (got.error) {
+			note_cut_short(*up, status, got.error);
 			break;
 		}
-		up->in.end += n;
+		up->in.end += got.bytes;
 	}
 	p.set_decode(nullptr);
 	upstream_ = nullptr;
@@ -1336,7 +1355,7 @@ awaitable<Session::Outcome> Session::stream_response_body(std::unique_ptr<UpConn
 	}
 	if (up_reusable && up->in.size() == 0 && !upstream_eof)
 		worker_.release(std::move(up));
-	co_return keep ? Outcome::KeepAlive : Outcome::Close;
+	co_return plan.keep ? Outcome::KeepAlive : Outcome::Close;
 }
 
 // ---- tunnels ---------------------------------------------------------------

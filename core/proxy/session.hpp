@@ -7,6 +7,7 @@
 // on_response, stream the body.
 #pragma once
 
+#include "http/serialize.hpp"
 #include "proxy/filter.hpp"
 #include "proxy/stream.hpp"
 #include "proxy/tls_stream.hpp"
@@ -79,6 +80,23 @@ private:
 	awaitable<Stop> run_response_filters(UpConn &up);
 	awaitable<Relayed> relay_response(std::unique_ptr<UpConn> up);
 	awaitable<Outcome> stream_response_body(std::unique_ptr<UpConn> up);
+	// How a response's body goes to the client, decided from its head.
+	struct BodyPlan {
+		http::Framing framing = http::Framing::None;
+		bool encode = false; // until-close body, HTTP/1.1 client: sent chunked
+		bool decode = false; // chunked body, HTTP/1.0 client: sent decoded, until close
+		bool keep = false;   // the client's connection stays open after it
+	};
+	BodyPlan plan_response_body(const http::Head &h) const;
+	// The client's head for H into out_, which holds it until it is sent.
+	void build_response_head(const http::Head &h, const BodyPlan &plan);
+	// The head while out_ holds it, then USED bytes of UP's buffer (or the
+	// pieces decoded from them) as PLAN says, and the last chunk when DONE.
+	// False when the client is gone.
+	awaitable<bool> send_response_piece(UpConn &up, const BodyPlan &plan, http::ChunkedEncoder &chunker, size_t used,
+					    bool done);
+	// A body the upstream ended or stalled in: logged once, with the cause.
+	void note_cut_short(const UpConn &up, int status, const asio::error_code &ec);
 	awaitable<Outcome> respond(const http::Response &r);
 	awaitable<bool> read_whole_body();
 

@@ -210,6 +210,74 @@ def test_chunked_response_to_http10_client(reverse, origin):
     assert body == pattern(5000)
 
 
+class UntilCloseOrigin:
+    """An origin whose responses have neither Content-Length nor chunked
+    framing: the body ends when it closes (RFC 9112 6.3, rule 8)."""
+
+    def __init__(self, body):
+        self.body = body
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.listener.accept()
+            except OSError:
+                return
+            with c:
+                c.settimeout(10)
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    d = c.recv(4096)
+                    if not d:
+                        break
+                    head += d
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
+                for i in range(0, len(self.body), 7000):  # several reads on sonic's side
+                    c.sendall(self.body[i:i + 7000])
+                    time.sleep(0.01)
+
+    def close(self):
+        self.listener.close()
+
+
+def test_a_response_that_ends_with_the_close_is_rechunked_for_http11_and_raw_for_http10(sonic_run):
+    body = pattern(50000)
+    o = UntilCloseOrigin(body)
+    try:
+        p = sonic_run.reverse(o.address)
+        s = connect(p.port)
+        s.sendall(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+        status, headers, got, _ = read_response(s)
+        s.sendall(b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n")  # the client's connection stays open
+        status2, _, got2, _ = read_response(s)
+        s.close()
+        assert status == 200 and got == body
+        assert status2 == 200 and got2 == body
+        assert headers.get("transfer-encoding", "").lower() == "chunked", headers
+
+        s = connect(p.port)
+        s.sendall(b"GET /c HTTP/1.0\r\nHost: h\r\n\r\n")
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+        s.close()
+        head, raw = data.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 200") and b"chunked" not in head.lower(), head
+        assert b"connection: close" in head.lower(), head
+        assert raw == body
+    finally:
+        o.close()
+
+
 def test_keepalive_reuse_to_origin(reverse, origin):
     s = connect(reverse.port)
     rest = b""
