@@ -195,9 +195,11 @@ def test_chunked_response(reverse, origin):
     assert status == 200 and body == pattern(500000)
 
 
-def test_chunked_response_to_http10_client(reverse, origin):
-    s = connect(reverse.port)
-    s.sendall(b"GET /chunked?n=5&size=1000 HTTP/1.0\r\nHost: h\r\n\r\n")
+def http10_get(port, target):
+    """An HTTP/1.0 GET of TARGET: the response's head and its body, read
+    until the connection closes."""
+    s = connect(port)
+    s.sendall(b"GET %s HTTP/1.0\r\nHost: h\r\n\r\n" % target)
     data = b""
     while True:
         d = s.recv(65536)
@@ -205,7 +207,11 @@ def test_chunked_response_to_http10_client(reverse, origin):
             break
         data += d
     s.close()
-    head, body = data.split(b"\r\n\r\n", 1)
+    return data.split(b"\r\n\r\n", 1)
+
+
+def test_chunked_response_to_http10_client(reverse, origin):
+    head, body = http10_get(reverse.port, b"/chunked?n=5&size=1000")
     assert b"chunked" not in head.lower(), "an HTTP/1.0 client got a chunked response: %r" % head
     assert body == pattern(5000)
 
@@ -261,16 +267,7 @@ def test_a_response_that_ends_with_the_close_is_rechunked_for_http11_and_raw_for
         assert status2 == 200 and got2 == body
         assert headers.get("transfer-encoding", "").lower() == "chunked", headers
 
-        s = connect(p.port)
-        s.sendall(b"GET /c HTTP/1.0\r\nHost: h\r\n\r\n")
-        data = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            data += d
-        s.close()
-        head, raw = data.split(b"\r\n\r\n", 1)
+        head, raw = http10_get(p.port, b"/c")
         assert head.startswith(b"HTTP/1.1 200") and b"chunked" not in head.lower(), head
         assert b"connection: close" in head.lower(), head
         assert raw == body
