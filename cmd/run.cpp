@@ -167,7 +167,7 @@ void add_run(Cli &cli)
 	r->add_flag("--check", args->check, "Check the configuration and exit without binding");
 	r->add_option("--mode", args->mode, "reverse, transparent or forward (without --config)");
 	r->add_option("--listen", args->listen, "ADDR:PORT to listen on (without --config; default 127.0.0.1:8080)");
-	r->add_option("--upstream", args->upstream, "ADDR:PORT of the upstream server (reverse mode)");
+	r->add_option("--upstream", args->upstream, "ADDR:PORT, or http(s)://HOST[:PORT], of the upstream server (reverse mode)");
 	r->add_option("--workers", args->workers, "Worker threads (default: one per CPU)");
 	r->add_flag("--reuse-port", args->reuse_port,
 		    "Join addresses another process listens on (SO_REUSEPORT), as for a binary upgrade");

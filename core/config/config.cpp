@@ -150,12 +150,12 @@ Config build(const toml::table &root, const std::string &source)
 		for (const toml::node &s : *servers->as_array())
 			u.servers.push_back(resolve(r.endpoint(s, "a server", false), r, &s));
 		u.tls = r.boolean(*t, "tls").value_or(false);
-		if (auto name = r.string(*t, "tls_name")) {
+		if (auto tls_name = r.string(*t, "tls_name")) {
 			if (!u.tls)
 				r.fail(*t->get("tls_name"), "'tls_name' goes with 'tls = true'");
-			if (name->empty())
+			if (tls_name->empty())
 				r.fail(*t->get("tls_name"), "'tls_name' is empty");
-			u.tls_name = *name;
+			u.tls_name = *tls_name;
 		}
 		if (auto k = r.integer(*t, "keepalive", 0, 100000))
 			u.keepalive = static_cast<unsigned>(*k);
@@ -540,6 +540,42 @@ Config load_file(const std::string &path)
 	return load_string(sys::read_file(path, "config"), path);
 }
 
+Upstream upstream_from_flag(std::string_view text)
+{
+	// ADDR:PORT, or a URL's scheme and authority: http://HOST[:PORT] and
+	// https://HOST[:PORT] (an HTTPS origin, as `tls = true`), ports 80 and
+	// 443 when left out. A path would be silently dropped: refused.
+	Upstream u;
+	u.name = "default";
+	std::string_view rest = text;
+	std::string_view default_port;
+	if (rest.starts_with("https://")) {
+		u.tls = true;
+		rest.remove_prefix(8);
+		default_port = "443";
+	} else if (rest.starts_with("http://")) {
+		rest.remove_prefix(7);
+		default_port = "80";
+	} else if (rest.find("://") != std::string_view::npos) {
+		throw usage_error("run", "--upstream takes ADDR:PORT, http://HOST[:PORT] or https://HOST[:PORT]",
+				  std::string(text));
+	}
+	if (!default_port.empty() && rest.ends_with('/'))
+		rest.remove_suffix(1);
+	if (rest.find('/') != std::string_view::npos)
+		throw usage_error("run", "--upstream takes no path (routes choose paths)", std::string(text));
+	std::string authority(rest);
+	// A port is missing when nothing follows the last ':' outside an IPv6
+	// literal's brackets.
+	const size_t bracket = authority.rfind(']');
+	const size_t colon = authority.rfind(':');
+	const bool has_port = colon != std::string::npos && (bracket == std::string::npos || colon > bracket);
+	if (!default_port.empty() && !has_port)
+		authority += ":" + std::string(default_port);
+	u.servers.push_back(resolve(parse_host_port(authority, "--upstream"), Reader("--upstream"), nullptr));
+	return u;
+}
+
 Config from_flags(Mode mode, const std::string &listen, const std::string &upstream)
 {
 	Config c;
@@ -554,10 +590,7 @@ Config from_flags(Mode mode, const std::string &listen, const std::string &upstr
 	if (mode == Mode::Reverse) {
 		if (upstream.empty())
 			throw usage_error("run", "--mode reverse needs --upstream ADDR:PORT");
-		Upstream u;
-		u.name = "default";
-		u.servers.push_back(resolve(parse_host_port(upstream, "--upstream"), Reader("--upstream"), nullptr));
-		c.upstreams.push_back(u);
+		c.upstreams.push_back(upstream_from_flag(upstream));
 		c.routes.push_back(Route{});
 	} else if (!upstream.empty()) {
 		throw usage_error("run", std::string("--upstream goes with --mode reverse, not ") + mode_name(mode));

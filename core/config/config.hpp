@@ -227,6 +227,9 @@ Config load_file(const std::string &path);
 // The same from TEXT, named SOURCE in errors.
 Config load_string(std::string_view text, const std::string &source);
 
+// `run --upstream`: ADDR:PORT, http://HOST[:PORT] or https://HOST[:PORT]
+// (an HTTPS origin group), as the one-server group "default".
+Upstream upstream_from_flag(std::string_view text);
 // The command line's shortcut: one listener of MODE on LISTEN, and for
 // reverse mode one upstream server that every request goes to.
 Config from_flags(Mode mode, const std::string &listen, const std::string &upstream);

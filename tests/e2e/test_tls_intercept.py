@@ -315,6 +315,20 @@ def test_an_https_group_without_trust_gets_502(sonic_run, pki, tls_origin, tmp_p
     assert "upstream_tls in tls handshake with alt.test at 127.0.0.1:%d" % tls_origin.port in log, log
 
 
+def test_upstream_https_on_the_command_line(sonic_run, pki, tls_origin):
+    # `--upstream https://HOST:PORT`: the group's one server over TLS, HOST
+    # sent as SNI and verified, as tls = true in a file.
+    origin = "https://localhost:%d" % tls_origin.port
+    p = sonic_run.reverse(origin, extra=["--upstream-ca", pki.ca], global_args=["--state-dir", pki.state])
+    r = run(["curl", "-sS", "--max-time", "10", "http://127.0.0.1:%d/cli" % p.port])
+    assert r.returncode == 0 and r.stdout.strip() == "origin: sni=localhost path=/cli", (r.stdout, r.stderr)
+    # Without the origin's CA it does not verify: 502, and the log says why.
+    q = sonic_run.reverse(origin, global_args=["--state-dir", pki.state])
+    r = run(["curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", "http://127.0.0.1:%d/cli" % q.port])
+    assert r.stdout.rsplit("\n", 1)[1] == "502", r.stdout
+    assert "upstream_tls in tls handshake with localhost" in q.stderr(), q.stderr()
+
+
 def test_a_client_that_rejects_sonics_ca_is_logged_once(sonic_run, pki, tmp_path):
     o = proxyrun.Nginx(str(tmp_path))
     try:

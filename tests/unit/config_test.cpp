@@ -222,6 +222,27 @@ TEST_CASE("command-line shortcuts", "[config]")
 	CHECK(parse_host_port("*:80", "x").host == "0.0.0.0");
 }
 
+TEST_CASE("run --upstream takes ADDR:PORT or an http(s) origin", "[config]")
+{
+	Upstream plain = upstream_from_flag("127.0.0.1:9000");
+	CHECK_FALSE(plain.tls);
+	CHECK(plain.servers.at(0).written.port == 9000);
+	Upstream https = upstream_from_flag("https://127.0.0.1");
+	CHECK(https.tls);
+	CHECK(https.servers.at(0).written.port == 443);
+	CHECK(upstream_from_flag("https://127.0.0.1:8443/").servers.at(0).written.port == 8443);
+	CHECK(upstream_from_flag("https://[::1]").servers.at(0).written.host == "::1");
+	CHECK(upstream_from_flag("https://[::1]").servers.at(0).written.port == 443);
+	Upstream http = upstream_from_flag("http://127.0.0.1");
+	CHECK_FALSE(http.tls);
+	CHECK(http.servers.at(0).written.port == 80);
+	CHECK_THROWS_WITH(upstream_from_flag("https://127.0.0.1/api"), Catch::Contains("no path"));
+	CHECK_THROWS_WITH(upstream_from_flag("ftp://127.0.0.1:21"), Catch::Contains("https://"));
+	CHECK_THROWS_AS(upstream_from_flag("127.0.0.1"), sonic::Error); // no port without a scheme
+	Config c = from_flags(Mode::Reverse, "127.0.0.1:8080", "https://127.0.0.1:8443");
+	CHECK(c.upstreams.at(0).tls);
+}
+
 TEST_CASE("[tls] and a reverse listener's tls = \"intercept\"", "[config]")
 {
 	Config plain = load_string(kBase, "t.toml");
