@@ -964,10 +964,7 @@ awaitable<Session::Outcome> Session::respond(const http::Response &r)
 	const bool bodiless = r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200);
 	if (!bodiless)
 		http::append_header(out_, "Content-Length", static_cast<uint64_t>(r.body.size()));
-	if (!keep_alive)
-		out_.append("Connection: close\r\n");
-	else if (req_.minor != 1)
-		out_.append("Connection: keep-alive\r\n");
+	append_connection(keep_alive);
 	http::end_head(out_);
 	const bool with_body = !bodiless && !req_.head;
 	bool sent = co_await write_client(out_, with_body ? std::string_view(r.body) : std::string_view());
@@ -1228,11 +1225,17 @@ void Session::build_response_head(const http::Head &h, const BodyPlan &plan)
 		out_.append("Via: 1.1 sonic\r\n"); // after the upstream's own Via lines
 	if (plan.encode)
 		out_.append("Transfer-Encoding: chunked\r\n");
-	if (!plan.keep)
+	append_connection(plan.keep);
+	http::end_head(out_);
+}
+
+void Session::append_connection(bool keep)
+{
+	// HTTP/1.1 keeps a connection unless told; HTTP/1.0 closes it unless told.
+	if (!keep)
 		out_.append("Connection: close\r\n");
 	else if (req_.minor != 1)
 		out_.append("Connection: keep-alive\r\n");
-	http::end_head(out_);
 }
 
 awaitable<bool> Session::send_response_piece(UpConn &up, const BodyPlan &plan, http::ChunkedEncoder &chunker,

@@ -90,6 +90,9 @@ private:
 	BodyPlan plan_response_body(const http::Head &h) const;
 	// The client's head for H into out_, which holds it until it is sent.
 	void build_response_head(const http::Head &h, const BodyPlan &plan);
+	// The Connection header a response to this client needs to be KEEP (or
+	// not) after it, into out_.
+	void append_connection(bool keep);
 	// The head while out_ holds it, then USED bytes of UP's buffer (or the
 	// pieces decoded from them) as PLAN says, and the last chunk when DONE.
 	// False when the client is gone.
