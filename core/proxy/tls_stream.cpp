@@ -84,34 +84,45 @@ void TlsEngine::init_client(const TlsContext &ctx, const std::string &name, cons
 	set_transport();
 }
 
+ssize_t TlsEngine::receive(void *data, size_t size)
+{
+	ssize_t n = ::recv(sock_.native_handle(), data, size, 0);
+	if (n < 0)
+		gnutls_transport_set_errno(s_, errno);
+	return n;
+}
+
+ssize_t TlsEngine::refill()
+{
+	if (!ahead_) {
+		ahead_cap_ = kReadAhead;
+		ahead_ = std::make_unique_for_overwrite<char[]>(kReadAhead);
+	}
+	ssize_t n = receive(ahead_.get(), ahead_cap_);
+	ahead_at_ = 0;
+	ahead_end_ = n > 0 ? static_cast<size_t>(n) : 0;
+	return n;
+}
+
 ssize_t TlsEngine::pull(gnutls_transport_ptr_t self, void *data, size_t size)
 {
 	auto *e = static_cast<TlsEngine *>(self);
-	if (e->read_ahead() == 0) {
-		const int fd = e->sock_.native_handle();
-		ssize_t n;
-		if (size >= kReadAhead) {
-			n = ::recv(fd, data, size, 0); // a large record's body: straight in
-		} else {
-			if (!e->ahead_) {
-				e->ahead_cap_ = kReadAhead;
-				e->ahead_ = std::make_unique_for_overwrite<char[]>(kReadAhead);
-			}
-			n = ::recv(fd, e->ahead_.get(), e->ahead_cap_, 0);
-			e->ahead_at_ = 0;
-			e->ahead_end_ = n > 0 ? static_cast<size_t>(n) : 0;
+	size_t n;
+	if (e->read_ahead() == 0 && size >= kReadAhead) {
+		ssize_t got = e->receive(data, size); // a large record's body: straight in
+		if (got <= 0)
+			return got;
+		n = static_cast<size_t>(got);
+	} else {
+		if (e->read_ahead() == 0) {
+			ssize_t got = e->refill();
+			if (got <= 0)
+				return got;
 		}
-		if (n < 0)
-			gnutls_transport_set_errno(e->s_, errno);
-		if (n <= 0 || size >= kReadAhead) {
-			if (n > 0 && !e->established_)
-				e->keep_tail(static_cast<const unsigned char *>(data), static_cast<size_t>(n));
-			return n;
-		}
+		n = std::min(size, e->read_ahead());
+		std::memcpy(data, e->ahead_.get() + e->ahead_at_, n);
+		e->ahead_at_ += n;
 	}
-	const size_t n = std::min(size, e->read_ahead());
-	std::memcpy(data, e->ahead_.get() + e->ahead_at_, n);
-	e->ahead_at_ += n;
 	if (!e->established_)
 		e->keep_tail(static_cast<const unsigned char *>(data), n);
 	return static_cast<ssize_t>(n);

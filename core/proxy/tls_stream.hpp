@@ -84,6 +84,10 @@ private:
 	awaitable<IoResult> write_one(const char *data, size_t size);
 	IoResult failed(int rc);
 	void keep_tail(const unsigned char *data, size_t n);
+	// recv() into DATA, the errno handed to GnuTLS when it fails.
+	ssize_t receive(void *data, size_t size);
+	// An empty read-ahead filled by one recv(); its result.
+	ssize_t refill();
 
 	tcp::socket &sock_;
 	gnutls_session_t s_ = nullptr;
