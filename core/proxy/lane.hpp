@@ -31,8 +31,6 @@ public:
 	// step. Waiting ends only by its turn; the caller's own deadline applies
 	// to the socket waits around it.
 	awaitable<void> turn();
-	// Steps waiting for their turn now.
-	size_t waiting() const { return waiting_.size(); }
 
 private:
 	struct Waiter {
