@@ -136,7 +136,8 @@ class SlowBench:
             result.held = established_to(port)
         finally:
             self.stop(name)
-            self.empty_sink()
+            if attack == CONTROL:
+                self.empty_sink()
         return result
 
     def main(self):
