@@ -980,14 +980,26 @@ void Session::build_forward_head(const http::Head &h)
 
 void Session::build_request_head(const http::Head &h, std::string_view target, std::string_view host)
 {
-	const config::HeaderPolicy &policy = cfg_.headers;
 	out_.clear();
 	http::append_request_line(out_, h.method_name, target);
 	if (!host.empty())
 		http::append_header(out_, "Host", host);
-	std::string &xff = scratch_;
-	xff.clear();
-	std::string_view forwarded, via;
+	const PriorHops prior = copy_end_to_end_headers(h);
+	if (ex_ && ex_->request.body_read && !ex_->request.body.empty())
+		http::append_header(out_, "Content-Length", static_cast<uint64_t>(ex_->request.body.size()));
+	append_proxy_headers(h, host, prior);
+	if (req_.upgrade) {
+		out_.append("Connection: upgrade\r\n");
+		http::append_header(out_, "Upgrade", req_.upgrade_to);
+	}
+	http::end_head(out_);
+}
+
+Session::PriorHops Session::copy_end_to_end_headers(const http::Head &h)
+{
+	const config::HeaderPolicy &policy = cfg_.headers;
+	PriorHops prior;
+	scratch_.clear();
 	const bool any_connection = h.find(http::Field::Connection) != nullptr;
 	const bool body_read = ex_ && ex_->request.body_read;
 	for (const http::Header &f : h.headers) {
@@ -1002,19 +1014,19 @@ void Session::build_request_head(const http::Head &h, std::string_view target, s
 			break;
 		case http::Field::XForwardedFor:
 			if (policy.x_forwarded_for) {
-				xff.append(xff.empty() ? "" : ", ").append(f.value);
+				scratch_.append(scratch_.empty() ? "" : ", ").append(f.value);
 				continue;
 			}
 			break;
 		case http::Field::Forwarded:
 			if (policy.forwarded) {
-				forwarded = f.value;
+				prior.forwarded = f.value;
 				continue;
 			}
 			break;
 		case http::Field::Via:
 			if (policy.via) {
-				via = f.value;
+				prior.via = f.value;
 				continue;
 			}
 			break;
@@ -1032,33 +1044,35 @@ void Session::build_request_head(const http::Head &h, std::string_view target, s
 		}
 		http::append_header(out_, f.name, f.value);
 	}
-	if (body_read && !ex_->request.body.empty())
-		http::append_header(out_, "Content-Length", static_cast<uint64_t>(ex_->request.body.size()));
+	return prior;
+}
+
+void Session::append_proxy_headers(const http::Head &h, std::string_view host, const PriorHops &prior)
+{
+	const config::HeaderPolicy &policy = cfg_.headers;
 	if (policy.x_forwarded_for) {
+		std::string &xff = scratch_; // the client's own X-Forwarded-For, gathered by the copy
 		xff.append(xff.empty() ? "" : ", ").append(client_ip_);
 		http::append_header(out_, "X-Forwarded-For", xff);
 	}
 	if (policy.forwarded) {
 		out_.append("Forwarded: ");
-		if (!forwarded.empty())
-			out_.append(forwarded).append(", ");
+		if (!prior.forwarded.empty())
+			out_.append(prior.forwarded).append(", ");
 		bool v6 = client_ip_.find(':') != std::string::npos;
 		out_.append(v6 ? "for=\"[" : "for=").append(client_ip_).append(v6 ? "]\"" : "");
 		if (!host.empty() && host.find_first_of("\";, ") == std::string_view::npos)
 			out_.append(";host=").append(host);
-		out_.append(";proto=http\r\n");
+		// RFC 7239 5.4: the protocol the request came in on, TLS when sonic
+		// terminated it.
+		out_.append(tls_action_ == std::string_view("intercepted") ? ";proto=https\r\n" : ";proto=http\r\n");
 	}
 	if (policy.via) {
 		out_.append("Via: ");
-		if (!via.empty())
-			out_.append(via).append(", ");
+		if (!prior.via.empty())
+			out_.append(prior.via).append(", ");
 		out_.append(h.minor == 0 ? "1.0 sonic\r\n" : "1.1 sonic\r\n");
 	}
-	if (req_.upgrade) {
-		out_.append("Connection: upgrade\r\n");
-		http::append_header(out_, "Upgrade", req_.upgrade_to);
-	}
-	http::end_head(out_);
 }
 
 // ---- the response ----------------------------------------------------------

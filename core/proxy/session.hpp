@@ -148,7 +148,19 @@ private:
 	// [limits] requests_per_second_per_ip: takes a token for this request.
 	// Without one, true, and fail_headers_ holds the 503's Retry-After.
 	bool rate_limited();
+	// The upstream head for H with TARGET and HOST: the request line, the
+	// end-to-end fields, then what sonic adds as a proxy.
 	void build_request_head(const http::Head &h, std::string_view target, std::string_view host);
+	// What earlier proxies said in the client's head, for sonic's own
+	// Forwarded and Via to extend (X-Forwarded-For's values gather in
+	// scratch_).
+	struct PriorHops {
+		std::string_view forwarded, via;
+	};
+	// Copies H's fields except hop-by-hop ones and those sonic rewrites.
+	PriorHops copy_end_to_end_headers(const http::Head &h);
+	// X-Forwarded-For, Forwarded and Via, as [headers] asks.
+	void append_proxy_headers(const http::Head &h, std::string_view host, const PriorHops &prior);
 	// The upstream head for H: its origin-form and authority, then the rest.
 	void build_forward_head(const http::Head &h);
 	// "502 for GET host/path from ADDR:PORT": the answer as 5xx log lines name it.

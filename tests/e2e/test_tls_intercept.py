@@ -10,6 +10,7 @@ and given to sonic as --upstream-ca.
 - resumption (openssl -sess_out/-sess_in), h2 offered -> http/1.1,
   TLS 1.1 refused, garbage where TLS was expected.
 """
+import json
 import os
 import re
 import socket
@@ -254,6 +255,20 @@ def test_reverse_listener_terminates_tls(sonic_run, pki, tmp_path):
         assert out.count("ServerHello") == 1 and "X25519" in out, out
     finally:
         o.stop()
+
+
+def test_forwarded_names_the_protocol_the_client_used(sonic_run, pki, origin, tmp_path):
+    # RFC 7239 5.4: proto is how the request reached sonic, https where
+    # sonic terminated the client's TLS, http on a plain listener.
+    headers = '\n[headers]\nforwarded = true\n'
+    tls = start(sonic_run, pki, tmp_path, REVERSE % origin.address + headers)
+    plain = start(sonic_run, pki, tmp_path, REVERSE.replace('tls = "intercept"\n', "") % origin.address + headers)
+    for p, scheme in ((tls, "https"), (plain, "http")):
+        r = run(["curl", "-sS", "--max-time", "10", "--cacert", pki.sonic_ca, "--resolve",
+                 "app.test:%d:127.0.0.1" % p.port, "%s://app.test:%d/echo" % (scheme, p.port)])
+        assert r.returncode == 0, r.stderr
+        sent = [v for n, v in json.loads(r.stdout)["headers"] if n.lower() == "forwarded"]
+        assert sent == ["for=127.0.0.1;host=app.test:%d;proto=%s" % (p.port, scheme)], r.stdout
 
 
 HTTPS_GROUPS = """
