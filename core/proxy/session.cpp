@@ -55,7 +55,7 @@ bool looks_like_http(const char *p, size_t n)
 } // namespace
 
 Session::Session(Worker &worker, tcp::socket client, const config::Listener &listener, ClientLimits::Ticket ticket)
-	: worker_(worker), gen_(worker.generation()), cfg_(*gen_->config), mode_(listener.mode),
+	: deadline(worker.deadlines().take(this)), worker_(worker), gen_(worker.generation()), cfg_(*gen_->config), mode_(listener.mode),
 	  tcp_upstream_(listener.upstream), parser_(http::Kind::Request, cfg_.limits.header_bytes),
 	  ticket_(std::move(ticket)), listener_tls_(listener.tls)
 {
@@ -79,6 +79,7 @@ Session::~Session()
 {
 	give_buffer(in_);
 	worker_.detach(this);
+	worker_.deadlines().give(deadline);
 }
 
 void Session::take_buffer(ReadBuffer &b)

@@ -33,7 +33,8 @@ public:
 	static awaitable<void> serve(std::unique_ptr<Session> self);
 
 	// ---- for the worker's sweep and drain ------------------------------
-	Clock::time_point deadline = Clock::time_point::max();
+	// Its slot in the worker's deadline table.
+	Clock::time_point &deadline;
 	Session *prev = nullptr;
 	Session *next = nullptr;
 	// Waiting for the first byte of a request: drain closes such a session.

@@ -381,12 +381,7 @@ void Worker::release(std::unique_ptr<UpConn> conn)
 
 void Worker::sweep()
 {
-	for (Session *s = sessions_; s;) {
-		Session *next = s->next;
-		if (s->deadline <= now_)
-			s->expire();
-		s = next;
-	}
+	deadlines_.each_due(now_, [](Session *s) { s->expire(); });
 }
 
 awaitable<void> Worker::tick()

@@ -8,6 +8,7 @@
 #include "http/parser.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/deadlines.hpp"
 #include "proxy/lane.hpp"
 #include "proxy/limits.hpp"
 #include "proxy/metrics.hpp"
@@ -181,6 +182,8 @@ public:
 
 	void attach(Session *s);
 	void detach(Session *s);
+	// Where sessions keep their deadlines, for the tick to find the due ones.
+	DeadlineTable &deadlines() { return deadlines_; }
 
 	// An idle pooled connection to SERVER, or null. With VERIFY, or when it
 	// sat idle longer than kTrustIdle, one that is seen to be still open (a
@@ -244,6 +247,7 @@ private:
 	AccessLog log_;
 	BufferPool buffers_;
 	Session *sessions_ = nullptr; // intrusive list of live sessions
+	DeadlineTable deadlines_;    // theirs, for the tick to scan
 	std::shared_ptr<ClientLimits> limits_;
 	unsigned workers_ = 1;
 	uint64_t descriptor_share_ = UINT64_MAX;
