@@ -108,64 +108,321 @@ UpstreamServer resolve(const HostPort &written, const Reader &r, const toml::nod
 	return s;
 }
 
-Config build(const toml::table &root, const std::string &source)
+Listener read_listener(const Reader &r, const toml::table &t)
 {
-	Reader r(source);
+	r.check_keys(t, {"address", "mode", "tproxy", "reuse_port", "tls"}, "[[listener]]");
+	Listener l;
+	l.address = r.required_endpoint(t, "address", "[[listener]]", true);
+	l.where = r.at(t);
+	l.reuse_port = r.boolean(t, "reuse_port").value_or(false);
+	if (auto m = r.string(t, "mode")) {
+		auto mode = parse_mode(*m);
+		if (!mode || *mode == Mode::Tcp)
+			r.fail(*t.get("mode"), "mode must be reverse, forward or transparent");
+		l.mode = *mode;
+	}
+	// Transparent listeners take every way of steering by default;
+	// tproxy = false leaves out IP_TRANSPARENT (REDIRECT and cgroup
+	// steering only, no CAP_NET_ADMIN needed).
+	l.tproxy = l.mode == Mode::Transparent;
+	if (auto tp = r.boolean(t, "tproxy")) {
+		if (l.mode != Mode::Transparent && *tp)
+			r.fail(*t.get("tproxy"), "tproxy goes with mode = \"transparent\"");
+		l.tproxy = *tp;
+	}
+	if (auto tl = r.string(t, "tls")) {
+		if (*tl != "intercept" && *tl != "off")
+			r.fail(*t.get("tls"), "tls must be \"intercept\" or \"off\"");
+		if (*tl == "intercept" && l.mode != Mode::Reverse)
+			r.fail(*t.get("tls"), "a listener's tls = \"intercept\" goes with mode = \"reverse\"; "
+					      "forward and transparent listeners follow [tls] mode");
+		l.tls = *tl == "intercept";
+	}
+	return l;
+}
+
+Timeouts read_timeouts(const Reader &r, const toml::table &t)
+{
+	r.check_keys(t,
+		     {"client_header", "client_body", "client_idle", "upstream_connect", "upstream_response",
+		      "upstream_idle", "tunnel_idle", "drain"},
+		     "[timeouts]");
+	Timeouts to;
+	for (auto [key, field] : {std::pair{"client_header", &to.client_header}, {"client_body", &to.client_body},
+				  {"client_idle", &to.client_idle}, {"upstream_connect", &to.upstream_connect},
+				  {"upstream_response", &to.upstream_response},
+				  {"upstream_idle", &to.upstream_idle}, {"tunnel_idle", &to.tunnel_idle},
+				  {"drain", &to.drain}})
+		if (auto d = r.duration(t, key))
+			*field = *d;
+	return to;
+}
+
+Limits read_limits(const Reader &r, const toml::table &t)
+{
+	r.check_keys(t,
+		     {"header_bytes", "body_bytes", "keepalive_requests", "max_connections", "max_connections_per_ip",
+		      "requests_per_second_per_ip", "request_burst_per_ip"},
+		     "[limits]");
+	Limits l;
+	if (auto v = r.integer(t, "header_bytes", 1024, 1 << 20))
+		l.header_bytes = static_cast<size_t>(*v);
+	if (auto v = r.integer(t, "body_bytes", 0, INT64_MAX))
+		l.body_bytes = static_cast<uint64_t>(*v);
+	if (auto v = r.integer(t, "keepalive_requests", 1, 100000000))
+		l.keepalive_requests = static_cast<unsigned>(*v);
+	if (auto v = r.integer(t, "max_connections", 0, 100000000))
+		l.max_connections = static_cast<uint64_t>(*v);
+	if (auto v = r.integer(t, "max_connections_per_ip", 0, 65535))
+		l.max_connections_per_ip = static_cast<unsigned>(*v);
+	if (auto v = r.number(t, "requests_per_second_per_ip", 0, 1000000))
+		l.requests_per_second_per_ip = *v;
+	if (auto v = r.number(t, "request_burst_per_ip", 1, 1000000)) {
+		if (l.requests_per_second_per_ip == 0)
+			r.fail(*t.get("request_burst_per_ip"), "request_burst_per_ip goes with requests_per_second_per_ip");
+		l.request_burst_per_ip = *v;
+	}
+	return l;
+}
+
+ScriptLimits read_script_limits(const Reader &r, const toml::table &t)
+{
+	r.check_keys(t, {"cpu", "heap_bytes", "subrequests", "script_bytes"}, "[script_limits]");
+	ScriptLimits s;
+	if (auto d = r.duration(t, "cpu")) {
+		if (d->count() < 1 || d->count() > 60000)
+			r.fail(*t.get("cpu"), "'cpu' must be from 1ms to 60s");
+		s.cpu = *d;
+	}
+	if (auto v = r.integer(t, "heap_bytes", 1 << 20, int64_t(64) << 30))
+		s.heap_bytes = static_cast<uint64_t>(*v);
+	if (auto v = r.integer(t, "subrequests", 0, 10000))
+		s.subrequests = static_cast<unsigned>(*v);
+	if (auto v = r.integer(t, "script_bytes", 1, int64_t(1) << 30))
+		s.script_bytes = static_cast<uint64_t>(*v);
+	return s;
+}
+
+// [vars] as the JSON object scripts see as env.
+std::string read_vars(const Reader &r, const toml::table &t)
+{
+	nlohmann::json vars = nlohmann::json::object();
+	for (const auto &[key, node] : t) {
+		if (node.is_string())
+			vars[std::string(key.str())] = *node.value<std::string>();
+		else if (node.is_integer())
+			vars[std::string(key.str())] = *node.value<int64_t>();
+		else if (node.is_floating_point())
+			vars[std::string(key.str())] = *node.value<double>();
+		else if (node.is_boolean())
+			vars[std::string(key.str())] = *node.value<bool>();
+		else
+			r.fail(node, "[vars] values are strings, numbers or booleans");
+	}
+	return vars.dump();
+}
+
+HeaderPolicy read_headers(const Reader &r, const toml::table &t)
+{
+	r.check_keys(t, {"via", "x_forwarded_for", "forwarded"}, "[headers]");
+	HeaderPolicy h;
+	h.via = r.boolean(t, "via").value_or(h.via);
+	h.x_forwarded_for = r.boolean(t, "x_forwarded_for").value_or(h.x_forwarded_for);
+	h.forwarded = r.boolean(t, "forwarded").value_or(h.forwarded);
+	return h;
+}
+
+AccessLog read_access_log(const Reader &r, const toml::table &t)
+{
+	r.check_keys(t, {"enabled", "path"}, "[access_log]");
+	AccessLog a;
+	a.enabled = r.boolean(t, "enabled").value_or(true);
+	a.path = r.string(t, "path").value_or("-");
+	if (a.path.empty())
+		r.fail(*t.get("path"), "path must be a file or \"-\" (standard output)");
+	return a;
+}
+
+Tunnels read_tunnels(const Reader &r, const toml::table &t)
+{
+	r.check_keys(t, {"splice"}, "[tunnels]");
+	Tunnels tu;
+	tu.splice = r.boolean(t, "splice").value_or(tu.splice);
+	return tu;
+}
+
+Fw read_fw(const Reader &r, const toml::table &t)
+{
+	r.check_keys(t, {"never_block", "blocks_per_minute", "block_ttl"}, "[fw]");
+	Fw fw;
+	if (const toml::node *n = t.get("never_block")) {
+		if (!n->is_array())
+			r.fail(*n, "'never_block' must be an array of addresses or prefixes");
+		for (const toml::node &e : *n->as_array()) {
+			if (!e.is_string())
+				r.fail(e, "'never_block' must be an array of addresses or prefixes");
+			try {
+				fw.never_block.push_back(net::parse_cidr(*e.value<std::string>()));
+			} catch (const Error &err) {
+				r.fail(e, err.what());
+			}
+		}
+	}
+	if (auto n = r.integer(t, "blocks_per_minute", 1, 1000000))
+		fw.blocks_per_minute = static_cast<unsigned>(*n);
+	if (auto d = r.duration(t, "block_ttl")) {
+		if (d->count() < 1000)
+			r.fail(*t.get("block_ttl"), "'block_ttl' must be at least one second");
+		fw.block_ttl = std::chrono::duration_cast<std::chrono::seconds>(*d);
+	}
+	return fw;
+}
+
+// T[KEY], an array of non-empty strings, each handed to ADD; an error ADD
+// throws is reported at its string.
+template <typename Add>
+void each_string(const Reader &r, const toml::table &t, const char *key, const char *what, Add add)
+{
+	const toml::node *n = t.get(key);
+	if (!n)
+		return;
+	if (!n->is_array())
+		r.fail(*n, std::string("'") + key + "' must be an array of " + what);
+	for (const toml::node &e : *n->as_array()) {
+		if (!e.is_string() || e.value<std::string>()->empty())
+			r.fail(e, std::string("'") + key + "' must be an array of " + what);
+		try {
+			add(*e.value<std::string>());
+		} catch (const Error &err) {
+			r.fail(e, err.what());
+		}
+	}
+}
+
+Tls read_tls(const Reader &r, const toml::table &t)
+{
+	r.check_keys(t, {"mode", "passthrough_sni", "passthrough_dst", "upstream_ca"}, "[tls]");
+	Tls tls;
+	if (auto m = r.string(t, "mode")) {
+		auto mode = parse_tls_mode(*m);
+		if (!mode)
+			r.fail(*t.get("mode"), "mode must be \"intercept\", \"passthrough\" or \"off\"");
+		tls.mode = *mode;
+	}
+	each_string(r, t, "passthrough_sni", "name globs",
+		    [&](const std::string &g) { tls.passthrough_sni.push_back(lower(g)); });
+	each_string(r, t, "passthrough_dst", "addresses or prefixes",
+		    [&](const std::string &p) { tls.passthrough_dst.push_back(net::parse_cidr(p)); });
+	tls.upstream_ca = r.string(t, "upstream_ca").value_or("");
+	return tls;
+}
+
+Admin read_admin(const Reader &r, const toml::table &t)
+{
+	r.check_keys(t, {"enabled", "listen", "reuse_port"}, "[admin]");
+	Admin a;
+	a.enabled = r.boolean(t, "enabled").value_or(true);
+	a.reuse_port = r.boolean(t, "reuse_port").value_or(false);
+	if (t.get("listen"))
+		a.listen = r.required_endpoint(t, "listen", "[admin]", true);
+	return a;
+}
+
+// The folder of the config file SOURCE, ending in '/', or "" for a bare name.
+std::string folder_of(const std::string &source)
+{
+	return source.find('/') == std::string::npos ? std::string() : source.substr(0, source.rfind('/') + 1);
+}
+
+// The Config being read, with what its sections refer to across each
+// other: routes name upstreams and scripts, and tcp routes are listeners.
+class Builder {
+public:
+	explicit Builder(const std::string &source) : r(source), dir(folder_of(source)) { c.source = source; }
+
+	const Reader r;
 	Config c;
-	c.source = source;
-	r.check_keys(root,
-		     {"workers", "listener", "upstream", "route", "timeouts", "limits", "headers", "access_log", "admin",
-		      "tunnels", "fw", "script", "script_limits", "vars", "tls"},
-		     "");
-	// Scripts are found next to the config file when named relatively.
-	const std::string dir = source.find('/') == std::string::npos ? std::string() : source.substr(0, source.rfind('/') + 1);
-	auto script_path = [&](const toml::table &t) -> std::optional<size_t> {
+
+	// T's 'script' as an index into Config::scripts, if it names one.
+	std::optional<size_t> script(const toml::table &t)
+	{
 		auto p = r.string(t, "script");
 		if (!p)
 			return std::nullopt;
 		if (p->empty())
 			r.fail(*t.get("script"), "'script' must name a JavaScript file");
-		std::string path = (*p)[0] == '/' || p->rfind("builtin:", 0) == 0 || source.front() == '(' ? *p : dir + *p;
+		std::string path = (*p)[0] == '/' || p->rfind("builtin:", 0) == 0 || c.source.front() == '(' ? *p : dir + *p;
 		return c.add_script(path);
-	};
-	if (auto s = script_path(root))
-		c.script = *s;
-	if (auto w = r.integer(root, "workers", 0, 1024))
-		c.workers = static_cast<unsigned>(*w);
+	}
 
-	std::map<std::string, size_t> upstream_index;
-	for (const toml::table *t : r.tables(root, "upstream")) {
-		r.check_keys(*t, {"name", "servers", "keepalive", "fail_timeout", "tls", "tls_name"}, "[[upstream]]");
+	void add_upstream(const toml::table &t)
+	{
+		r.check_keys(t, {"name", "servers", "keepalive", "fail_timeout", "tls", "tls_name"}, "[[upstream]]");
 		Upstream u;
-		auto name = r.string(*t, "name");
+		auto name = r.string(t, "name");
 		if (!name || name->empty())
-			r.fail(*t, "[[upstream]] needs a 'name'");
+			r.fail(t, "[[upstream]] needs a 'name'");
 		u.name = *name;
 		if (upstream_index.count(u.name))
-			r.fail(*t->get("name"), "upstream '" + u.name + "' defined twice");
-		const toml::node *servers = t->get("servers");
+			r.fail(*t.get("name"), "upstream '" + u.name + "' defined twice");
+		const toml::node *servers = t.get("servers");
 		if (!servers || !servers->is_array() || servers->as_array()->empty())
-			r.fail(servers ? *servers : static_cast<const toml::node &>(*t),
+			r.fail(servers ? *servers : static_cast<const toml::node &>(t),
 			       "upstream '" + u.name + "' needs 'servers', a non-empty array of \"ADDR:PORT\"");
 		for (const toml::node &s : *servers->as_array())
 			u.servers.push_back(resolve(r.endpoint(s, "a server", false), r, &s));
-		u.tls = r.boolean(*t, "tls").value_or(false);
-		if (auto tls_name = r.string(*t, "tls_name")) {
+		u.tls = r.boolean(t, "tls").value_or(false);
+		if (auto tls_name = r.string(t, "tls_name")) {
 			if (!u.tls)
-				r.fail(*t->get("tls_name"), "'tls_name' goes with 'tls = true'");
+				r.fail(*t.get("tls_name"), "'tls_name' goes with 'tls = true'");
 			if (tls_name->empty())
-				r.fail(*t->get("tls_name"), "'tls_name' is empty");
+				r.fail(*t.get("tls_name"), "'tls_name' is empty");
 			u.tls_name = *tls_name;
 		}
-		if (auto k = r.integer(*t, "keepalive", 0, 100000))
+		if (auto k = r.integer(t, "keepalive", 0, 100000))
 			u.keepalive = static_cast<unsigned>(*k);
-		if (auto f = r.duration(*t, "fail_timeout"))
+		if (auto f = r.duration(t, "fail_timeout"))
 			u.fail_timeout = *f;
 		upstream_index[u.name] = c.upstreams.size();
 		c.upstreams.push_back(std::move(u));
 	}
 
-	auto find_upstream = [&](const toml::table &t, const std::string &section) {
+	// A [[route]]: an HTTP route, or with protocol = "tcp" a listener.
+	void add_route(const toml::table &t)
+	{
+		auto protocol = r.string(t, "protocol").value_or("http");
+		if (protocol == "tcp") {
+			c.listeners.push_back(tcp_route(t));
+			return;
+		}
+		if (protocol != "http")
+			r.fail(*t.get("protocol"), "protocol must be \"http\" or \"tcp\"");
+		c.routes.push_back(http_route(t));
+	}
+
+	// At least one listener, each on its own address, the admin listener's too.
+	void check_listeners(const toml::table &root) const
+	{
+		if (c.listeners.empty())
+			r.fail(root, "no listener: add a [[listener]] (or a tcp [[route]])");
+		std::set<std::string> addresses;
+		for (const Listener &l : c.listeners) {
+			if (!addresses.insert(l.address.text()).second)
+				throw usage_error("config", l.where + ": address " + l.address.text() + " is used twice");
+			if (l.mode == Mode::Reverse && c.routes.empty())
+				throw usage_error("config", l.where + ": a reverse listener needs at least one [[route]]");
+		}
+		if (c.admin.enabled && addresses.count(c.admin.listen.text()))
+			throw usage_error("config", c.source + ": the admin address " + c.admin.listen.text() +
+							      " is also a listener");
+	}
+
+private:
+	const std::string dir; // where relative script names start
+	std::map<std::string, size_t> upstream_index;
+
+	size_t upstream(const toml::table &t, const std::string &section) const
+	{
 		auto name = r.string(t, "upstream");
 		if (!name)
 			r.fail(t, section + " needs 'upstream'");
@@ -173,230 +430,83 @@ Config build(const toml::table &root, const std::string &source)
 		if (it == upstream_index.end())
 			r.fail(*t.get("upstream"), "no upstream named '" + *name + "'");
 		return it->second;
-	};
-
-	for (const toml::table *t : r.tables(root, "listener")) {
-		r.check_keys(*t, {"address", "mode", "tproxy", "reuse_port", "tls"}, "[[listener]]");
-		Listener l;
-		l.address = r.required_endpoint(*t, "address", "[[listener]]", true);
-		l.where = r.at(*t);
-		l.reuse_port = r.boolean(*t, "reuse_port").value_or(false);
-		if (auto m = r.string(*t, "mode")) {
-			auto mode = parse_mode(*m);
-			if (!mode || *mode == Mode::Tcp)
-				r.fail(*t->get("mode"), "mode must be reverse, forward or transparent");
-			l.mode = *mode;
-		}
-		// Transparent listeners take every way of steering by default;
-		// tproxy = false leaves out IP_TRANSPARENT (REDIRECT and cgroup
-		// steering only, no CAP_NET_ADMIN needed).
-		l.tproxy = l.mode == Mode::Transparent;
-		if (auto tp = r.boolean(*t, "tproxy")) {
-			if (l.mode != Mode::Transparent && *tp)
-				r.fail(*t->get("tproxy"), "tproxy goes with mode = \"transparent\"");
-			l.tproxy = *tp;
-		}
-		if (auto tl = r.string(*t, "tls")) {
-			if (*tl != "intercept" && *tl != "off")
-				r.fail(*t->get("tls"), "tls must be \"intercept\" or \"off\"");
-			if (*tl == "intercept" && l.mode != Mode::Reverse)
-				r.fail(*t->get("tls"), "a listener's tls = \"intercept\" goes with mode = \"reverse\"; "
-						       "forward and transparent listeners follow [tls] mode");
-			l.tls = *tl == "intercept";
-		}
-		c.listeners.push_back(l);
 	}
 
-	for (const toml::table *t : r.tables(root, "route")) {
-		auto protocol = r.string(*t, "protocol").value_or("http");
-		if (protocol == "tcp") {
-			r.check_keys(*t, {"protocol", "listen", "upstream", "reuse_port"}, "a tcp [[route]]");
-			Listener l;
-			l.mode = Mode::Tcp;
-			l.address = r.required_endpoint(*t, "listen", "a tcp [[route]]", true);
-			l.upstream = find_upstream(*t, "[[route]]");
-			l.reuse_port = r.boolean(*t, "reuse_port").value_or(false);
-			l.where = r.at(*t);
-			c.listeners.push_back(l);
-			continue;
-		}
-		if (protocol != "http")
-			r.fail(*t->get("protocol"), "protocol must be \"http\" or \"tcp\"");
-		r.check_keys(*t, {"protocol", "host", "path", "upstream", "script"}, "[[route]]");
+	Listener tcp_route(const toml::table &t) const
+	{
+		r.check_keys(t, {"protocol", "listen", "upstream", "reuse_port"}, "a tcp [[route]]");
+		Listener l;
+		l.mode = Mode::Tcp;
+		l.address = r.required_endpoint(t, "listen", "a tcp [[route]]", true);
+		l.upstream = upstream(t, "[[route]]");
+		l.reuse_port = r.boolean(t, "reuse_port").value_or(false);
+		l.where = r.at(t);
+		return l;
+	}
+
+	Route http_route(const toml::table &t)
+	{
+		r.check_keys(t, {"protocol", "host", "path", "upstream", "script"}, "[[route]]");
 		Route route;
-		route.host = lower(r.string(*t, "host").value_or(""));
+		route.host = lower(r.string(t, "host").value_or(""));
 		if (route.host == "*")
 			route.host.clear();
 		if (!route.host.empty() && route.host.find('*') != std::string::npos &&
 		    (route.host.rfind("*.", 0) != 0 || route.host.find('*', 1) != std::string::npos))
-			r.fail(*t->get("host"), "host wildcards are written \"*.example.com\"");
-		route.path = r.string(*t, "path").value_or("/");
+			r.fail(*t.get("host"), "host wildcards are written \"*.example.com\"");
+		route.path = r.string(t, "path").value_or("/");
 		if (route.path.empty() || route.path[0] != '/')
-			r.fail(*t->get("path"), "path must start with '/'");
-		route.upstream = find_upstream(*t, "[[route]]");
-		if (auto sc = script_path(*t))
+			r.fail(*t.get("path"), "path must start with '/'");
+		route.upstream = upstream(t, "[[route]]");
+		if (auto sc = script(t))
 			route.script = *sc;
-		c.routes.push_back(route);
+		return route;
 	}
+};
+
+// The sections are read, and their errors reported, in this order.
+Config build(const toml::table &root, const std::string &source)
+{
+	Builder b(source);
+	const Reader &r = b.r;
+	Config &c = b.c;
+	r.check_keys(root,
+		     {"workers", "listener", "upstream", "route", "timeouts", "limits", "headers", "access_log", "admin",
+		      "tunnels", "fw", "script", "script_limits", "vars", "tls"},
+		     "");
+	if (auto s = b.script(root))
+		c.script = *s;
+	if (auto w = r.integer(root, "workers", 0, 1024))
+		c.workers = static_cast<unsigned>(*w);
+	for (const toml::table *t : r.tables(root, "upstream"))
+		b.add_upstream(*t);
+	for (const toml::table *t : r.tables(root, "listener"))
+		c.listeners.push_back(read_listener(r, *t));
+	for (const toml::table *t : r.tables(root, "route"))
+		b.add_route(*t);
 	sort_routes(c.routes);
-
-	if (const toml::table *t = r.table(root, "timeouts")) {
-		r.check_keys(*t,
-			     {"client_header", "client_body", "client_idle", "upstream_connect", "upstream_response",
-			      "upstream_idle", "tunnel_idle", "drain"},
-			     "[timeouts]");
-		Timeouts &to = c.timeouts;
-		for (auto [key, field] : {std::pair{"client_header", &to.client_header}, {"client_body", &to.client_body},
-					  {"client_idle", &to.client_idle}, {"upstream_connect", &to.upstream_connect},
-					  {"upstream_response", &to.upstream_response},
-					  {"upstream_idle", &to.upstream_idle}, {"tunnel_idle", &to.tunnel_idle},
-					  {"drain", &to.drain}})
-			if (auto d = r.duration(*t, key))
-				*field = *d;
-	}
-	if (const toml::table *t = r.table(root, "limits")) {
-		r.check_keys(*t,
-			     {"header_bytes", "body_bytes", "keepalive_requests", "max_connections", "max_connections_per_ip",
-			      "requests_per_second_per_ip", "request_burst_per_ip"},
-			     "[limits]");
-		if (auto v = r.integer(*t, "header_bytes", 1024, 1 << 20))
-			c.limits.header_bytes = static_cast<size_t>(*v);
-		if (auto v = r.integer(*t, "body_bytes", 0, INT64_MAX))
-			c.limits.body_bytes = static_cast<uint64_t>(*v);
-		if (auto v = r.integer(*t, "keepalive_requests", 1, 100000000))
-			c.limits.keepalive_requests = static_cast<unsigned>(*v);
-		if (auto v = r.integer(*t, "max_connections", 0, 100000000))
-			c.limits.max_connections = static_cast<uint64_t>(*v);
-		if (auto v = r.integer(*t, "max_connections_per_ip", 0, 65535))
-			c.limits.max_connections_per_ip = static_cast<unsigned>(*v);
-		if (auto v = r.number(*t, "requests_per_second_per_ip", 0, 1000000))
-			c.limits.requests_per_second_per_ip = *v;
-		if (auto v = r.number(*t, "request_burst_per_ip", 1, 1000000)) {
-			if (c.limits.requests_per_second_per_ip == 0)
-				r.fail(*t->get("request_burst_per_ip"), "request_burst_per_ip goes with requests_per_second_per_ip");
-			c.limits.request_burst_per_ip = *v;
-		}
-	}
-	if (const toml::table *t = r.table(root, "script_limits")) {
-		r.check_keys(*t, {"cpu", "heap_bytes", "subrequests", "script_bytes"}, "[script_limits]");
-		if (auto d = r.duration(*t, "cpu")) {
-			if (d->count() < 1 || d->count() > 60000)
-				r.fail(*t->get("cpu"), "'cpu' must be from 1ms to 60s");
-			c.script_limits.cpu = *d;
-		}
-		if (auto v = r.integer(*t, "heap_bytes", 1 << 20, int64_t(64) << 30))
-			c.script_limits.heap_bytes = static_cast<uint64_t>(*v);
-		if (auto v = r.integer(*t, "subrequests", 0, 10000))
-			c.script_limits.subrequests = static_cast<unsigned>(*v);
-		if (auto v = r.integer(*t, "script_bytes", 1, int64_t(1) << 30))
-			c.script_limits.script_bytes = static_cast<uint64_t>(*v);
-	}
-	if (const toml::table *t = r.table(root, "vars")) {
-		nlohmann::json vars = nlohmann::json::object();
-		for (const auto &[key, node] : *t) {
-			if (node.is_string())
-				vars[std::string(key.str())] = *node.value<std::string>();
-			else if (node.is_integer())
-				vars[std::string(key.str())] = *node.value<int64_t>();
-			else if (node.is_floating_point())
-				vars[std::string(key.str())] = *node.value<double>();
-			else if (node.is_boolean())
-				vars[std::string(key.str())] = *node.value<bool>();
-			else
-				r.fail(node, "[vars] values are strings, numbers or booleans");
-		}
-		c.vars_json = vars.dump();
-	}
-	if (const toml::table *t = r.table(root, "headers")) {
-		r.check_keys(*t, {"via", "x_forwarded_for", "forwarded"}, "[headers]");
-		c.headers.via = r.boolean(*t, "via").value_or(c.headers.via);
-		c.headers.x_forwarded_for = r.boolean(*t, "x_forwarded_for").value_or(c.headers.x_forwarded_for);
-		c.headers.forwarded = r.boolean(*t, "forwarded").value_or(c.headers.forwarded);
-	}
-	if (const toml::table *t = r.table(root, "access_log")) {
-		r.check_keys(*t, {"enabled", "path"}, "[access_log]");
-		c.access_log.enabled = r.boolean(*t, "enabled").value_or(true);
-		c.access_log.path = r.string(*t, "path").value_or("-");
-		if (c.access_log.path.empty())
-			r.fail(*t->get("path"), "path must be a file or \"-\" (standard output)");
-	}
-	if (const toml::table *t = r.table(root, "tunnels")) {
-		r.check_keys(*t, {"splice"}, "[tunnels]");
-		c.tunnels.splice = r.boolean(*t, "splice").value_or(c.tunnels.splice);
-	}
-	if (const toml::table *t = r.table(root, "fw")) {
-		r.check_keys(*t, {"never_block", "blocks_per_minute", "block_ttl"}, "[fw]");
-		if (const toml::node *n = t->get("never_block")) {
-			if (!n->is_array())
-				r.fail(*n, "'never_block' must be an array of addresses or prefixes");
-			for (const toml::node &e : *n->as_array()) {
-				if (!e.is_string())
-					r.fail(e, "'never_block' must be an array of addresses or prefixes");
-				try {
-					c.fw.never_block.push_back(net::parse_cidr(*e.value<std::string>()));
-				} catch (const Error &err) {
-					r.fail(e, err.what());
-				}
-			}
-		}
-		if (auto n = r.integer(*t, "blocks_per_minute", 1, 1000000))
-			c.fw.blocks_per_minute = static_cast<unsigned>(*n);
-		if (auto d = r.duration(*t, "block_ttl")) {
-			if (d->count() < 1000)
-				r.fail(*t->get("block_ttl"), "'block_ttl' must be at least one second");
-			c.fw.block_ttl = std::chrono::duration_cast<std::chrono::seconds>(*d);
-		}
-	}
-	if (const toml::table *t = r.table(root, "tls")) {
-		r.check_keys(*t, {"mode", "passthrough_sni", "passthrough_dst", "upstream_ca"}, "[tls]");
-		if (auto m = r.string(*t, "mode")) {
-			auto mode = parse_tls_mode(*m);
-			if (!mode)
-				r.fail(*t->get("mode"), "mode must be \"intercept\", \"passthrough\" or \"off\"");
-			c.tls.mode = *mode;
-		}
-		auto strings = [&](const char *key, const char *what, auto add) {
-			const toml::node *n = t->get(key);
-			if (!n)
-				return;
-			if (!n->is_array())
-				r.fail(*n, std::string("'") + key + "' must be an array of " + what);
-			for (const toml::node &e : *n->as_array()) {
-				if (!e.is_string() || e.value<std::string>()->empty())
-					r.fail(e, std::string("'") + key + "' must be an array of " + what);
-				try {
-					add(*e.value<std::string>());
-				} catch (const Error &err) {
-					r.fail(e, err.what());
-				}
-			}
-		};
-		strings("passthrough_sni", "name globs", [&](const std::string &g) { c.tls.passthrough_sni.push_back(lower(g)); });
-		strings("passthrough_dst", "addresses or prefixes",
-			[&](const std::string &p) { c.tls.passthrough_dst.push_back(net::parse_cidr(p)); });
-		c.tls.upstream_ca = r.string(*t, "upstream_ca").value_or("");
-	}
-	if (const toml::table *t = r.table(root, "admin")) {
-		r.check_keys(*t, {"enabled", "listen", "reuse_port"}, "[admin]");
-		c.admin.enabled = r.boolean(*t, "enabled").value_or(true);
-		c.admin.reuse_port = r.boolean(*t, "reuse_port").value_or(false);
-		if (t->get("listen"))
-			c.admin.listen = r.required_endpoint(*t, "listen", "[admin]", true);
-	}
-
-	if (c.listeners.empty())
-		r.fail(root, "no listener: add a [[listener]] (or a tcp [[route]])");
-	std::set<std::string> addresses;
-	for (const Listener &l : c.listeners) {
-		if (!addresses.insert(l.address.text()).second)
-			throw usage_error("config", l.where + ": address " + l.address.text() + " is used twice");
-		if (l.mode == Mode::Reverse && c.routes.empty())
-			throw usage_error("config", l.where + ": a reverse listener needs at least one [[route]]");
-	}
-	if (c.admin.enabled && addresses.count(c.admin.listen.text()))
-		throw usage_error("config", source + ": the admin address " + c.admin.listen.text() +
-						    " is also a listener");
-	return c;
+	if (const toml::table *t = r.table(root, "timeouts"))
+		c.timeouts = read_timeouts(r, *t);
+	if (const toml::table *t = r.table(root, "limits"))
+		c.limits = read_limits(r, *t);
+	if (const toml::table *t = r.table(root, "script_limits"))
+		c.script_limits = read_script_limits(r, *t);
+	if (const toml::table *t = r.table(root, "vars"))
+		c.vars_json = read_vars(r, *t);
+	if (const toml::table *t = r.table(root, "headers"))
+		c.headers = read_headers(r, *t);
+	if (const toml::table *t = r.table(root, "access_log"))
+		c.access_log = read_access_log(r, *t);
+	if (const toml::table *t = r.table(root, "tunnels"))
+		c.tunnels = read_tunnels(r, *t);
+	if (const toml::table *t = r.table(root, "fw"))
+		c.fw = read_fw(r, *t);
+	if (const toml::table *t = r.table(root, "tls"))
+		c.tls = read_tls(r, *t);
+	if (const toml::table *t = r.table(root, "admin"))
+		c.admin = read_admin(r, *t);
+	b.check_listeners(root);
+	return std::move(b.c);
 }
 
 } // namespace

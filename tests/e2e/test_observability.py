@@ -2,7 +2,6 @@
 /metrics (Prometheus text) and /healthz, and the no-argument default (a
 forward proxy on 127.0.0.1:8080)."""
 import json
-import re
 import socket
 import subprocess
 
@@ -66,36 +65,16 @@ def test_access_log_on_stdout(sonic_run, origin):
     assert lines[0]["status"] == 200
 
 
-PROM_LINE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [-+0-9.eEinfNa]+( [0-9]+)?$')
-
-
-def metrics(port):
-    status, body = request(port, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n")
-    assert status == 200
-    values = {}
-    for line in body.decode().splitlines():
-        if not line or line.startswith("#"):
-            continue
-        assert PROM_LINE.match(line), "not Prometheus text: %r" % line
-        if "}" in line:
-            cut = line.index("}") + 1
-            name, value = line[:cut], line[cut:].split()[0]
-        else:
-            name, value = line.split()[:2]
-        values[name] = float(value)
-    return values
-
-
 def test_admin_metrics_and_healthz(sonic_run, origin):
     cfg = sonicconf.Config().reverse(origin.address).admin()
     p = sonic_run.config(cfg)
     status, body = request(cfg.admin_port, b"GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n")
     assert status == 200
-    before = metrics(cfg.admin_port)
+    before = proxyrun.metrics(cfg.admin_port)
     assert before, "empty /metrics"
     for i in range(25):
         assert request(p.port, b"GET /echo?%d HTTP/1.1\r\nHost: h\r\n\r\n" % i)[0] == 200
-    after = metrics(cfg.admin_port)
+    after = proxyrun.metrics(cfg.admin_port)
     grew = {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0) >= 25}
     assert grew, "no metric counted 25 requests: %s" % after
     # The admin listener is not the proxy: /metrics on the proxy port goes to the origin.

@@ -72,21 +72,6 @@ def get(port, path="/", headers=(), data=None, method=None, timeout=20):
     return status, hdrs, body
 
 
-def metrics(admin):
-    out = subprocess.run(["curl", "-sS", "-m", "10", "http://127.0.0.1:%d/metrics" % admin],
-                         capture_output=True, timeout=15, check=True)
-    return out.stdout.decode()
-
-
-def sample(text, name, **labels):
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all('%s="%s"' % (k, v) in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return None
-
-
 MODERN = r"""
 class Rule {
   constructor(name, re) { this.name = name; this.re = re; }
@@ -139,10 +124,10 @@ def test_modern_syntax_worker_blocks_answers_and_edits_the_origin_response(sonic
     status, hdrs, body = get(port, "/bytes?n=3000000")
     assert status == 200 and len(body) == 3000000 and hdrs["x-scripted"] == ["modern"]
 
-    text = metrics(admin)
-    assert sample(text, "sonic_script_invocations_total", script=script) == 4
-    assert sample(text, "sonic_script_failures_total", script=script, kind="throw") == 0
-    assert sample(text, "sonic_script_cpu_seconds_total", script=script) > 0
+    values = proxyrun.metrics(admin)
+    assert proxyrun.sample(values, "sonic_script_invocations_total", script=script) == 4
+    assert proxyrun.sample(values, "sonic_script_failures_total", script=script, kind="throw") == 0
+    assert proxyrun.sample(values, "sonic_script_cpu_seconds_total", script=script) > 0
     # Access log lines are written in batches, at most a quarter second late.
     deadline = time.monotonic() + 10
     while True:
@@ -209,9 +194,9 @@ export default {
     lines = [l for l in err.splitlines() if "500 for GET" in l]
     assert len(lines) == 1, err
     assert "TypeError: bad thing 0" in lines[0] and "throw.js:2" in err, err
-    text = metrics(admin)
-    assert sample(text, "sonic_script_failures_total", script=script, kind="throw") == 1
-    assert sample(text, "sonic_local_errors_total", cause="script_error") == 1
+    values = proxyrun.metrics(admin)
+    assert proxyrun.sample(values, "sonic_script_failures_total", script=script, kind="throw") == 1
+    assert proxyrun.sample(values, "sonic_local_errors_total", cause="script_error") == 1
 
 
 def test_an_endless_loop_is_cut_at_the_cpu_limit_without_stalling_others(sonic_run, origin, tmp_path):
@@ -240,9 +225,9 @@ addEventListener('fetch', function (event) {
             assert s == 200 and b == b"quick"
             # Four loops run before it at most, each cut at 100 ms.
             assert took < 3.0
-    text = metrics(admin)
-    assert sample(text, "sonic_script_failures_total", script=script, kind="timeout") == 4
-    assert sample(text, "sonic_local_errors_total", cause="script_limit") == 4
+    values = proxyrun.metrics(admin)
+    assert proxyrun.sample(values, "sonic_script_failures_total", script=script, kind="timeout") == 4
+    assert proxyrun.sample(values, "sonic_local_errors_total", cause="script_limit") == 4
 
 
 def test_a_script_that_exhausts_its_heap_gets_500_and_a_new_heap(sonic_run, origin, tmp_path):
@@ -260,7 +245,7 @@ addEventListener('fetch', function (event) {
     assert status == 500
     status, _, body = get(port, "/after")
     assert status == 200 and body == b"kept 0"  # a fresh heap
-    assert sample(metrics(admin), "sonic_script_failures_total", script=script, kind="heap") == 1
+    assert proxyrun.sample(proxyrun.metrics(admin), "sonic_script_failures_total", script=script, kind="heap") == 1
 
 
 def test_check_reports_syntax_errors_as_file_line_column(tmp_path):
@@ -303,7 +288,7 @@ def test_sighup_swaps_scripts_and_keeps_the_old_one_when_the_new_one_is_broken(s
         assert time.monotonic() < deadline, p.stderr()
         time.sleep(0.2)
     assert get(port, "/")[2] == b"v2"
-    assert sample(metrics(admin), "sonic_config_reload_errors_total") == 1
+    assert proxyrun.sample(proxyrun.metrics(admin), "sonic_config_reload_errors_total") == 1
 
 
 def test_fetch_reaches_other_origins_and_upstream_groups(sonic_run, origin, origin_factory, tmp_path):

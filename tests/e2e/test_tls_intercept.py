@@ -17,7 +17,6 @@ import socket
 import subprocess
 import textwrap
 import time
-import urllib.request
 
 import pytest
 
@@ -132,17 +131,6 @@ upstream = "app"
 """
 
 
-def metrics(proxy):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % proxy.admin, timeout=10) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            out[k] = int(float(v))
-    return out
-
-
 def curl_via(proxy, pki, url, *extra):
     return run(["curl", "-sS", "--max-time", "10", "-x", "http://127.0.0.1:%d" % proxy.port,
                 "--cacert", pki.sonic_ca, "-w", "\n%{http_code} %{http_version} %{ssl_verify_result}"] +
@@ -175,7 +163,7 @@ def test_forward_connect_is_intercepted_with_sonics_leaf(sonic_run, pki, tls_ori
     pem = out[out.index("-----BEGIN CERTIFICATE-----"):out.index("-----END CERTIFICATE-----") + 25]
     text = run(["openssl", "x509", "-noout", "-ext", "subjectAltName"], input=pem).stdout
     assert "DNS:localhost" in text and "DNS:alt.test" in text and "IP Address:127.0.0.1" in text, text
-    m = metrics(p)
+    m = proxyrun.metrics(p.admin)
     assert m['sonic_tls_connections_total{action="intercepted"}'] >= 2
     assert m['sonic_tls_upstream_handshakes_total{outcome="failed"}'] == 0
 
@@ -187,7 +175,7 @@ def test_keep_alive_requests_inside_one_intercepted_tunnel(sonic_run, pki, tls_o
              base + "/one", base + "/two", base + "/three"])
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["origin: sni=localhost path=/%s" % n for n in ("one", "two", "three")]
-    m = metrics(p)
+    m = proxyrun.metrics(p.admin)
     assert m['sonic_tls_connections_total{action="intercepted"}'] == 1
     assert m['sonic_http_requests_total{code="2xx"}'] == 4  # the CONNECT and three requests
     assert m['sonic_tls_upstream_handshakes_total{outcome="full"}'] == 1
@@ -196,7 +184,7 @@ def test_keep_alive_requests_inside_one_intercepted_tunnel(sonic_run, pki, tls_o
     r = run(["curl", "-sS", "--max-time", "10", "-x", "http://127.0.0.1:%d" % p.port, "--cacert", pki.sonic_ca,
              base + "/again"])
     assert r.stdout == "origin: sni=localhost path=/again\n", r.stderr
-    m = metrics(p)
+    m = proxyrun.metrics(p.admin)
     assert m['sonic_tls_upstream_handshakes_total{outcome="resumed"}'] == 1, m
     assert m['sonic_tls_upstream_handshakes_total{outcome="full"}'] == 1
 
@@ -212,7 +200,7 @@ def test_untrusted_origin_gets_502_with_the_reason(sonic_run, pki, tls_origin, t
     assert "not trusted" in body or "issuer" in body, body
     log = p.stderr()
     assert "upstream_tls in tls handshake with localhost" in log, log
-    m = metrics(p)
+    m = proxyrun.metrics(p.admin)
     assert m['sonic_local_errors_total{cause="upstream_tls"}'] == 1
     assert m['sonic_tls_upstream_handshakes_total{outcome="failed"}'] == 1
 
@@ -226,7 +214,7 @@ def test_passthrough_by_sni_shows_the_origins_own_certificate(sonic_run, pki, tl
     issuers = re.findall(r"i:(.*)", out)
     assert issuers and "sonic test origin CA" in issuers[0], out
     assert "origin: sni=localhost path=/pass" in out
-    m = metrics(p)
+    m = proxyrun.metrics(p.admin)
     assert m['sonic_tls_connections_total{action="passthrough"}'] == 1
     assert m['sonic_tls_connections_total{action="intercepted"}'] == 0
     moved = sum(v for k, v in m.items() if k.startswith("sonic_tunnel_bytes_total"))
@@ -314,7 +302,7 @@ def test_reverse_groups_reach_https_origins(sonic_run, pki, tls_origin, tmp_path
     r = run(["curl", "-sS", "--max-time", "10", "--cacert", pki.sonic_ca, "--resolve",
              "app.test:%d:127.0.0.1" % p.port, "https://app.test:%d/again" % p.port])
     assert r.stdout.strip() == "origin: sni= path=/again", r.stdout
-    m = metrics(p)
+    m = proxyrun.metrics(p.admin)
     assert m['sonic_tls_upstream_handshakes_total{outcome="full"}'] == 2, m
     assert m['sonic_tls_upstream_handshakes_total{outcome="failed"}'] == 0
 
@@ -357,7 +345,7 @@ def test_a_client_that_rejects_sonics_ca_is_logged_once(sonic_run, pki, tmp_path
         log = p.stderr()
         assert log.count("rejected sonic's certificate for 'app.test'") == 1, log
         assert "sonic ca trust" in log
-        assert metrics(p)['sonic_tls_failures_total{reason="handshake"}'] == 3
+        assert proxyrun.metrics(p.admin)['sonic_tls_failures_total{reason="handshake"}'] == 3
     finally:
         o.stop()
 
@@ -378,7 +366,7 @@ def test_slow_and_oversized_hellos_are_closed_and_counted(sonic_run, pki, tmp_pa
         s.sendall(b"\x16\x03\x01\x40\x00\x01\x01\x00\x00" + b"\x00" * 100)
         assert s.recv(100) == b""
         s.close()
-        m = metrics(p)
+        m = proxyrun.metrics(p.admin)
         assert m['sonic_tls_failures_total{reason="slow_hello"}'] == 1
         assert m['sonic_tls_failures_total{reason="bad_hello"}'] == 1
     finally:
@@ -396,7 +384,7 @@ def test_connect_tunnel_without_tls_passes_through(sonic_run, pki, echo_target, 
         got += s.recv(100)
     assert got == b"SSH-2.0-not-tls\r\n"
     s.close()
-    m = metrics(p)
+    m = proxyrun.metrics(p.admin)
     assert m['sonic_tls_connections_total{action="intercepted"}'] == 0
     assert m['sonic_tunnels_total{kind="connect"}'] == 1
 
@@ -414,7 +402,7 @@ def test_clients_resume_with_session_tickets(sonic_run, pki, tmp_path):
         again = served_cert(base + ["-sess_in", sess], stdin=req)
         assert "Reused" in again, again
         assert "hello from nginx" in again
-        assert metrics(p)["sonic_tls_resumed_total"] == 1
+        assert proxyrun.metrics(p.admin)["sonic_tls_resumed_total"] == 1
     finally:
         o.stop()
 
@@ -433,7 +421,7 @@ def test_old_versions_and_garbage_are_refused(sonic_run, pki, tmp_path):
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert s.recv(100) == b""
         s.close()
-        m = metrics(p)
+        m = proxyrun.metrics(p.admin)
         assert m['sonic_tls_failures_total{reason="old_version"}'] == 2
         assert m['sonic_tls_failures_total{reason="bad_hello"}'] == 1
         r = run(["curl", "-sS", "--max-time", "10", "--cacert", pki.sonic_ca, "--resolve",
@@ -589,7 +577,7 @@ def test_upgrade_inside_intercepted_tls_to_a_tls_origin(sonic_run, pki, tmp_path
         echo_upgraded(t, upgrade_request(t))
         assert o.events_of("upgraded")
         assert not o.events_of("tls_failed")
-        m = metrics(p)
+        m = proxyrun.metrics(p.admin)
         assert m['sonic_tunnels_total{kind="upgrade"}'] == 1, m
         assert m['sonic_tls_upstream_handshakes_total{outcome="full"}'] == 1
         assert m['sonic_tunnel_bytes_total{direction="upstream",path="copied"}'] >= 1 << 20, m
@@ -609,7 +597,7 @@ def test_upgrade_at_a_tls_listener_to_a_plain_origin(sonic_run, pki, tmp_path):
         t = ssl.create_default_context(cafile=pki.sonic_ca).wrap_socket(s, server_hostname="localhost")
         echo_upgraded(t, upgrade_request(t))
         assert o.events_of("upgraded")
-        assert metrics(p)['sonic_tunnels_total{kind="upgrade"}'] == 1
+        assert proxyrun.metrics(p.admin)['sonic_tunnels_total{kind="upgrade"}'] == 1
     finally:
         o.stop()
 
@@ -790,7 +778,7 @@ def test_a_burst_of_handshakes_for_new_names_does_not_stall_open_connections(son
             print("round %d: worst wait minting %s ms, cached %s ms (medians %s / %s ms, %d / %d requests)" % (
                 i, ms(minting[i][-1]), ms(cached[i][-1]), ms(minting[i][len(minting[i]) // 2]),
                 ms(cached[i][len(cached[i]) // 2]), len(minting[i]), len(cached[i])))
-        m = metrics(p)
+        m = proxyrun.metrics(p.admin)
         assert m['sonic_tls_certificates_total{lookup="miss"}'] >= 600
         assert m['sonic_tls_certificates_total{lookup="hit"}'] >= 600
         # The bursts queued: handshake steps waited their turn behind the probe's I/O.

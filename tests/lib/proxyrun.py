@@ -4,8 +4,10 @@ A Proxy starts sonic on free loopback ports, waits until its listener
 accepts, keeps its stdout and stderr in files, and is always killed on
 stop(), also when the test failed.
 """
+import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -123,6 +125,47 @@ class Proxy:
 
     def __repr__(self):
         return "Proxy(pid=%s, args=%r)" % (self.proc.pid if self.proc else None, self.args)
+
+
+# A sample line of Prometheus' text format: NAME[{LABELS}] VALUE [TIMESTAMP].
+PROM_LINE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [-+0-9.eEinfNa]+( [0-9]+)?$')
+
+
+def metrics(admin_port, timeout=10):
+    """sonic's /metrics, scraped from the admin listener on ADMIN_PORT: each
+    series as written (NAME or NAME{LABELS}) to its value. Fails on a status
+    other than 200 and on a line that is not Prometheus text."""
+    conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=timeout)
+    try:
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        status, body = response.status, response.read()
+    finally:
+        conn.close()
+    assert status == 200, "/metrics answered %d" % status
+    values = {}
+    for line in body.decode().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        assert PROM_LINE.match(line), "not Prometheus text: %r" % line
+        if "}" in line:
+            cut = line.index("}") + 1
+            series, value = line[:cut], line[cut:].split()[0]
+        else:
+            series, value = line.split()[:2]
+        values[series] = float(value)
+    return values
+
+
+def sample(values, name, **labels):
+    """The value of the first series of NAME in VALUES (from metrics()) that
+    carries LABELS, or None."""
+    for series, value in values.items():
+        if series != name and not series.startswith(name + "{"):
+            continue
+        if all('%s="%s"' % (k, v) in series for k, v in labels.items()):
+            return value
+    return None
 
 
 def json_lines(text):
