@@ -7,10 +7,19 @@ in front of the same nginx origin) and each attack:
   slowloris  slowhttptest -H: connections that send a header line every
              10 s and never end their head
   slowbody   slowhttptest -B: POSTs whose body comes a few bytes every 10 s
-  control    slowhttptest -B aimed at a socket that listens and never
+  sink       slowhttptest -B aimed at a socket that listens and never
              accepts, not at the proxy: the kernel holds its connections.
              What the attacker itself costs the normal client (it shares
-             the client's CPU), with no work for the proxy; not a target row
+             the client's CPU), with no work for the proxy; a control
+  reader     slowhttptest -B aimed at a second sonic on the proxy's CPU at
+             idle priority (SCHED_IDLE), which the normal client never
+             uses: what delivering the attack's bytes to any process costs
+             the normal client (the attacker's sends, the kernel's receive
+             path and wakeups, the reads), with no work for the measured
+             proxy and no claim on its CPU; a control. slowhttptest sends
+             every connection's next piece in one burst (3000 sends within
+             ~200 ms every 10 s), so this cost lands on the requests of
+             those 200 ms: about 2% of a row, enough to move its p99
 the attack first ramps up to --connections at --rate per second, then wrk
 measures the normal client for --seconds while the attack holds them.
 Rows are interleaved run by run; "vs none" is the row's p99 over the same
@@ -45,8 +54,8 @@ from benchlib import (established_to, failed_mark, free_port, nginx_conf, origin
 
 PROXY_CPU = "0"
 LOAD_CPU = "1"
-ATTACKS = {"none": None, "slowloris": "-H", "slowbody": "-B", "control": "-B"}
-CONTROL = "control"  # the attack that goes to the sink, not to the proxy
+ATTACKS = {"none": None, "slowloris": "-H", "slowbody": "-B", "sink": "-B", "reader": "-B"}
+CONTROLS = ("sink", "reader")  # attacks aimed elsewhere than the measured proxy
 TARGET = 2.0  # p99 under attack over p99 without, at most
 
 
@@ -104,12 +113,13 @@ class SlowBench:
             self.ports["nginx"] = free_port()
             conf = nginx_conf(os.path.join(self.tmp, "nginx"), proxy_block(self.ports["nginx"], self.ports["origin"]))
             self.spawn("nginx", ["nginx", "-c", conf], PROXY_CPU, self.ports["nginx"])
-        if "sonic" in proxies:
-            self.ports["sonic"] = free_port()
-            self.spawn("sonic", [self.args.sonic, "run", "--mode", "reverse", "--listen",
-                                 "127.0.0.1:%d" % self.ports["sonic"], "--upstream",
-                                 "127.0.0.1:%d" % self.ports["origin"], "--workers", "1"],
-                       PROXY_CPU, self.ports["sonic"])
+        for name in ["sonic"] * ("sonic" in proxies) + ["reader"]:
+            self.ports[name] = free_port()
+            idle = ["chrt", "--idle", "0"] if name == "reader" else []
+            self.spawn(name, idle + [self.args.sonic, "run", "--mode", "reverse", "--listen",
+                                     "127.0.0.1:%d" % self.ports[name], "--upstream",
+                                     "127.0.0.1:%d" % self.ports["origin"], "--workers", "1"],
+                       PROXY_CPU, self.ports[name])
 
     def settle(self, port, budget=90):
         """Waits until the proxy holds no connection from an earlier row
@@ -122,7 +132,8 @@ class SlowBench:
         port = self.ports[proxy]
         self.settle(port)
         url = "http://127.0.0.1:%d/" % port
-        target = "http://127.0.0.1:%d/" % self.sink.getsockname()[1] if attack == CONTROL else url
+        target = {"sink": "http://127.0.0.1:%d/" % self.sink.getsockname()[1],
+                  "reader": "http://127.0.0.1:%d/" % self.ports.get("reader", 0)}.get(attack, url)
         name = "attack"
         if ATTACKS[attack]:
             ramp = self.args.connections / self.args.rate + 3
@@ -136,8 +147,10 @@ class SlowBench:
             result.held = established_to(port)
         finally:
             self.stop(name)
-            if attack == CONTROL:
+            if attack == "sink":
                 self.empty_sink()
+            if attack == "reader":
+                self.settle(self.ports["reader"])
         return result
 
     def main(self):
@@ -184,7 +197,7 @@ class SlowBench:
                     continue
                 ratio = statistics.median(ratios[(proxy, attack)]) if ratios.get((proxy, attack)) else None
                 bad = failed_mark(runs)
-                verdict = bad or ("" if ratio is None else "(control)" if attack == CONTROL
+                verdict = bad or ("" if ratio is None else "(control)" if attack in CONTROLS
                                   else "ok" if ratio <= TARGET else "over %.0fx" % TARGET)
                 print("%-6s %-10s %9.0f %9.2f %9.2f %8.0f %9d %9s  %s"
                       % (proxy, attack, statistics.median(r.rps for r in runs),
@@ -206,7 +219,7 @@ def main():
     ap.add_argument("--only", default="sonic,nginx")
     ap.add_argument("--sonic", default=os.environ.get("SONIC_BIN", os.path.join(TOP, "build", "sonic")))
     args = ap.parse_args()
-    for tool in ("wrk", "nginx", "slowhttptest", "taskset"):
+    for tool in ("wrk", "nginx", "slowhttptest", "taskset", "chrt"):
         if not shutil.which(tool):
             sys.exit("missing %s: run packaging/install-deps" % tool)
     b = SlowBench(args)

@@ -38,10 +38,7 @@ def test_upstream_refused_is_502(sonic_run):
 
 def local_errors(admin_port):
     """sonic_local_errors_total per cause, from the admin listener's /metrics."""
-    status, body = status_of(admin_port, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n")
-    assert status == 200
-    return {m.group(1): float(m.group(2)) for m in
-            re.finditer(r'^sonic_local_errors_total\{cause="([a-z_]+)"\} (\S+)$', body.decode(), re.M)}
+    return proxyrun.sum_by(proxyrun.metrics(admin_port), "sonic_local_errors_total", "cause")
 
 
 def test_a_502_from_a_dead_upstream_is_logged_once_and_counted(sonic_run):

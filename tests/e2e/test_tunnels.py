@@ -6,13 +6,11 @@ spliced by the kernel (early bytes, half-close, idle timeout, /metrics), and
 upstream connections to carry the steering bypass mark."""
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
 import threading
 import time
-import urllib.request
 import uuid
 
 import pytest
@@ -115,18 +113,11 @@ def splice_stats(bpffs):
 
 
 def tunnel_bytes(admin_port):
-    """sonic_tunnel_bytes_total of /metrics, summed by path."""
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin_port, timeout=20) as r:
-        text = r.read().decode()
+    """sonic_tunnel_bytes_total of /metrics, summed by path, and sonic_tunnels_active."""
+    values = proxyrun.metrics(admin_port, timeout=20)
     paths = {"spliced": 0, "copied": 0}
-    active = None
-    for line in text.splitlines():
-        m = re.match(r'sonic_tunnel_bytes_total\{direction="\w+",path="(\w+)"\} (\d+)$', line)
-        if m:
-            paths[m.group(1)] += int(m.group(2))
-        elif line.startswith("sonic_tunnels_active "):
-            active = int(line.split()[1])
-    return paths, active
+    paths.update(proxyrun.sum_by(values, "sonic_tunnel_bytes_total", "path"))
+    return paths, values.get("sonic_tunnels_active")
 
 
 def own_bpffs():

@@ -4,10 +4,8 @@ connections of the same cgroup (root). Real processes in a real cgroup: the
 test origin, sonic run, and curl as the client."""
 import hashlib
 import os
-import re
 import signal
 import subprocess
-import urllib.request
 
 import pytest
 
@@ -131,13 +129,9 @@ def test_scope_all_accelerates_every_local_connection_again(sonic, cgroup, runni
 
 def tunnel_bytes(admin_port):
     """sonic_tunnel_bytes_total of /metrics, summed by path."""
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin_port, timeout=20) as r:
-        text = r.read().decode()
+    values = proxyrun.metrics(admin_port, timeout=20)
     paths = {"spliced": 0, "copied": 0}
-    for line in text.splitlines():
-        m = re.match(r'sonic_tunnel_bytes_total\{direction="\w+",path="(\w+)"\} (\d+)$', line)
-        if m:
-            paths[m.group(1)] += int(m.group(2))
+    paths.update(proxyrun.sum_by(values, "sonic_tunnel_bytes_total", "path"))
     return paths
 
 

@@ -157,6 +157,20 @@ def metrics(admin_port, timeout=10):
     return values
 
 
+def sum_by(values, name, label):
+    """NAME's series in VALUES (from metrics()) summed by the value of their
+    LABEL: {label value: sum}."""
+    sums = {}
+    pattern = re.compile(r'%s="([^"]*)"' % re.escape(label))
+    for series, value in values.items():
+        if not series.startswith(name + "{"):
+            continue
+        m = pattern.search(series)
+        if m:
+            sums[m.group(1)] = sums.get(m.group(1), 0) + value
+    return sums
+
+
 def sample(values, name, **labels):
     """The value of the first series of NAME in VALUES (from metrics()) that
     carries LABELS, or None."""
