@@ -13,7 +13,7 @@ import sonicconf
 import sonictest
 from conftest import connect
 from origin import read_response
-from test_observability import metrics
+from proxyrun import metrics  # noqa: E402
 
 GET = b"GET /echo HTTP/1.1\r\nHost: h\r\n\r\n"
 

@@ -10,7 +10,7 @@ import time
 import sonicconf
 from conftest import connect
 from origin import read_response
-from test_observability import metrics
+from proxyrun import metrics  # noqa: E402
 
 
 class Slowloris:
